@@ -1,0 +1,82 @@
+import path from "node:path";
+import { z } from "zod";
+
+/**
+ * Configuration is read once, from the environment, at boot. Every variable is listed in
+ * `.env.example` with its default. A wrong value stops the process with one line naming it.
+ */
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PUBLIC_URL: url(["http:", "https:"]).optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  DATABASE_URL: url(["postgres:", "postgresql:"]).optional(),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
+  REDIS_URL: url(["redis:", "rediss:"]).optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, "must look like 100kb or 1mb").default("1mb"),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SEED_DEMO: bool.optional(),
+  OUTBOX_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+});
+
+export type RawConfig = z.infer<typeof schema>;
+
+export interface Config extends Omit<RawConfig, "SEED_DEMO" | "PUBLIC_URL"> {
+  /** The issuer and base of every absolute URL the hub hands out. */
+  PUBLIC_URL: string;
+  /** Embedded mode: PGlite under DATA_DIR and the in-process queue. */
+  embedded: boolean;
+  SEED_DEMO: boolean;
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`${variable} ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are treated as unset, as docker-compose and shells hand them over.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "environment");
+    const got = cleaned[variable];
+    throw new ConfigError(variable, `${issue.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`);
+  }
+  const raw = parsed.data;
+  const embedded = raw.DATABASE_URL === undefined;
+  if (raw.REDIS_URL !== undefined && embedded) {
+    throw new ConfigError("REDIS_URL", "is set without DATABASE_URL: the embedded database serves one process only, so a shared queue cannot help");
+  }
+  const host = raw.HOST === "0.0.0.0" || raw.HOST === "::" ? "localhost" : raw.HOST;
+  return {
+    ...raw,
+    PUBLIC_URL: (raw.PUBLIC_URL ?? `http://${host}:${raw.PORT}`).replace(/\/+$/, ""),
+    embedded,
+    SEED_DEMO: raw.SEED_DEMO ?? embedded,
+    dataDir: path.resolve(raw.DATA_DIR),
+  };
+}

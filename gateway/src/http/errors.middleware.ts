@@ -1,0 +1,54 @@
+import type { ErrorRequestHandler, RequestHandler } from "express";
+import type { Logger } from "../infra/logger.ts";
+import { isRetryableDbError, pgErrorCode } from "../infra/db.ts";
+import { AppError, httpErrors } from "./problem.ts";
+
+/** What a thrown thing means to the client. Anything unknown is our fault: a 500 without details. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const e = err as { type?: string; status?: number; statusCode?: number } | null;
+  // body-parser's errors carry a type; they are the client's mistakes.
+  switch (e?.type) {
+    case "entity.parse.failed":
+      return httpErrors.make("malformed-json", "The body could not be parsed as JSON.");
+    case "entity.too.large":
+      return httpErrors.make("payload-too-large", "The body exceeds the size this endpoint accepts.");
+    case "charset.unsupported":
+    case "encoding.unsupported":
+      return httpErrors.make("unsupported-media-type", "Send UTF-8 encoded JSON.");
+    case "request.aborted":
+      return httpErrors.make("malformed-json", "The request body was cut short.");
+  }
+  if (isRetryableDbError(err)) {
+    return httpErrors.make("concurrency-conflict", "Another request changed the same data at the same moment. Retry it.", {}, { "Retry-After": "1" });
+  }
+  if (pgErrorCode(err) === "23505") {
+    return httpErrors.make("conflict", "This object already exists.");
+  }
+  return httpErrors.make("internal", "Something went wrong on our side. The request id identifies it in our logs.");
+}
+
+export function notFound(): RequestHandler {
+  return (req) => {
+    throw httpErrors.make("not-found", `No route for ${req.method} ${req.path}.`);
+  };
+}
+
+export function problemHandler(baseLog: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const appErr = toAppError(err);
+    const log = (res.locals.log as Logger | undefined) ?? baseLog;
+    if (appErr.status >= 500) log.error({ err, code: appErr.code }, "request failed");
+    else log.info({ code: appErr.code, status: appErr.status }, "request refused");
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const requestId = res.locals.requestId as string | undefined;
+    for (const [k, v] of Object.entries(appErr.headers)) res.setHeader(k, v);
+    res
+      .status(appErr.status)
+      .type("application/problem+json")
+      .send(JSON.stringify({ ...appErr.toProblem(requestId), instance: req.originalUrl.split("?")[0] }));
+  };
+}

@@ -1,0 +1,203 @@
+import express, { Router, type Request, type RequestHandler, type Response } from "express";
+import type { Logger } from "../infra/logger.ts";
+import { AppError, httpErrors, validationError, type FieldError } from "./problem.ts";
+import { compileOperations, fieldErrors, toExpressPath, type Operation, type Spec } from "./openapi.ts";
+
+/** Who is calling: set by the authenticator from a verified access token. */
+export interface Principal {
+  /** `partner` tokens act for one partner; `admin` tokens are the operator's staff. */
+  audience: "partner" | "admin";
+  clientId: string;
+  partnerId: string | null;
+  scopes: ReadonlySet<string>;
+  tokenId: string;
+}
+
+export interface HandlerContext {
+  req: Request;
+  res: Response;
+  op: Operation;
+  params: Record<string, unknown>;
+  query: Record<string, unknown>;
+  headers: Record<string, string | undefined>;
+  body: unknown;
+  /** Present on every operation that declares security; the router has checked its scopes. */
+  principal: Principal;
+  requestId: string;
+  log: Logger;
+}
+
+export interface HandlerResult {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Non-JSON answers (CSV, PDF): sent as they are. */
+  raw?: { contentType: string; data: string | Buffer };
+}
+
+export type Handler = (ctx: HandlerContext) => Promise<HandlerResult>;
+export type Handlers = Record<string, Handler>;
+
+/** Verifies the caller against one of the operation's security schemes; throws a 401 AppError. */
+export type Authenticate = (req: Request, schemes: string[]) => Promise<Principal>;
+
+export interface RouterOptions {
+  spec: Spec;
+  handlers: Handlers;
+  authenticate: Authenticate;
+  validateResponses: boolean;
+  log: Logger;
+  /** Largest JSON body accepted (bank files have their own, larger limit). */
+  bodyLimit?: string;
+}
+
+function mediaType(req: Request): string | undefined {
+  return req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+}
+
+function hasBody(req: Request): boolean {
+  const len = req.headers["content-length"];
+  return (len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined;
+}
+
+/** Enforces the scopes the contract declares: exactly those, no more, no fewer. */
+export function authorize(op: Operation, principal: Principal, scheme: string): void {
+  const alternatives = op.security.filter((alt) => scheme in alt);
+  const ok = alternatives.some((alt) => Object.values(alt).every((scopes) => scopes.every((s) => principal.scopes.has(s))));
+  if (!ok) {
+    const needed = alternatives.map((alt) => Object.values(alt).flat().join(" ")).join(" | ");
+    throw httpErrors.make("insufficient-scope", `This operation needs the scope ${needed}.`, { required_scopes: needed.split(" ") }, {
+      "WWW-Authenticate": `Bearer error="insufficient_scope", scope="${needed}"`,
+    });
+  }
+}
+
+/**
+ * Builds the API from the contract: every operation of `openapi/openapi.yaml` is mounted at its
+ * path with its handler (looked up by operationId), its declared security and scopes enforced, and
+ * its parameters and body validated. Nothing reaches a handler that the contract does not admit.
+ */
+export function createApiRouter(opts: RouterOptions): { router: Router; operations: Operation[] } {
+  const operations = compileOperations(opts.spec);
+  const missing = operations.filter((op) => !opts.handlers[op.operationId]).map((op) => op.operationId);
+  if (missing.length > 0) throw new Error(`No handler for operations: ${missing.join(", ")}`);
+  const router = Router();
+  const parsers = [
+    express.json({ limit: opts.bodyLimit ?? "1mb", type: ["application/json", "application/*+json"] }),
+    express.urlencoded({ extended: false, limit: "64kb", type: "application/x-www-form-urlencoded" }),
+    express.text({ limit: "200mb", type: ["text/csv", "application/x-ndjson"] }),
+  ];
+
+  for (const op of operations) {
+    const handler = opts.handlers[op.operationId]!;
+    // 1. Who is calling — before the body is even read: an anonymous caller learns nothing.
+    const authenticateStep: RequestHandler = async (req, res, next) => {
+      if (op.security.length > 0) {
+        const schemes = [...new Set(op.security.flatMap((alt) => Object.keys(alt)))];
+        const principal = await opts.authenticate(req, schemes);
+        const scheme = principal.audience === "admin" ? "admin" : "partner";
+        if (!schemes.includes(scheme)) {
+          throw httpErrors.make("forbidden", `A ${principal.audience} token cannot call this operation.`);
+        }
+        authorize(op, principal, scheme);
+        res.locals.principal = principal;
+      }
+      next();
+    };
+    router[op.method](toExpressPath(op.path), authenticateStep, ...parsers, async (req: Request, res: Response) => {
+      const requestId = res.locals.requestId as string;
+      const log = (res.locals.log as Logger | undefined) ?? opts.log;
+      const principal = res.locals.principal as Principal | undefined;
+
+      // 2. What was sent.
+      const type = mediaType(req);
+      if (op.requestContentTypes.length > 0 && hasBody(req) && (!type || !op.requestContentTypes.includes(type))) {
+        throw httpErrors.make("unsupported-media-type", `Send ${op.requestContentTypes.join(" or ")}.`, {
+          accepted: op.requestContentTypes,
+        });
+      }
+      const errors: FieldError[] = [];
+      const params = { ...req.params } as Record<string, unknown>;
+      if (op.validateParams && !op.validateParams(params)) errors.push(...fieldErrors("path", op.validateParams.errors));
+      const query = { ...(req.query as Record<string, unknown>) };
+      if (op.validateQuery && !op.validateQuery(query)) errors.push(...fieldErrors("query", op.validateQuery.errors));
+      const headers: Record<string, string | undefined> = {};
+      for (const name of op.headerNames) {
+        const v = req.headers[name];
+        if (typeof v === "string") headers[name] = v;
+      }
+      if (op.validateHeaders && !op.validateHeaders(headers)) errors.push(...fieldErrors("header", op.validateHeaders.errors));
+      let body: unknown = undefined;
+      if (op.requestContentTypes.length > 0) {
+        const present = hasBody(req) && req.body !== undefined;
+        if (!present && op.bodyRequired) {
+          errors.push({ field: "body", reason: "is required" });
+        } else if (present) {
+          body = req.body;
+          const validate = op.validateBody?.[type ?? ""];
+          if (validate && !validate(body)) errors.push(...fieldErrors("body", validate.errors));
+        }
+      }
+      if (errors.length > 0) throw validationError(errors);
+
+      // 3. Do it.
+      const result = await handler({
+        req,
+        res,
+        op,
+        params,
+        query,
+        headers,
+        body,
+        principal: principal as Principal,
+        requestId,
+        log,
+      });
+
+      // 4. Answer, holding ourselves to the contract outside production.
+      if (res.headersSent) return;
+      for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+      if (result.raw) {
+        res.status(result.status).type(result.raw.contentType).send(result.raw.data);
+        return;
+      }
+      if (opts.validateResponses) checkResponse(op, result, log);
+      if (result.body === undefined) res.status(result.status).end();
+      else res.status(result.status).json(result.body);
+    });
+  }
+
+  // A known path with a method the contract does not list: 405 with Allow.
+  const allowed = new Map<string, Set<string>>();
+  for (const op of operations) {
+    const key = toExpressPath(op.path);
+    const set = allowed.get(key) ?? new Set<string>();
+    set.add(op.method.toUpperCase());
+    if (op.method === "get") set.add("HEAD");
+    allowed.set(key, set);
+  }
+  for (const [p, methods] of allowed) {
+    router.all(p, (_req, res) => {
+      res.setHeader("Allow", [...methods].join(", "));
+      throw httpErrors.make("method-not-allowed", `Allowed: ${[...methods].join(", ")}.`);
+    });
+  }
+  return { router, operations };
+}
+
+function checkResponse(op: Operation, result: HandlerResult, log: Logger): void {
+  const byType = op.responses.get(String(result.status)) ?? op.responses.get(`${String(result.status)[0]}XX`) ?? op.responses.get("default");
+  const fail = (why: string) => {
+    log.error({ operationId: op.operationId, status: result.status, why }, "response does not match the contract");
+    throw new AppError(500, "response-validation-failed", "The response broke the API contract", `${op.operationId} ${result.status}: ${why}`);
+  };
+  if (!byType) return fail(`status ${result.status} is not declared`);
+  const validate = byType["application/json"] ?? byType["application/problem+json"];
+  if (result.body === undefined) {
+    if (Object.keys(byType).length > 0) fail("a body is declared but none was sent");
+    return;
+  }
+  if (validate && !validate(JSON.parse(JSON.stringify(result.body)))) {
+    fail(fieldErrors("body", validate.errors).map((e) => `${e.field} ${e.reason}`).join("; "));
+  }
+}

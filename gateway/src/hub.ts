@@ -1,0 +1,94 @@
+import express, { type Express } from "express";
+import swaggerUi from "swagger-ui-express";
+import type { Config } from "./config/config.ts";
+import type { Db } from "./infra/db.ts";
+import type { Logger } from "./infra/logger.ts";
+import type { Clock } from "./infra/clock.ts";
+import type { JobQueue } from "./infra/queue/queue.types.ts";
+import { createOutboxRelay, type OutboxRelay } from "./infra/outbox/outbox.ts";
+import { loadSpec, type Operation, type Spec } from "./http/openapi.ts";
+import { createApiRouter, type Authenticate, type Handlers } from "./http/router.ts";
+import { notFound, problemHandler } from "./http/errors.middleware.ts";
+import { requestContext } from "./http/request-context.middleware.ts";
+import { httpErrors } from "./http/problem.ts";
+import { healthRoutes } from "./health/health.routes.ts";
+import { registerSystemJobs } from "./system/system.jobs.ts";
+
+export interface HubDeps {
+  config: Config;
+  db: Db;
+  queue: JobQueue;
+  log: Logger;
+  clock: Clock;
+}
+
+export interface Hub {
+  app: Express;
+  spec: Spec;
+  operations: Operation[];
+  relay: OutboxRelay;
+  /** Consume the queues and relay the outbox in this process (the worker role). */
+  startWorkers(): void;
+  stopWorkers(): Promise<void>;
+}
+
+/**
+ * Assembles the hub from its features. The same assembly serves the embedded single process, the
+ * API role and the worker role; only which parts are started differs (see main.ts).
+ */
+export function createHub(deps: HubDeps): Hub {
+  const { config, log } = deps;
+  const spec = loadSpec();
+
+  const authenticate: Authenticate = async () => {
+    throw httpErrors.make("unauthorized", "Send an access token: Authorization: Bearer <token>.");
+  };
+
+  const handlers: Handlers = {
+    ...healthRoutes(deps),
+  };
+
+  const { router, operations } = createApiRouter({
+    spec,
+    handlers,
+    authenticate,
+    validateResponses: config.NODE_ENV !== "production",
+    log,
+    bodyLimit: config.BODY_LIMIT,
+  });
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+  app.set("query parser", "extended");
+  app.use(...requestContext(log));
+  app.use((_req, res, next) => {
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.setHeader("Referrer-Policy", "no-referrer");
+    next();
+  });
+
+  app.get("/openapi.json", (_req, res) => {
+    res.json(spec);
+  });
+  app.use("/docs", swaggerUi.serveFiles(spec, { swaggerOptions: { persistAuthorization: true } }), swaggerUi.setup(spec, { customSiteTitle: "Coalition Loyalty Hub API" }));
+  app.use(router);
+  app.use(notFound());
+  app.use(problemHandler(log));
+
+  const relay = createOutboxRelay({ db: deps.db, queue: deps.queue, log, pollMs: config.OUTBOX_POLL_MS });
+
+  return {
+    app,
+    spec,
+    operations,
+    relay,
+    startWorkers() {
+      registerSystemJobs(deps);
+      relay.start();
+    },
+    async stopWorkers() {
+      await relay.stop();
+    },
+  };
+}

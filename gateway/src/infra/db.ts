@@ -1,0 +1,70 @@
+import fs from "node:fs";
+import path from "node:path";
+import knexFactory, { type Knex } from "knex";
+import pg from "pg";
+import { PGlite } from "@electric-sql/pglite";
+import ClientPGLite from "knex-pglite";
+
+export type Db = Knex;
+export type Trx = Knex.Transaction;
+/** Data access functions take an optional transaction last; the service owns its boundary. */
+export type DbOrTrx = Knex | Knex.Transaction;
+
+const INT8 = 20;
+const DATE = 1082;
+// Both drivers answer alike: int8 as bigint (exact, never a float), a DATE as its 'YYYY-MM-DD' text.
+pg.types.setTypeParser(INT8, (v: string) => BigInt(v));
+pg.types.setTypeParser(DATE, (v: string) => v);
+
+export interface DbOptions {
+  /** postgres:// URL; absent means the embedded PGlite. */
+  url?: string;
+  /** Where PGlite keeps its files; absent with no url means in memory. */
+  dataDir?: string;
+  /** A PGlite data directory dump to start from (tests start from a migrated template). */
+  loadDataDir?: Blob;
+  poolMax?: number;
+}
+
+export async function createDb(opts: DbOptions): Promise<Db> {
+  if (opts.url) {
+    return knexFactory({
+      client: "pg",
+      connection: { connectionString: opts.url, application_name: "loyalty-hub" },
+      pool: { min: 0, max: opts.poolMax ?? 20 },
+      acquireConnectionTimeout: 10_000,
+    });
+  }
+  if (opts.dataDir) fs.mkdirSync(path.dirname(opts.dataDir), { recursive: true });
+  const pglite = await PGlite.create({
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
+    parsers: { [DATE]: (v: string) => v },
+  });
+  const db = knexFactory({ client: ClientPGLite as unknown as typeof knexFactory.Client, connection: () => ({ pglite }) } as Knex.Config);
+  embedded.set(db, pglite);
+  return db;
+}
+
+const embedded = new WeakMap<Db, PGlite>();
+
+/** The PGlite instance behind an embedded Db (for dumps); undefined on a PostgreSQL server. */
+export function pgliteOf(db: Db): PGlite | undefined {
+  return embedded.get(db);
+}
+
+/** True when the error is PostgreSQL telling us to retry the whole transaction. */
+export function isRetryableDbError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === "40001" || code === "40P01";
+}
+
+export function pgErrorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+export function pgConstraint(err: unknown): string | undefined {
+  const c = (err as { constraint?: unknown } | null)?.constraint;
+  return typeof c === "string" ? c : undefined;
+}

@@ -1,0 +1,41 @@
+/**
+ * One typed map from queue name to job payload, so enqueueing is type-checked. A feature that adds
+ * a queue adds its line here; the outbox and both queue implementations take it from this map.
+ */
+export interface QueueJobs {
+  /** Proves the outbox → queue → worker path end to end (used by the readiness drill and tests). */
+  "system.echo": { message: string };
+  /** Deletes idempotency keys older than their retention. */
+  "system.idempotency-sweep": Record<string, never>;
+}
+
+export type QueueName = keyof QueueJobs;
+
+export interface AddOptions {
+  /** Deterministic: adding a job whose id is already known does nothing (BullMQ semantics). */
+  jobId: string;
+  delayMs?: number;
+  attempts?: number;
+  /** Exponential backoff base; the n-th retry waits base × 2^(n-1), with jitter. */
+  backoffMs?: number;
+}
+
+export interface Job<N extends QueueName = QueueName> {
+  id: string;
+  name: N;
+  data: QueueJobs[N];
+  attemptsMade: number;
+}
+
+export type Processor<N extends QueueName> = (job: Job<N>) => Promise<void>;
+
+export interface JobQueue {
+  readonly kind: "bullmq" | "in-process";
+  add<N extends QueueName>(name: N, data: QueueJobs[N], opts: AddOptions): Promise<void>;
+  /** Starts consuming a queue in this process. */
+  process<N extends QueueName>(name: N, processor: Processor<N>, opts?: { concurrency?: number }): void;
+  /** True when the queue's backend answers now. */
+  ping(): Promise<boolean>;
+  /** Stops taking jobs, waits for the running ones, then closes connections. */
+  close(): Promise<void>;
+}
