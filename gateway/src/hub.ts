@@ -46,6 +46,13 @@ export function createHub(deps: HubDeps): Hub {
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
+    // --- handlers: auth ---
+
+    // --- handlers: network ---
+
+    // --- handlers: ledger ---
+
+    // --- handlers: webhooks ---
   };
 
   const { router, operations } = createApiRouter({
@@ -85,6 +92,13 @@ export function createHub(deps: HubDeps): Hub {
     relay,
     startWorkers() {
       registerSystemJobs(deps);
+      // --- workers: auth ---
+
+      // --- workers: network ---
+
+      // --- workers: ledger ---
+
+      // --- workers: webhooks ---
       relay.start();
     },
     async stopWorkers() {

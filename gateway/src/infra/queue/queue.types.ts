@@ -7,6 +7,13 @@ export interface QueueJobs {
   "system.echo": { message: string };
   /** Deletes idempotency keys older than their retention. */
   "system.idempotency-sweep": Record<string, never>;
+  // --- queues: auth ---
+
+  // --- queues: network ---
+
+  // --- queues: ledger ---
+
+  // --- queues: webhooks ---
 }
 
 export type QueueName = keyof QueueJobs;
