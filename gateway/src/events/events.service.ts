@@ -1,5 +1,6 @@
 import type { DbOrTrx } from "../infra/db.ts";
 import { newId } from "../infra/ids.ts";
+import { enqueueInTx } from "../infra/outbox/outbox.ts";
 
 /**
  * The catalogue of event types. Payloads carry ids and amounts, never personal data.
@@ -43,14 +44,6 @@ export interface NewEvent {
   data: Record<string, unknown>;
 }
 
-/** Hooks run inside the same transaction after an event is written (webhook fan-out registers one). */
-export type EventHook = (trx: DbOrTrx, event: NewEvent & { id: string }) => Promise<void>;
-const hooks: EventHook[] = [];
-
-export function onEventRecorded(hook: EventHook): void {
-  if (!hooks.includes(hook)) hooks.push(hook);
-}
-
 /**
  * Records an event inside the caller's transaction: it exists if and only if the change commits.
  */
@@ -63,6 +56,7 @@ export async function recordEvent(trx: DbOrTrx, event: NewEvent): Promise<string
     occurred_at: event.occurredAt,
     data: JSON.stringify(event.data),
   });
-  for (const hook of hooks) await hook(trx, { ...event, id });
+  // Fan-out to webhook endpoints happens in the workers, from the outbox: only committed events.
+  await enqueueInTx(trx, "events.dispatch", { eventId: id }, { jobId: `evt:${id}` });
   return id;
 }

@@ -7,6 +7,8 @@ export interface QueueJobs {
   "system.echo": { message: string };
   /** Deletes idempotency keys older than their retention. */
   "system.idempotency-sweep": Record<string, never>;
+  /** An event was committed: fan it out to the partner's webhook endpoints. */
+  "events.dispatch": { eventId: string };
   // --- queues: auth ---
 
   // --- queues: network ---
