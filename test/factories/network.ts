@@ -73,5 +73,6 @@ export async function createContract(db: DbOrTrx, partnerId: string, overrides: 
 export async function createMember(db: DbOrTrx, enrolledBy: string, overrides: { id?: string; status?: string } = {}): Promise<{ id: string }> {
   const row = { id: overrides.id ?? newId("mem"), status: overrides.status ?? "active", enrolled_by_partner_id: enrolledBy };
   await db("members").insert(row);
+  await db("member_partner_links").insert({ member_id: row.id, partner_id: enrolledBy, relation: "enrolled" });
   return { id: row.id };
 }

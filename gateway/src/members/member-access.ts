@@ -1,0 +1,54 @@
+import type { DbOrTrx } from "../infra/db.ts";
+import { defineErrors } from "../http/problem.ts";
+
+export const memberAccessErrors = defineErrors({
+  "member-not-found": { status: 404, title: "Member not found" },
+  "member-not-active": { status: 422, title: "The member's account is not active" },
+});
+
+export interface MemberRef {
+  member_id?: string;
+  /** A co-branded loyalty card number presented at the partner (resolved by the cards feature). */
+  card_number?: string;
+}
+
+/** Resolves a card number to its member; set by the cards feature. Null: no such usable card. */
+export type CardResolver = (trx: DbOrTrx, cardNumber: string) => Promise<{ memberId: string } | null>;
+
+/**
+ * The one rule of member visibility: a partner reaches a member it enrolled or that has used it,
+ * and any member who presents a card there (which links them). Anything else is 404 — never a hint
+ * that the member exists.
+ */
+export function createMemberAccess(deps: { resolveCard?: CardResolver } = {}) {
+  return {
+    async resolve(trx: DbOrTrx, partnerId: string, ref: MemberRef, opts: { link?: boolean } = {}): Promise<{ memberId: string }> {
+      let memberId: string | undefined;
+      if (ref.card_number !== undefined) {
+        const card = deps.resolveCard ? await deps.resolveCard(trx, ref.card_number) : null;
+        if (!card) throw memberAccessErrors.make("member-not-found", "No active card with that number.");
+        memberId = card.memberId;
+      } else if (ref.member_id !== undefined) {
+        const linked = await trx("member_partner_links").where({ member_id: ref.member_id, partner_id: partnerId }).first("member_id");
+        if (!linked) throw memberAccessErrors.make("member-not-found", `No member ${ref.member_id}.`);
+        memberId = ref.member_id;
+      }
+      if (!memberId) throw memberAccessErrors.make("member-not-found", "Name the member by member_id or card_number.");
+      const member = await trx("members").where({ id: memberId }).first("id", "status");
+      if (!member) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
+      if (member.status !== "active") throw memberAccessErrors.make("member-not-active", `Member ${memberId} is ${member.status}.`);
+      if (opts.link) await linkMember(trx, memberId, partnerId, "used");
+      return { memberId };
+    },
+    /** True when the partner may see this member. */
+    async canSee(trx: DbOrTrx, partnerId: string, memberId: string): Promise<boolean> {
+      return Boolean(await trx("member_partner_links").where({ member_id: memberId, partner_id: partnerId }).first("member_id"));
+    },
+  };
+}
+
+export type MemberAccess = ReturnType<typeof createMemberAccess>;
+
+export async function linkMember(trx: DbOrTrx, memberId: string, partnerId: string, relation: "enrolled" | "used"): Promise<void> {
+  await trx("member_partner_links").insert({ member_id: memberId, partner_id: partnerId, relation }).onConflict(["member_id", "partner_id"]).ignore();
+}
