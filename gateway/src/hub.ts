@@ -13,6 +13,13 @@ import { requestContext } from "./http/request-context.middleware.ts";
 import { httpErrors } from "./http/problem.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
+import { createPartnersService } from "./partners/partners.service.ts";
+import { partnersRoutes } from "./partners/partners.routes.ts";
+import { createMembersService } from "./members/members.service.ts";
+import { createProgrammeService } from "./members/programme.ts";
+import { membersRoutes } from "./members/members.routes.ts";
+import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
+import { cardsRoutes } from "./cards/cards.routes.ts";
 
 export interface HubDeps {
   config: Config;
@@ -49,6 +56,9 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: auth ---
 
     // --- handlers: network ---
+    ...partnersRoutes(createPartnersService(deps)),
+    ...membersRoutes(createMembersService({ ...deps, resolveCard: createCardResolver(deps) }), createProgrammeService(deps)),
+    ...cardsRoutes(createCardsService(deps)),
 
     // --- handlers: ledger ---
 

@@ -43,7 +43,7 @@ export interface AuditQuery {
 }
 
 export async function listAudit(db: DbOrTrx, q: AuditQuery) {
-  const rows = await db("audit_log")
+  const rows: Array<Record<string, unknown>> = await db("audit_log")
     .modify((b) => {
       if (q.objectType) b.where("object_type", q.objectType);
       if (q.objectId) b.where("object_id", q.objectId);
@@ -54,7 +54,7 @@ export async function listAudit(db: DbOrTrx, q: AuditQuery) {
   const more = rows.length > q.limit;
   const page = rows.slice(0, q.limit);
   return {
-    items: page.map((r: Record<string, unknown>) => ({
+    items: page.map((r) => ({
       id: String(r.id),
       at: toIso(r.at),
       actor: { type: r.actor_type as string, id: r.actor_id as string },

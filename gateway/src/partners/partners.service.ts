@@ -308,7 +308,7 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
     },
 
     /** The version that prices a transaction made at `at`. */
-    async contractAt(partnerId: string, at: Date) {
+    async contractAt(partnerId: string, at: Date = clock.now()) {
       await mustFind(db, partnerId);
       const c = await dal.contractInForce(db, partnerId, at);
       if (!c) throw partnerErrors.make("contract-not-in-force", `Partner ${partnerId} had no contract in force at ${at.toISOString()}.`);
