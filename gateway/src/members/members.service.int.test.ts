@@ -36,6 +36,17 @@ describe("enrolment and matching", () => {
     expect(await db("member_profiles").whereRaw("lower(email) = 'anna@example.com'").pluck("member_id")).toEqual([first.member.id]);
   });
 
+  it("makes one member when two partners enrol the same verified email at the same moment", async () => {
+    const a = await createPartner(db);
+    const b = await createPartner(db);
+    const [x, y] = await Promise.all([
+      members.enrol(a.id, { customer_ref: "race-a", email: "race@example.com", email_verified: true }),
+      members.enrol(b.id, { customer_ref: "race-b", email: "race@example.com", email_verified: true }),
+    ]);
+    expect(x.member.id).toBe(y.member.id);
+    expect([x.created, y.created].sort()).toEqual([false, true]);
+  });
+
   it("never links on an unverified email", async () => {
     const a = await createPartner(db);
     const b = await createPartner(db);

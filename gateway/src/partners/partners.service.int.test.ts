@@ -47,6 +47,14 @@ describe("non-compete", () => {
     expect(override!.after).toMatchObject({ status: "approved" });
   });
 
+  it("admits only one of several partners approved into an empty sector at the same moment", async () => {
+    const sector = await createSector(db);
+    const rivals = await Promise.all(Array.from({ length: 6 }, (_, i) => svc.createPartner(actor, { name: `Rival ${i}`, kind: "merchant", sector: sector.code })));
+    const results = await Promise.allSettled(rivals.map((r) => svc.changeStatus(actor, r.id, { status: "approved" })));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 409, code: "non-compete-conflict" });
+  });
+
   it("lets a sector be re-used once its partner is terminated", async () => {
     const sector = await createSector(db);
     const gone = await createPartner(db, { sector: sector.code, status: "terminated" });
