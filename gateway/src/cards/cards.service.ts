@@ -3,11 +3,11 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
-import { toIso } from "../partners/audit.ts";
+import { toIso } from "../partners/audit.service.ts";
 import { assertPartnerActive } from "../partners/partners.service.ts";
 import { createMemberAccess, linkMember, type CardResolver, type MemberAccess } from "../members/member-access.ts";
 import { memberErrors } from "../members/members.errors.ts";
-import { readProgramme } from "../members/programme.ts";
+import { readProgramme } from "../members/programme.service.ts";
 import { cardErrors } from "./cards.errors.ts";
 import { generateCardNumber } from "./luhn.ts";
 

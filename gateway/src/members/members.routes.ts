@@ -2,7 +2,7 @@ import type { components } from "../generated/openapi.ts";
 import type { HandlerContext, Handlers } from "../http/router.ts";
 import { actorOf } from "../partners/partners.routes.ts";
 import type { MembersService, Viewer } from "./members.service.ts";
-import type { createProgrammeService } from "./programme.ts";
+import type { createProgrammeService } from "./programme.service.ts";
 
 type S = components["schemas"];
 

@@ -5,10 +5,10 @@ import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
 import { assertPartnerActive } from "../partners/partners.service.ts";
-import { writeAudit, toIso, type Actor } from "../partners/audit.ts";
+import { writeAudit, toIso, type Actor } from "../partners/audit.service.ts";
 import { memberErrors } from "./members.errors.ts";
 import { linkMember, type CardResolver } from "./member-access.ts";
-import { admissionRefusal, readProgramme, type AdmissionEvidence } from "./programme.ts";
+import { admissionRefusal, readProgramme, type AdmissionEvidence } from "./programme.service.ts";
 
 export interface ConsentInput {
   purpose: string;

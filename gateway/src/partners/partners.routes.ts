@@ -1,6 +1,6 @@
 import type { components } from "../generated/openapi.ts";
 import type { HandlerContext, Handlers } from "../http/router.ts";
-import type { Actor } from "./audit.ts";
+import type { Actor } from "./audit.service.ts";
 import type { PartnersService } from "./partners.service.ts";
 import type { PartnerStatus } from "./partners.dal.ts";
 

@@ -3,7 +3,7 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { partnerErrors } from "./partners.errors.ts";
-import { listAudit, toIso, writeAudit, type Actor, type AuditQuery } from "./audit.ts";
+import { listAudit, toIso, writeAudit, type Actor, type AuditQuery } from "./audit.service.ts";
 import * as dal from "./partners.dal.ts";
 import type { ContractRecord, LocationRecord, PartnerRecord, PartnerStatus, SectorRecord } from "./partners.dal.ts";
 
