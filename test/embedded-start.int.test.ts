@@ -17,7 +17,7 @@ async function freePort(): Promise<number> {
 }
 
 function start(dataDir: string, port: number): { child: ChildProcess; output: () => string } {
-  const env = { ...process.env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "info" };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "info" };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   delete env.NODE_ENV;
@@ -89,7 +89,7 @@ describe("npm start, embedded", () => {
   }, 240_000);
 
   it("stops with one clear line naming a wrong variable", async () => {
-    const env = { ...process.env, PORT: "not-a-port" };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: "not-a-port" };
     delete env.DATABASE_URL;
     const child = spawn(process.execPath, ["--import", "tsx", "gateway/src/main.ts", "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
