@@ -26,25 +26,25 @@ async function newPartner(sector?: string) {
 
 describe("sectors", () => {
   it("adds, lists and retires sectors, each change audited", async () => {
-    const created = await call("POST", "/admin/v1/sectors", { code: "fuel", name: "Fuel stations" });
+    const created = await call("POST", "/admin/v1/sectors", { code: "fuel-retail", name: "Fuel stations" });
     expect(created.status).toBe(201);
-    expect(await json(created)).toMatchObject({ code: "fuel", name: "Fuel stations", active: true });
+    expect(await json(created)).toMatchObject({ code: "fuel-retail", name: "Fuel stations", active: true });
     const list = await json(await call("GET", "/admin/v1/sectors"));
-    expect(list.items.map((s: { code: string }) => s.code)).toContain("fuel");
-    const retired = await call("PATCH", "/admin/v1/sectors/fuel", { active: false });
-    expect(await json(retired)).toMatchObject({ code: "fuel", active: false });
-    const audit = await json(await call("GET", "/admin/v1/audit-log?object_type=sector&object_id=fuel"));
+    expect(list.items.map((s: { code: string }) => s.code)).toContain("fuel-retail");
+    const retired = await call("PATCH", "/admin/v1/sectors/fuel-retail", { active: false });
+    expect(await json(retired)).toMatchObject({ code: "fuel-retail", active: false });
+    const audit = await json(await call("GET", "/admin/v1/audit-log?object_type=sector&object_id=fuel-retail"));
     expect(audit.items.map((a: { action: string }) => a.action)).toEqual(["sector.updated", "sector.created"]);
     expect(audit.items[0]).toMatchObject({ before: { active: true }, after: { active: false }, actor: { type: "admin" } });
   });
 
   it("refuses a duplicate code, a bad code, an empty patch and an unknown sector", async () => {
-    await call("POST", "/admin/v1/sectors", { code: "pharmacy", name: "Pharmacies" });
-    const dup = await call("POST", "/admin/v1/sectors", { code: "pharmacy", name: "Again" });
+    await call("POST", "/admin/v1/sectors", { code: "pharmacy-2", name: "Pharmacies" });
+    const dup = await call("POST", "/admin/v1/sectors", { code: "pharmacy-2", name: "Again" });
     expect(dup.status).toBe(409);
     expect((await json(dup)).code).toBe("sector-exists");
     expect((await call("POST", "/admin/v1/sectors", { code: "Bad Code", name: "x" })).status).toBe(422);
-    expect((await call("PATCH", "/admin/v1/sectors/pharmacy", {})).status).toBe(422);
+    expect((await call("PATCH", "/admin/v1/sectors/pharmacy-2", {})).status).toBe(422);
     expect((await json(await call("PATCH", "/admin/v1/sectors/nope", { name: "x" }))).code).toBe("sector-not-found");
   });
 });
