@@ -154,6 +154,8 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         if (existing) {
           await addCustomerRef(trx, existing.memberId, partnerId, input.customer_ref);
           await linkMember(trx, existing.memberId, partnerId, "enrolled");
+          // A member who had only used this partner is now enrolled through it as well.
+          await trx("member_partner_links").where({ member_id: existing.memberId, partner_id: partnerId }).update({ relation: "enrolled" });
           await insertConsents(trx, existing.memberId, partnerId, input.consents ?? []);
           const m = await trx("members").where({ id: existing.memberId }).first();
           return { created: false, matched_by: existing.matchedBy, member: await memberView(trx, { kind: "partner", partnerId }, m) };
@@ -227,7 +229,16 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         customer_refs: view.customer_refs,
         partners: links.map((l) => ({ partner_id: l.partner_id as string, name: l.name as string, relation: l.relation as string, since: toIso(l.created_at) })),
         consents: view.consents,
-        cards: cards.map((c) => ({ id: c.id as string, number: c.number as string, partner_id: c.partner_id as string, form: c.form as string, status: c.status as string, issued_at: toIso(c.issued_at), expires_at: toIso(c.expires_at) })),
+        cards: cards.map((c) => ({
+          id: c.id as string,
+          number: c.number as string,
+          partner_id: c.partner_id as string,
+          form: c.form as string,
+          // An active card past its date is expired, as the cards feature reports it.
+          status: c.status === "active" && new Date(c.expires_at).getTime() <= clock.now().getTime() ? "expired" : (c.status as string),
+          issued_at: toIso(c.issued_at),
+          expires_at: toIso(c.expires_at),
+        })),
       };
     },
 
