@@ -138,6 +138,9 @@ describe("contracts", () => {
     await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, redemption_price_micros: 7_000, effective_from: "2031-07-01T00:00:00Z" });
     const all = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts`));
     expect(all.items.map((c: { version: number }) => c.version)).toEqual([1, 2]);
+    // There is no way to edit a version: the contract has no update operation.
+    expect((await call("PATCH", `/admin/v1/partners/${p.id}/contracts`, { currency: "USD" })).status).toBe(405);
+    expect((await call("PUT", `/admin/v1/partners/${p.id}/contracts`, { currency: "USD" })).status).toBe(405);
     const june = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts/in-force?at=2031-06-30T23:59:59Z`));
     expect(june).toMatchObject({ version: 1, redemption_price_micros: 8_000 });
     const july = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts/in-force?at=2031-07-01T00:00:00Z`));

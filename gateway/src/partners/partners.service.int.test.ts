@@ -4,7 +4,7 @@ import { createPartner, createSector } from "../../../test/factories/network.ts"
 import type { Db } from "../infra/db.ts";
 import { fixedClock } from "../infra/clock.ts";
 import { createLogger } from "../infra/logger.ts";
-import { assertPartnerActive, createPartnersService, partnerMayReadStatements } from "./partners.service.ts";
+import { assertPartnerActive, createPartnersService, partnerMayReadStatements, recordFinalSettlementPaid } from "./partners.service.ts";
 
 let db: Db;
 const clock = fixedClock("2026-11-22T10:00:00Z");
@@ -77,8 +77,11 @@ describe("lifecycle", () => {
     await svc.changeStatus(actor, p.id, { status: "terminated" });
     await expect(svc.changeStatus(actor, p.id, { status: "active" })).rejects.toMatchObject({ code: "invalid-transition" });
     expect(await partnerMayReadStatements(db, p.id)).toBe(true);
-    await db("partners").where({ id: p.id }).update({ final_settlement_paid_at: clock.now() });
+    await recordFinalSettlementPaid(db, p.id, clock.now());
     expect(await partnerMayReadStatements(db, p.id)).toBe(false);
+    expect((await svc.listAudit({ objectType: "partner", objectId: p.id, limit: 1 })).items[0]).toMatchObject({ action: "partner.final_settlement_paid", actor: { type: "system", id: "settlement" } });
+    const live = await createPartner(db, { status: "active" });
+    await expect(recordFinalSettlementPaid(db, live.id, clock.now())).rejects.toMatchObject({ code: "invalid-transition" });
   });
 
   it("refuses a sector that is not in the list", async () => {

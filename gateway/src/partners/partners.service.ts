@@ -107,6 +107,19 @@ export async function partnerMayReadStatements(db: DbOrTrx, partnerId: string): 
   return p.status === "active" || p.status === "suspended";
 }
 
+/**
+ * Settlement calls this, in its own transaction, when a terminated partner's final settlement is
+ * paid: from then on the partner may no longer read its statements. Audited as a system change.
+ */
+export async function recordFinalSettlementPaid(trx: DbOrTrx, partnerId: string, at: Date, actor: Actor = { type: "system", id: "settlement" }): Promise<void> {
+  const before = await trx("partners").where({ id: partnerId }).forUpdate().first("status", "final_settlement_paid_at");
+  if (!before) throw partnerErrors.make("partner-not-found", `No partner ${partnerId}.`);
+  if (before.status !== "terminated") throw partnerErrors.make("invalid-transition", `Partner ${partnerId} is ${before.status}; only a terminated partner has a final settlement.`, { current_status: before.status, allowed: [] });
+  if (before.final_settlement_paid_at) return;
+  await trx("partners").where({ id: partnerId }).update({ final_settlement_paid_at: at, updated_at: at });
+  await writeAudit(trx, actor, { action: "partner.final_settlement_paid", objectType: "partner", objectId: partnerId, before: { final_settlement_paid_at: null }, after: { final_settlement_paid_at: at.toISOString() } });
+}
+
 export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger }) {
   const { db, clock } = deps;
 
