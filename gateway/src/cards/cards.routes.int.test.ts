@@ -134,6 +134,14 @@ describe("block, lose, replace", () => {
     expect((await json(await asBank("POST", `/v1/cards/${c.id}/replace`, {}))).code).toBe("invalid-card-transition");
     expect((await asBank("POST", `/v1/cards/${c.id}/status`, { status: "replaced" })).status).toBe(422);
     expect((await asStranger("POST", `/v1/cards/${c.id}/status`, { status: "blocked" })).status).toBe(404);
+    // A partner that knows the member, but is not the card's co-brand, may not block or replace it.
+    const live = await issue(m, "virtual");
+    await asShop("POST", "/v1/cards/lookup", { card_number: live.number });
+    const notMine = await asShop("POST", `/v1/cards/${live.id}/status`, { status: "blocked" });
+    expect(notMine.status).toBe(403);
+    expect((await json(notMine)).code).toBe("not-card-issuer");
+    expect((await json(await asShop("POST", `/v1/cards/${live.id}/replace`, {}))).code).toBe("not-card-issuer");
+    expect((await json(await asShop("GET", `/v1/members/${m}/cards`))).items.map((x: { id: string }) => x.id)).toContain(live.id);
     expect((await asStranger("POST", `/v1/cards/${c.id}/replace`, {})).status).toBe(404);
     expect((await asBank("POST", "/v1/cards/crd_nope/replace", {})).status).toBe(404);
   });

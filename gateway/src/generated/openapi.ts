@@ -3124,7 +3124,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3196,7 +3196,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -49,6 +49,18 @@ function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string } | null)?.code === "23505";
 }
 
+/**
+ * The month and day of a member's birthday, for birthday rules; null when unknown or erased. The
+ * rules feature asks this instead of reading the personal data tables, and never stores the date.
+ */
+export async function memberBirthday(trx: DbOrTrx, memberId: string): Promise<{ month: number; day: number } | null> {
+  const row = await trx("member_profiles as p").join("members as m", "m.id", "p.member_id").where("p.member_id", memberId).where("m.status", "active").first("p.date_of_birth");
+  const dob = row?.date_of_birth as string | null | undefined;
+  if (!dob) return null;
+  const [, month, day] = dob.split("-").map(Number);
+  return { month: month!, day: day! };
+}
+
 export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; resolveCard?: CardResolver }) {
   const { db, clock } = deps;
 
