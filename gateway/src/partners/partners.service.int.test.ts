@@ -55,6 +55,20 @@ describe("non-compete", () => {
     for (const r of results.filter((x) => x.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 409, code: "non-compete-conflict" });
   });
 
+  it("does not hold a partner's activation against a rival admitted after it by override", async () => {
+    const sector = await createSector(db);
+    const first = await svc.createPartner(actor, { name: "First", kind: "merchant", sector: sector.code });
+    const second = await svc.createPartner(actor, { name: "Second", kind: "merchant", sector: sector.code });
+    await svc.changeStatus(actor, first.id, { status: "approved" });
+    await svc.changeStatus(actor, second.id, { status: "approved", override: { reason: "Admitted knowingly next to First" } });
+    expect((await svc.changeStatus(actor, first.id, { status: "active" })).status).toBe("active");
+    expect((await svc.changeStatus(actor, second.id, { status: "active" })).status).toBe("active");
+    // A third one still meets both.
+    const third = await svc.createPartner(actor, { name: "Third", kind: "merchant", sector: sector.code });
+    const err = await svc.changeStatus(actor, third.id, { status: "approved" }).catch((e: unknown) => e);
+    expect((err as { extensions: { conflicting_partners: Array<{ id: string }> } }).extensions.conflicting_partners.map((p) => p.id).sort()).toEqual([first.id, second.id].sort());
+  });
+
   it("lets a sector be re-used once its partner is terminated", async () => {
     const sector = await createSector(db);
     const gone = await createPartner(db, { sector: sector.code, status: "terminated" });

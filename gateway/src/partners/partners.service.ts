@@ -226,7 +226,9 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
         if (admitting) {
           // Two admissions into one sector at once must not both pass the check: one waits.
           await trx.raw("SELECT pg_advisory_xact_lock(hashtext(?))", [`sector:${before.sector}`]);
-          const rivals = await dal.admittedInSector(trx, before.sector, id);
+          // A rival that was itself admitted by an override naming this partner was let in knowingly,
+          // after this one: it does not stand in the way of this partner's own activation.
+          const rivals = (await dal.admittedInSector(trx, before.sector, id)).filter((r) => !r.non_compete_override?.conflicting_partner_ids.includes(id));
           if (rivals.length > 0) {
             if (!input.override) {
               const names = rivals.map((r) => `${r.name} (${r.id}, ${r.status})`).join(", ");
