@@ -18,6 +18,9 @@ export function membersRoutes(svc: MembersService, programme: ReturnType<typeof 
     async getMember(ctx) {
       return { status: 200, body: await svc.get(partnerOf(ctx), String(ctx.params.memberId)) };
     },
+    async updateMember(ctx) {
+      return { status: 200, body: await svc.updateProfile(ctx.principal.partnerId!, String(ctx.params.memberId), ctx.body as OpBody<"updateMember">) };
+    },
     async recordConsent(ctx) {
       return { status: 201, body: { items: await svc.recordConsent(ctx.principal.partnerId!, String(ctx.params.memberId), ctx.body as OpBody<"recordConsent">) } };
     },

@@ -34,6 +34,15 @@ export interface EnrolInput {
   admission?: AdmissionEvidence;
 }
 
+export interface ProfilePatch {
+  email?: string | null;
+  email_verified?: boolean;
+  phone?: string | null;
+  given_name?: string | null;
+  family_name?: string | null;
+  date_of_birth?: string | null;
+}
+
 /** Who is asking: a partner sees only its members; the operator sees all. */
 export type Viewer = { kind: "partner"; partnerId: string } | { kind: "admin" };
 
@@ -204,6 +213,28 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
     async get(viewer: Viewer, memberId: string) {
       const m = await visibleMember(db, viewer, memberId);
       return memberView(db, viewer, m);
+    },
+
+    /**
+     * Corrects the member's contact data or date of birth (GDPR Art. 16). Fields sent as null are
+     * cleared; fields left out stay. Never merges members, whatever the new email.
+     */
+    async updateProfile(partnerId: string, memberId: string, patch: ProfilePatch) {
+      return db.transaction(async (trx) => {
+        const m = await visibleMember(trx, { kind: "partner", partnerId }, memberId, true);
+        if (m.status === "erased") throw memberErrors.make("member-erased", `Member ${memberId} is erased.`);
+        const changes: Record<string, unknown> = { updated_at: clock.now() };
+        for (const k of ["email", "phone", "given_name", "family_name", "date_of_birth"] as const) if (patch[k] !== undefined) changes[k] = patch[k];
+        if (patch.email_verified !== undefined) changes.email_verified = patch.email_verified;
+        // A new address is unverified unless the partner says it verified it.
+        else if (patch.email !== undefined) changes.email_verified = false;
+        if (changes.email === null) changes.email_verified = false;
+        const exists = await trx("member_profiles").where({ member_id: memberId }).first("member_id");
+        if (exists) await trx("member_profiles").where({ member_id: memberId }).update(changes);
+        else await trx("member_profiles").insert({ member_id: memberId, ...changes });
+        const fresh = await trx("members").where({ id: memberId }).first();
+        return memberView(trx, { kind: "partner", partnerId }, fresh);
+      });
     },
 
     async recordConsent(partnerId: string, memberId: string, input: ConsentInput) {
