@@ -3,7 +3,6 @@ import { createTestDb } from "./harness.ts";
 import type { Db } from "../gateway/src/infra/db.ts";
 import * as partners from "../migrations/20261122100000_extend_partners.ts";
 import * as personal from "../migrations/20261122100100_create_member_personal_data.ts";
-import * as sectors from "../migrations/20261122100200_seed_sectors.ts";
 
 let db: Db;
 beforeAll(async () => {
@@ -12,8 +11,6 @@ beforeAll(async () => {
 afterAll(async () => db.destroy());
 
 it("the network migrations go down and up again cleanly", async () => {
-  await sectors.down(db);
-  expect(await db("sectors").where({ code: "airline" }).first()).toBeUndefined();
   await personal.down(db);
   await partners.down(db);
   expect(await db.schema.hasTable("sectors")).toBe(false);
@@ -21,8 +18,6 @@ it("the network migrations go down and up again cleanly", async () => {
   expect(await db.schema.hasColumn("partners", "mccs")).toBe(false);
   await partners.up(db);
   await personal.up(db);
-  await sectors.up(db);
-  expect((await db("sectors").where({ code: "fuel" }).first()).name).toBe("Fuel stations");
   expect(await db.schema.hasTable("member_profiles")).toBe(true);
   expect((await db("programme_settings").first()).type).toBe("open");
 });
