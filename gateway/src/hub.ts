@@ -13,6 +13,12 @@ import { requestContext } from "./http/request-context.middleware.ts";
 import { httpErrors } from "./http/problem.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
+import { createLedger } from "./ledger/ledger.service.ts";
+import { createIdempotency } from "./idempotency/idempotency.service.ts";
+import { createMemberAccess } from "./members/member-access.ts";
+import { createEarnService } from "./earn/earn.service.ts";
+import { earnRoutes } from "./earn/earn.routes.ts";
+import { registerEarnJobs } from "./earn/earn.jobs.ts";
 
 export interface HubDeps {
   config: Config;
@@ -44,6 +50,10 @@ export function createHub(deps: HubDeps): Hub {
     throw httpErrors.make("unauthorized", "Send an access token: Authorization: Bearer <token>.");
   };
 
+  const ledger = createLedger({ db: deps.db, log });
+  const idempotency = createIdempotency({ db: deps.db });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+
   const handlers: Handlers = {
     ...healthRoutes(deps),
     // --- handlers: auth ---
@@ -51,6 +61,7 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: network ---
 
     // --- handlers: ledger ---
+    ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
   };
@@ -97,6 +108,7 @@ export function createHub(deps: HubDeps): Hub {
       // --- workers: network ---
 
       // --- workers: ledger ---
+      registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
       relay.start();

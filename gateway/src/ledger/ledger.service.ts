@@ -108,6 +108,14 @@ export interface ClawbackResult {
   toRecovery: bigint;
 }
 
+export interface HistoryEntry {
+  id: string;
+  kind: string;
+  partnerId: string | null;
+  occurredAt: Date;
+  points: bigint;
+}
+
 export interface ExpiredLots {
   entryId: string | null;
   total: bigint;
@@ -468,6 +476,30 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         .orderBy([{ column: "expires_at" }, { column: "id" }])
         .select("*");
       return rows.map(toLot);
+    },
+
+    /**
+     * The member's entries, newest first, each with its effect on what the member can spend
+     * (the sum of its postings to the member's points and debt accounts; a hold counts as spent).
+     */
+    async history(conn: DbOrTrx, memberId: string, opts: { before?: string; limit: number }): Promise<HistoryEntry[]> {
+      const rows = rowsOf<{ id: string; kind: string; partner_id: string | null; occurred_at: Date | string; points: string | null }>(
+        await conn.raw(
+          `SELECT e.id, e.kind, e.partner_id, e.occurred_at,
+                  (SELECT sum(p.amount) FROM ledger_postings p WHERE p.entry_id = e.id AND p.account_id IN (?, ?)) AS points
+             FROM ledger_entries e
+            WHERE e.member_id = ? ${opts.before ? "AND e.id < ?" : ""}
+            ORDER BY e.id DESC LIMIT ?`,
+          [accountIds.points(memberId), accountIds.debt(memberId), memberId, ...(opts.before ? [opts.before] : []), opts.limit],
+        ),
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        partnerId: r.partner_id,
+        occurredAt: new Date(r.occurred_at),
+        points: BigInt(r.points ?? 0),
+      }));
     },
 
     async lotsOfEntry(conn: DbOrTrx, entryId: string): Promise<Lot[]> {
