@@ -64,6 +64,7 @@ async function serve(role: "start" | "api" | "worker"): Promise<void> {
     if (applied.length) log.info({ applied }, "migrations applied");
   }
   const hub = createHub(deps);
+  await hub.init();
   const steps: Array<() => Promise<void>> = [];
 
   let seeded: Awaited<ReturnType<typeof seedDemo>> = null;
@@ -83,7 +84,7 @@ async function serve(role: "start" | "api" | "worker"): Promise<void> {
     steps.push(() => hub.stopWorkers());
     log.info({ queue: deps.queue.kind }, "workers started");
   }
-  steps.push(() => deps.queue.close(), () => deps.db.destroy(), async () => unlock());
+  steps.push(() => hub.close(), () => deps.queue.close(), () => deps.db.destroy(), async () => unlock());
   onShutdown(log, config.SHUTDOWN_TIMEOUT_MS, steps);
 
   if (role === "start") printWelcome(config.PUBLIC_URL, config.dataDir, seeded?.file);
