@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createDb } from "../../gateway/src/infra/db.ts";
 import { migrateLatest } from "../../gateway/src/infra/migrate.ts";
 import { loadConfig } from "../../gateway/src/config/config.ts";
@@ -51,7 +52,7 @@ async function main() {
   const db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? 40) });
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent");
   const queue = createMemoryQueue(log);
-  let server: import("node:http").Server | undefined;
+  let server: Server | undefined;
   try {
     await migrateLatest(db);
     // Production settings: responses are not re-validated against the contract.
