@@ -13,6 +13,11 @@ import { requestContext } from "./http/request-context.middleware.ts";
 import { httpErrors } from "./http/problem.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
+import { createWebhooksService } from "./webhooks/webhooks.service.ts";
+import { webhooksRoutes } from "./webhooks/webhooks.routes.ts";
+import { registerWebhookWorkers } from "./webhooks/webhooks.workers.ts";
+import { createEventFeed } from "./events/events.feed.ts";
+import { eventsRoutes } from "./events/events.routes.ts";
 
 export interface HubDeps {
   config: Config;
@@ -44,6 +49,8 @@ export function createHub(deps: HubDeps): Hub {
     throw httpErrors.make("unauthorized", "Send an access token: Authorization: Bearer <token>.");
   };
 
+  const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
+
   const handlers: Handlers = {
     ...healthRoutes(deps),
     // --- handlers: auth ---
@@ -53,6 +60,8 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: ledger ---
 
     // --- handlers: webhooks ---
+    ...eventsRoutes({ feed: createEventFeed(deps) }),
+    ...webhooksRoutes({ webhooks }),
   };
 
   const { router, operations } = createApiRouter({
@@ -83,7 +92,16 @@ export function createHub(deps: HubDeps): Hub {
   app.use(notFound());
   app.use(problemHandler(log));
 
-  const relay = createOutboxRelay({ db: deps.db, queue: deps.queue, log, pollMs: config.OUTBOX_POLL_MS });
+  const relay = createOutboxRelay({
+    db: deps.db,
+    queue: deps.queue,
+    log,
+    pollMs: config.OUTBOX_POLL_MS,
+    // Queue-level retries cover a worker's own failures (a database hiccup), not the partner's:
+    // webhook retries are scheduled in the delivery rows.
+    defaults: { "events.dispatch": { attempts: 8, backoffMs: 2_000 }, "webhooks.deliver": { attempts: 3, backoffMs: 2_000 } },
+  });
+  let webhookWorkers: { stop(): void } | undefined;
 
   return {
     app,
@@ -99,9 +117,11 @@ export function createHub(deps: HubDeps): Hub {
       // --- workers: ledger ---
 
       // --- workers: webhooks ---
+      webhookWorkers = registerWebhookWorkers(deps, webhooks);
       relay.start();
     },
     async stopWorkers() {
+      webhookWorkers?.stop();
       await relay.stop();
     },
   };
