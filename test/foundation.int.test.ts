@@ -56,6 +56,7 @@ describe.runIf(process.env.REDIS_URL)("with Redis cut off", () => {
     const db = await createTestDb();
     const deps = { config: testConfig(), db, queue, log, clock: systemClock };
     const h = createHub(deps);
+    await h.init();
     const server = h.app.listen(0, "127.0.0.1");
     await new Promise((r) => server.once("listening", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -82,6 +83,7 @@ describe.runIf(process.env.REDIS_URL)("with Redis cut off", () => {
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
     } finally {
       await h.stopWorkers();
+      await h.close();
       await new Promise((r) => server.close(r));
       await queue.close();
       await proxy.close();

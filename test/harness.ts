@@ -60,6 +60,7 @@ export async function startTestHub(opts: { clock?: Clock; config?: Record<string
   const queue = createTestQueue(log);
   const deps: HubDeps = { config: testConfig(opts.config), db, queue, log, clock: opts.clock ?? systemClock };
   const hub = createHub(deps);
+  await hub.init();
   const server: Server = hub.app.listen(0, "127.0.0.1");
   await new Promise<void>((r) => server.once("listening", () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -78,6 +79,7 @@ export async function startTestHub(opts: { clock?: Clock; config?: Record<string
         server.closeAllConnections();
       });
       await hub.stopWorkers();
+      await hub.close();
       await queue.close();
       await db.destroy();
     },

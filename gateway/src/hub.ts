@@ -7,12 +7,13 @@ import type { Clock } from "./infra/clock.ts";
 import type { JobQueue } from "./infra/queue/queue.types.ts";
 import { createOutboxRelay, type OutboxRelay } from "./infra/outbox/outbox.ts";
 import { loadSpec, type Operation, type Spec } from "./http/openapi.ts";
-import { createApiRouter, type Authenticate, type Handlers } from "./http/router.ts";
+import { createApiRouter, type Handlers } from "./http/router.ts";
 import { notFound, problemHandler } from "./http/errors.middleware.ts";
 import { requestContext } from "./http/request-context.middleware.ts";
-import { httpErrors } from "./http/problem.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
+import { createAuth, type Auth } from "./auth/auth.module.ts";
+import { authRoutes } from "./auth/auth.routes.ts";
 import { createWebhooksService } from "./webhooks/webhooks.service.ts";
 import { webhooksRoutes } from "./webhooks/webhooks.routes.ts";
 import { registerWebhookWorkers } from "./webhooks/webhooks.workers.ts";
@@ -32,9 +33,14 @@ export interface Hub {
   spec: Spec;
   operations: Operation[];
   relay: OutboxRelay;
+  auth: Auth;
+  /** Prepares what every role needs before serving (signing keys). */
+  init(): Promise<void>;
   /** Consume the queues and relay the outbox in this process (the worker role). */
   startWorkers(): void;
   stopWorkers(): Promise<void>;
+  /** Releases connections the hub opened itself (the rate limiter's). */
+  close(): Promise<void>;
 }
 
 /**
@@ -45,15 +51,14 @@ export function createHub(deps: HubDeps): Hub {
   const { config, log } = deps;
   const spec = loadSpec();
 
-  const authenticate: Authenticate = async () => {
-    throw httpErrors.make("unauthorized", "Send an access token: Authorization: Bearer <token>.");
-  };
+  const auth = createAuth(deps, spec);
 
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
     // --- handlers: auth ---
+    ...authRoutes(deps, auth),
 
     // --- handlers: network ---
 
@@ -67,7 +72,7 @@ export function createHub(deps: HubDeps): Hub {
   const { router, operations } = createApiRouter({
     spec,
     handlers,
-    authenticate,
+    authenticate: auth.authenticate,
     validateResponses: config.NODE_ENV !== "production",
     log,
     bodyLimit: config.BODY_LIMIT,
@@ -108,6 +113,10 @@ export function createHub(deps: HubDeps): Hub {
     spec,
     operations,
     relay,
+    auth,
+    async init() {
+      await auth.keys.ensure();
+    },
     startWorkers() {
       registerSystemJobs(deps);
       // --- workers: auth ---
@@ -123,6 +132,9 @@ export function createHub(deps: HubDeps): Hub {
     async stopWorkers() {
       webhookWorkers?.stop();
       await relay.stop();
+    },
+    async close() {
+      await auth.limiter.close();
     },
   };
 }

@@ -1,0 +1,63 @@
+import type { Request, Response } from "express";
+import { Passport } from "passport";
+import type { HubDeps } from "../hub.ts";
+import type { Spec } from "../http/openapi.ts";
+import type { Authenticate, Principal } from "../http/router.ts";
+import { invalidToken } from "./auth.errors.ts";
+import { HubBearerStrategy } from "./bearer.strategy.ts";
+import { createClientsService } from "./clients.service.ts";
+import { createKeyStore } from "./keys.ts";
+import { createOAuthService } from "./oauth.service.ts";
+import { createRateLimiter } from "./rate-limit.ts";
+
+/** The scopes each audience may hold, read from the contract's security schemes. */
+export function scopesFromSpec(spec: Spec): { partner: Set<string>; admin: Set<string> } {
+  const of = (name: string) => new Set(Object.keys(spec.components?.securitySchemes?.[name]?.flows?.clientCredentials?.scopes ?? {}));
+  return { partner: of("partner"), admin: of("admin") };
+}
+
+/** Wires the authorization server and the resource server's passport strategy for one hub. */
+export function createAuth(deps: HubDeps, spec: Spec) {
+  const tokenTtlSeconds = deps.config.ACCESS_TOKEN_TTL_SECONDS;
+  const knownScopes = scopesFromSpec(spec);
+  const keys = createKeyStore({ db: deps.db, clock: deps.clock, log: deps.log, tokenTtlSeconds });
+  const clients = createClientsService({ db: deps.db, clock: deps.clock, knownScopes });
+  const limiter = createRateLimiter({ redisUrl: deps.config.REDIS_URL, log: deps.log });
+  const oauth = createOAuthService({
+    db: deps.db,
+    clock: deps.clock,
+    log: deps.log,
+    keys,
+    clients,
+    limiter,
+    issuer: () => deps.config.PUBLIC_URL,
+    tokenTtlSeconds,
+    tokenEndpointLimitPerMinute: deps.config.TOKEN_ENDPOINT_LIMIT_PER_MINUTE,
+  });
+
+  const passport = new Passport();
+  passport.use(
+    new HubBearerStrategy((req) =>
+      oauth.verifyRequest({
+        authorization: req.headers.authorization,
+        dpop: typeof req.headers.dpop === "string" ? req.headers.dpop : undefined,
+        method: req.method,
+        url: deps.config.PUBLIC_URL + req.originalUrl,
+      }),
+    ),
+  );
+
+  const authenticate: Authenticate = (req: Request) =>
+    new Promise<Principal>((resolve, reject) => {
+      const run = passport.authenticate("hub-bearer", { session: false }, (err: unknown, user: Principal | false) => {
+        if (err) reject(err);
+        else if (user) resolve(user);
+        else reject(invalidToken("Send an access token: Authorization: Bearer <token>."));
+      }) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
+      run(req, {} as Response, reject);
+    });
+
+  return { keys, clients, oauth, limiter, authenticate, knownScopes };
+}
+
+export type Auth = ReturnType<typeof createAuth>;
