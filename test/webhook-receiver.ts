@@ -83,11 +83,11 @@ export async function startReceiver(answer: Answer = () => ({ status: 200, body:
 
 export type Receiver = Awaited<ReturnType<typeof startReceiver>>;
 
-export async function until<T>(probe: () => Promise<T> | T, opts: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+export async function until<T>(probe: () => Promise<T> | T, opts: { timeoutMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
   const end = Date.now() + (opts.timeoutMs ?? 15_000);
   for (;;) {
     const v = await probe();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${opts.what ?? "a condition"}`);
     await new Promise((r) => setTimeout(r, 25));
   }

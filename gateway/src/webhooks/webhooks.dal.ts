@@ -104,7 +104,8 @@ export const webhooksDal = {
   },
   async deleteEndpoint(partnerId: string, id: string, trx: DbOrTrx): Promise<boolean> {
     // Its deliveries and their attempts go with it (ON DELETE CASCADE).
-    return (await trx("webhook_endpoints").where({ id, partner_id: partnerId }).delete()) > 0;
+    const gone = await trx("webhook_endpoints").where({ id, partner_id: partnerId }).delete().returning("id");
+    return gone.length > 0;
   },
   /** Enabled endpoints of the partner subscribed to the type (or to everything, "*"). */
   async subscribedEndpoints(partnerId: string, type: string, trx: DbOrTrx): Promise<Array<{ id: string }>> {
