@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
-import { startTestHub, type TestHub } from "../../../test/harness.ts";
+import { createTestDb, startTestHub, testConfig, type TestHub } from "../../../test/harness.ts";
+import { startTcpProxy } from "../../../test/tcp-proxy.ts";
+import { createBullmqQueue } from "../infra/queue/bullmq.queue.ts";
+import { createLogger } from "../infra/logger.ts";
+import { systemClock } from "../infra/clock.ts";
+import { createHub } from "../hub.ts";
 import { startReceiver, until, type Receiver } from "../../../test/webhook-receiver.ts";
 import { createPartner } from "../../../test/factories/network.ts";
 import { recordEvent, type EventType } from "../events/events.service.ts";
@@ -12,6 +17,7 @@ import { EXCERPT_BYTES } from "./sender.ts";
  * workers fan it out and deliver it to real HTTP receivers on 127.0.0.1.
  */
 let t: TestHub;
+let running: TestHub | undefined;
 let svc: WebhooksService;
 let receivers: Receiver[] = [];
 
@@ -25,6 +31,7 @@ async function start(config: Record<string, string> = {}) {
   t = await startTestHub({
     config: { WEBHOOK_ALLOW_LOOPBACK: "true", OUTBOX_POLL_MS: "20", WEBHOOK_RETRY_SCHEDULE: "50ms,100ms,200ms,300ms,400ms,500ms,500ms,500ms", WEBHOOK_TIMEOUT_MS: "2000", ...config },
   });
+  running = t;
   svc = createWebhooksService(t.deps);
 }
 
@@ -40,7 +47,8 @@ beforeEach(() => {
   receivers = [];
 });
 afterEach(async () => {
-  await t?.close();
+  await running?.close();
+  running = undefined;
   for (const r of receivers) await r.close();
 });
 
@@ -217,5 +225,46 @@ describe("webhook delivery", () => {
     const log = (await svc.getDelivery(partner.id, ep.id, d.id)).attempts;
     expect(log.map((a) => a.outcome)).toEqual(["timeout", "delivered"]);
     expect(log[0]!.latency_ms).toBeGreaterThanOrEqual(290);
+  });
+});
+
+describe.runIf(process.env.REDIS_URL)("webhook delivery with Redis cut off", () => {
+  it("delays deliveries while Redis is down and loses none", async () => {
+    const redis = new URL(process.env.REDIS_URL!);
+    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
+    const queue = createBullmqQueue(`redis://127.0.0.1:${proxy.port}`, log, { prefix: `whfault${Date.now()}` });
+    const db = await createTestDb();
+    const deps = { config: testConfig({ WEBHOOK_ALLOW_LOOPBACK: "true", OUTBOX_POLL_MS: "20", WEBHOOK_RETRY_SCHEDULE: "100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s,1s" }), db, queue, log, clock: systemClock };
+    const hub = createHub(deps);
+    const local = createWebhooksService(deps);
+    const rx = await receiver();
+    hub.startWorkers();
+    try {
+      const partner = await createPartner(db);
+      const ep = await local.createEndpoint(partner.id, { url: rx.url, event_types: ["*"] });
+      const record = (i: number) => db.transaction((trx) => recordEvent(trx, { type: "earn.posted", partnerId: partner.id, occurredAt: new Date(), data: { i } }));
+      const ids = [await record(0), await record(1)];
+      await until(() => rx.received.length === 2, { what: "deliveries before the cut" });
+
+      await proxy.cut();
+      for (let i = 2; i < 8; i++) ids.push(await record(i));
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(rx.received).toHaveLength(2); // nothing moves without the queue…
+      expect(await hub.relay.pending()).toBeGreaterThanOrEqual(6); // …but every dispatch is kept
+
+      await proxy.restore();
+      await until(async () => (await db("webhook_deliveries").where({ endpoint_id: ep.id, status: "delivered" })).length === 8, { what: "every delivery after Redis is back", timeoutMs: 30_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      const counts = rx.countsById();
+      expect([...counts.keys()].sort()).toEqual([...ids].sort());
+      expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    } finally {
+      await hub.stopWorkers();
+      await hub.close();
+      await queue.close();
+      await proxy.close();
+      await db.destroy();
+    }
   });
 });
