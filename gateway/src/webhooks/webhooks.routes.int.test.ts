@@ -13,7 +13,7 @@ let partnerId: string;
 let token: string;
 
 beforeAll(async () => {
-  t = await startTestHub({ config: { WEBHOOK_ALLOW_LOOPBACK: "true", OUTBOX_POLL_MS: "20", WEBHOOK_RETRY_SCHEDULE: "20ms,20ms" } });
+  t = await startTestHub({ config: { WEBHOOK_ALLOW_LOOPBACK: "true", OUTBOX_POLL_MS: "20", WEBHOOK_RETRY_SCHEDULE: "20ms,20ms", WEBHOOK_TIMEOUT_MS: "1000" } });
   rx = await startReceiver();
   partnerId = (await createPartner(t.db)).id;
   token = await partnerToken(t, partnerId, ["webhooks:manage"]);
