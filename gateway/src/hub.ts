@@ -14,6 +14,13 @@ import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
+import { createPartnersService } from "./partners/partners.service.ts";
+import { partnersRoutes } from "./partners/partners.routes.ts";
+import { createMembersService } from "./members/members.service.ts";
+import { createProgrammeService } from "./members/programme.ts";
+import { membersRoutes } from "./members/members.routes.ts";
+import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
+import { cardsRoutes } from "./cards/cards.routes.ts";
 import { createWebhooksService } from "./webhooks/webhooks.service.ts";
 import { webhooksRoutes } from "./webhooks/webhooks.routes.ts";
 import { registerWebhookWorkers } from "./webhooks/webhooks.workers.ts";
@@ -61,6 +68,9 @@ export function createHub(deps: HubDeps): Hub {
     ...authRoutes(deps, auth),
 
     // --- handlers: network ---
+    ...partnersRoutes(createPartnersService(deps)),
+    ...membersRoutes(createMembersService({ ...deps, resolveCard: createCardResolver(deps) }), createProgrammeService(deps)),
+    ...cardsRoutes(createCardsService(deps)),
 
     // --- handlers: ledger ---
 
