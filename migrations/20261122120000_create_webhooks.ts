@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 
 /**
- * Webhooks: a partner's endpoints, one delivery per (event, endpoint) — the truth about what is
+ * Webhooks: a partner's endpoints, a mark per event fanned out, one delivery per (event, endpoint) — the truth about what is
  * still owed, so a lost queue job delays a delivery but never loses it — and one row per attempt
  * (the delivery log a partner reads).
  *
@@ -11,6 +11,15 @@ import type { Knex } from "knex";
 export async function up(knex: Knex): Promise<void> {
   await knex.raw("ALTER TABLE events ADD COLUMN tx_id xid8 NOT NULL DEFAULT pg_current_xact_id()");
   await knex.raw("CREATE INDEX events_partner_tx_seq_idx ON events (partner_id, tx_id, seq)");
+  await knex.raw("CREATE INDEX events_created_at_idx ON events (created_at)");
+
+  // One row per event fanned out to webhooks: the sweep dispatches any recent event without one,
+  // so an events.dispatch job lost with the queue (or an in-process queue in a crash) loses nothing.
+  await knex.schema.createTable("webhook_dispatches", (t) => {
+    t.text("event_id").primary().references("events.id");
+    t.integer("deliveries").notNullable();
+    t.timestamp("dispatched_at", { useTz: true }).notNullable().defaultTo(knex.fn.now());
+  });
 
   await knex.schema.createTable("webhook_endpoints", (t) => {
     t.text("id").primary();
@@ -84,6 +93,8 @@ export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTableIfExists("webhook_attempts");
   await knex.schema.dropTableIfExists("webhook_deliveries");
   await knex.schema.dropTableIfExists("webhook_endpoints");
+  await knex.schema.dropTableIfExists("webhook_dispatches");
+  await knex.raw("DROP INDEX IF EXISTS events_created_at_idx");
   await knex.raw("DROP INDEX IF EXISTS events_partner_tx_seq_idx");
   await knex.raw("ALTER TABLE events DROP COLUMN IF EXISTS tx_id");
 }

@@ -6,6 +6,7 @@ import { expectRouteSecurity } from "../../../test/security.ts";
 import { json } from "../../../test/http.ts";
 import { recordEvent, type EventType } from "./events.service.ts";
 import type { DbOrTrx } from "../infra/db.ts";
+import { until } from "../../../test/webhook-receiver.ts";
 
 let t: TestHub;
 let partnerId: string;
@@ -23,6 +24,19 @@ const feed = async (query = "", tok = token) => {
   return { status: res.status, body: await json(res) };
 };
 
+/**
+ * The feed shows an event once every transaction older than it has finished — on a shared server
+ * that includes other test files' transactions — so a test waits for what it just committed.
+ */
+async function feedUntil(query: string, tok: string, count: number) {
+  let last: Awaited<ReturnType<typeof feed>> | undefined;
+  await until(async () => {
+    last = await feed(query, tok);
+    return last.body.data.length >= count;
+  }, { what: `${count} events in the feed`, timeoutMs: 10_000 });
+  return last!;
+}
+
 function emit(db: DbOrTrx, type: EventType, occurredAt: Date, data: Record<string, unknown> = {}, pid = partnerId) {
   return recordEvent(db, { type, partnerId: pid, occurredAt, data });
 }
@@ -37,6 +51,7 @@ describe("GET /v1/events", () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(Date.UTC(2026, 10, 1, 0, i)), { earn_id: `ern_${i}`, points: i }, p)));
     await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(), {}, partnerId)); // someone else's
+    await feedUntil("?limit=200", tok, 5);
 
     const first = await feed("?limit=2", tok);
     expect(first.body.data.map((e: { id: string }) => e.id)).toEqual(ids.slice(0, 2));
@@ -52,7 +67,7 @@ describe("GET /v1/events", () => {
     const idle = await feed(`?cursor=${third.body.next_cursor}`, tok);
     expect(idle.body).toEqual({ data: [], has_more: false, next_cursor: third.body.next_cursor });
     const later = await t.db.transaction((trx) => emit(trx, "tier.changed", new Date(), { tier: "gold" }, p));
-    const fresh = await feed(`?cursor=${idle.body.next_cursor}`, tok);
+    const fresh = await feedUntil(`?cursor=${idle.body.next_cursor}`, tok, 1);
     expect(fresh.body.data.map((e: { id: string }) => e.id)).toEqual([later]);
   });
 
@@ -64,6 +79,7 @@ describe("GET /v1/events", () => {
     const b = await t.db.transaction((trx) => emit(trx, "burn.posted", at(2), {}, p));
     const c = await t.db.transaction((trx) => emit(trx, "tier.changed", at(3), {}, p));
     const ids = (r: { body: { data: Array<{ id: string }> } }) => r.body.data.map((e) => e.id);
+    await feedUntil("", tok, 3);
     expect(ids(await feed("?type=burn.posted", tok))).toEqual([b]);
     expect(ids(await feed("?type=earn.posted&type=tier.changed", tok))).toEqual([a, c]);
     expect(ids(await feed(`?since=${at(2).toISOString()}`, tok))).toEqual([b, c]);
@@ -84,7 +100,7 @@ describe("GET /v1/events", () => {
     const mine = await t.db.transaction((trx) => emit(trx, "earn.posted", new Date()));
     const other = await partnerToken(t, (await createPartner(t.db)).id, ["events:read"]);
     expect((await feed("", other)).body.data).toEqual([]);
-    expect((await feed("?limit=200")).body.data.map((e: { id: string }) => e.id)).toContain(mine);
+    await until(async () => (await feed("?limit=200")).body.data.some((e: { id: string }) => e.id === mine), { what: "my event" });
     const wrongScope = await partnerToken(t, partnerId, ["webhooks:manage"]);
     expect((await feed("", wrongScope)).status).toBe(403);
   });
@@ -95,7 +111,7 @@ describe.runIf(process.env.DATABASE_URL)("GET /v1/events with concurrent writers
     const p = (await createPartner(t.db)).id;
     const tok = await partnerToken(t, p, ["events:read"]);
     await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(), { n: 0 }, p));
-    const start = (await feed("", tok)).body.next_cursor as string;
+    const start = (await feedUntil("", tok, 1)).body.next_cursor as string;
 
     const slow = await t.db.transaction();
     const late = await emit(slow, "earn.posted", new Date(), { n: 1 }, p); // takes the lower seq, commits last
@@ -104,7 +120,7 @@ describe.runIf(process.env.DATABASE_URL)("GET /v1/events with concurrent writers
     // Served "quick" now would move the partner's cursor past "late" for ever: it must wait.
     expect(meanwhile.body.data).toEqual([]);
     await slow.commit();
-    const after = await feed(`?cursor=${meanwhile.body.next_cursor}`, tok);
+    const after = await feedUntil(`?cursor=${meanwhile.body.next_cursor}`, tok, 2);
     expect(after.body.data.map((e: { id: string }) => e.id).sort()).toEqual([late, quick].sort());
   });
 });

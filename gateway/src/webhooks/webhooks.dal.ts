@@ -155,6 +155,24 @@ export const webhooksDal = {
     const rows = await trx("webhook_attempts").where({ delivery_id: deliveryId }).orderBy("attempt");
     return rows.map((r) => ({ ...(r as AttemptRow), started_at: ts(r.started_at)! }));
   },
+  /** Marks the event as fanned out; false when it already was. */
+  async markDispatched(eventId: string, deliveries: number, trx: DbOrTrx): Promise<boolean> {
+    const r = await trx("webhook_dispatches").insert({ event_id: eventId, deliveries }).onConflict("event_id").ignore().returning("event_id");
+    return r.length > 0;
+  },
+  /** Partner events recorded between `since` and `before` that were never fanned out. */
+  async undispatchedEvents(since: Date, before: Date, limit: number, trx: DbOrTrx): Promise<string[]> {
+    const rows = await trx("events as e")
+      .leftJoin("webhook_dispatches as w", "w.event_id", "e.id")
+      .whereNull("w.event_id")
+      .whereNotNull("e.partner_id")
+      .andWhere("e.created_at", ">=", since)
+      .andWhere("e.created_at", "<", before)
+      .orderBy("e.created_at")
+      .limit(limit)
+      .select("e.id");
+    return rows.map((r: { id: string }) => r.id);
+  },
   /** Pending deliveries due before `overdueBefore` and not leased: their queue job was lost. */
   async overdueDeliveries(overdueBefore: Date, now: Date, limit: number, trx: DbOrTrx): Promise<Array<{ id: string; attempts: number }>> {
     return trx("webhook_deliveries")

@@ -135,6 +135,28 @@ describe("webhooks service", () => {
     await queue.close();
   });
 
+  it("fans out an event whose dispatch job was lost", async () => {
+    const svc = createWebhooksService({ db, clock: systemClock, log, config: config(), sweepGraceMs: 0 });
+    const { ep, eventId } = await setup(svc);
+    // Relayed, then gone: an in-process queue in a crash, or a Redis that lost its data.
+    await db("outbox").where("queue", "events.dispatch").update({ relayed_at: db.fn.now() });
+    expect(await deliveriesOf(ep.id)).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 5));
+    const queue = createMemoryQueue(log);
+    queue.process("webhooks.deliver", async (job) => {
+      await svc.deliver(job.data.deliveryId, job.data.attempt);
+    });
+    await svc.sweep(queue);
+    expect(await db("webhook_dispatches").where({ event_id: eventId })).toMatchObject([{ deliveries: 1 }]);
+    const [d] = await deliveriesOf(ep.id);
+    expect(d.event_id).toBe(eventId);
+    // The sweep marked it: the next one leaves it alone, and so does a late dispatch job.
+    await svc.sweep(queue);
+    expect(await svc.dispatch(eventId)).toBe(0);
+    expect(await deliveriesOf(ep.id)).toHaveLength(1);
+    await queue.close();
+  });
+
   it("sends nothing to a disabled endpoint: its pending deliveries die", async () => {
     const { svc, partner, ep, eventId } = await setup();
     await svc.dispatch(eventId);

@@ -16,6 +16,7 @@ import { postWebhook, type AttemptResult } from "./sender.ts";
 export const MAX_ENDPOINTS_PER_PARTNER = 20;
 export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
 const JITTER = 0.15;
+const SWEEP_EVENTS_WINDOW_MS = 7 * 86_400_000;
 
 export interface WebhooksServiceDeps {
   db: Db;
@@ -250,6 +251,8 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       const created = await db.transaction(async (trx) => {
         const ev = await trx("events").where({ id: eventId }).first("id", "type", "partner_id");
         if (!ev?.partner_id) return 0;
+        // Taken first: a concurrent dispatch of the same event waits here, then finds it marked.
+        if (!(await webhooksDal.markDispatched(eventId, 0, trx))) return 0;
         let n = 0;
         for (const { id: endpointId } of await webhooksDal.subscribedEndpoints(ev.partner_id, ev.type, trx)) {
           const id = newId("whd");
@@ -261,6 +264,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
           await enqueueInTx(trx, "webhooks.deliver", { deliveryId: id, attempt: 1 }, { jobId: `whd:${id}:1` });
           n++;
         }
+        if (n > 0) await trx("webhook_dispatches").where({ event_id: eventId }).update({ deliveries: n });
         return n;
       });
       if (created > 0) nudge();
@@ -356,6 +360,10 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
      */
     async sweep(queue: Pick<JobQueue, "add">, limit = 500): Promise<number> {
       const now = clock.now();
+      // Events whose events.dispatch job was lost: fan them out here (the last week is searched).
+      const lost = await webhooksDal.undispatchedEvents(new Date(now.getTime() - SWEEP_EVENTS_WINDOW_MS), new Date(now.getTime() - sweepGraceMs), limit, db);
+      for (const eventId of lost) await this.dispatch(eventId);
+      if (lost.length > 0) log.info({ events: lost.length }, "webhook sweep dispatched events whose job was lost");
       const due = await webhooksDal.overdueDeliveries(new Date(now.getTime() - sweepGraceMs), now, limit, db);
       let n = 0;
       for (const d of due) {
