@@ -12,6 +12,16 @@ export interface AttemptResult {
   /** The start of the response body, for the delivery log. */
   excerpt: string | null;
   error: string | null;
+  /** What a 429 or 503 asked for in Retry-After, in ms; null when absent or unreadable. */
+  retryAfterMs?: number | null;
+}
+
+/** Retry-After: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+  if (!value) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 export const EXCERPT_BYTES = 1024;
@@ -61,7 +71,8 @@ export function postWebhook(dest: VettedDestination, headers: Record<string, str
         let size = 0;
         const done = () => {
           const excerpt = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString("utf8");
-          finish({ outcome: outcomeOf(status), httpStatus: status, excerpt: excerpt || null, error: null });
+          const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(res.headers["retry-after"]) : null;
+          finish({ outcome: outcomeOf(status), httpStatus: status, excerpt: excerpt || null, error: null, retryAfterMs });
           res.destroy();
         };
         res.on("data", (c: Buffer) => {

@@ -86,6 +86,22 @@ describe("webhooks service", () => {
     }
   });
 
+  it("waits as long as a 429's Retry-After asks when that is longer than the schedule", async () => {
+    const { svc, ep, eventId } = await setup();
+    rx.answer(() => ({ status: 429, headers: { "retry-after": "120" } }));
+    try {
+      await svc.dispatch(eventId);
+      const [d] = await deliveriesOf(ep.id);
+      const t0 = Date.now();
+      expect(await svc.deliver(d.id, 1)).toMatchObject({ outcome: "http-error", httpStatus: 429, retryAfterMs: 120_000 });
+      const [after] = await deliveriesOf(ep.id);
+      expect(new Date(after.next_attempt_at).getTime() - t0).toBeGreaterThanOrEqual(119_000);
+      expect(new Date(after.next_attempt_at).getTime() - t0).toBeLessThan(125_000);
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
+  });
+
   it("re-checks DNS at every attempt: a name that now resolves to loopback is refused, nothing is sent", async () => {
     let answer: ResolvedAddress[] = [{ address: "93.184.216.34", family: 4 }];
     const svc = createWebhooksService({ db, clock: systemClock, log, config: testConfig({ WEBHOOK_RETRY_SCHEDULE: "10ms" }), resolve: async () => answer });

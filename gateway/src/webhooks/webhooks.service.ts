@@ -16,6 +16,7 @@ import { postWebhook, type AttemptResult } from "./sender.ts";
 export const MAX_ENDPOINTS_PER_PARTNER = 20;
 export const DEFAULT_SECRET_OVERLAP_SECONDS = 24 * 3600;
 const JITTER = 0.15;
+const MAX_RETRY_AFTER_MS = 86_400_000;
 const SWEEP_EVENTS_WINDOW_MS = 7 * 86_400_000;
 
 export interface WebhooksServiceDeps {
@@ -345,7 +346,8 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
           log.warn({ endpointId: d.endpoint_id, deliveryId, attempts: attempt }, "webhook delivery dead-lettered after its last attempt");
           return false;
         }
-        const delayMs = retryDelay(attempt);
+        // A receiver that says when to come back (429/503 Retry-After) is believed, up to a day.
+        const delayMs = Math.max(retryDelay(attempt), Math.min(result.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
         await webhooksDal.updateDelivery(deliveryId, { ...common, next_attempt_at: new Date(now.getTime() + delayMs) }, trx);
         await enqueueInTx(trx, "webhooks.deliver", { deliveryId, attempt: attempt + 1 }, { jobId: `whd:${deliveryId}:${attempt + 1}`, delayMs });
         return true;
