@@ -5,7 +5,7 @@ import { bearer, partnerToken } from "../../../test/factories/auth.ts";
 import { expectRouteSecurity } from "../../../test/security.ts";
 import { json } from "../../../test/http.ts";
 import { recordEvent, type EventType } from "./events.service.ts";
-import type { DbOrTrx } from "../infra/db.ts";
+import { createDb, type DbOrTrx } from "../infra/db.ts";
 import { until } from "../../../test/webhook-receiver.ts";
 
 let t: TestHub;
@@ -122,5 +122,21 @@ describe.runIf(process.env.DATABASE_URL)("GET /v1/events with concurrent writers
     await slow.commit();
     const after = await feedUntil(`?cursor=${meanwhile.body.next_cursor}`, tok, 2);
     expect(after.body.data.map((e: { id: string }) => e.id).sort()).toEqual([late, quick].sort());
+  });
+
+  it("is not held back by a long transaction in another database on the same server", async () => {
+    const p = (await createPartner(t.db)).id;
+    const tok = await partnerToken(t, p, ["events:read"]);
+    const elsewhere = await createDb({ url: process.env.DATABASE_URL!, poolMax: 1 });
+    const stuck = await elsewhere.transaction();
+    try {
+      await stuck.raw("SELECT pg_current_xact_id()"); // now it holds a transaction id, and keeps it
+      const id = await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(), {}, p));
+      const page = await feed("", tok);
+      expect(page.body.data.map((e: { id: string }) => e.id)).toEqual([id]);
+    } finally {
+      await stuck.rollback();
+      await elsewhere.destroy();
+    }
   });
 });
