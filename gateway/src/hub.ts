@@ -26,6 +26,11 @@ import { createProgrammeService } from "./members/programme.service.ts";
 import { membersRoutes } from "./members/members.routes.ts";
 import { createCardResolver, createCardsService, createNetworkMemberAccess } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";
+import { createWebhooksService } from "./webhooks/webhooks.service.ts";
+import { webhooksRoutes } from "./webhooks/webhooks.routes.ts";
+import { registerWebhookWorkers } from "./webhooks/webhooks.workers.ts";
+import { createEventFeed } from "./events/events.feed.ts";
+import { eventsRoutes } from "./events/events.routes.ts";
 
 export interface HubDeps {
   config: Config;
@@ -63,6 +68,7 @@ export function createHub(deps: HubDeps): Hub {
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createNetworkMemberAccess(deps) });
+  const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -78,6 +84,8 @@ export function createHub(deps: HubDeps): Hub {
     ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
+    ...eventsRoutes({ feed: createEventFeed(deps) }),
+    ...webhooksRoutes({ webhooks }),
   };
 
   const { router, operations } = createApiRouter({
@@ -108,7 +116,16 @@ export function createHub(deps: HubDeps): Hub {
   app.use(notFound());
   app.use(problemHandler(log));
 
-  const relay = createOutboxRelay({ db: deps.db, queue: deps.queue, log, pollMs: config.OUTBOX_POLL_MS });
+  const relay = createOutboxRelay({
+    db: deps.db,
+    queue: deps.queue,
+    log,
+    pollMs: config.OUTBOX_POLL_MS,
+    // Queue-level retries cover a worker's own failures (a database hiccup), not the partner's:
+    // webhook retries are scheduled in the delivery rows.
+    defaults: { "events.dispatch": { attempts: 8, backoffMs: 2_000 }, "webhooks.deliver": { attempts: 3, backoffMs: 2_000 } },
+  });
+  let webhookWorkers: { stop(): void } | undefined;
 
   return {
     app,
@@ -129,9 +146,11 @@ export function createHub(deps: HubDeps): Hub {
       registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
+      webhookWorkers = registerWebhookWorkers(deps, webhooks);
       relay.start();
     },
     async stopWorkers() {
+      webhookWorkers?.stop();
       await relay.stop();
     },
     async close() {

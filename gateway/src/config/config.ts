@@ -35,7 +35,30 @@ const schema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  WEBHOOK_RETRY_SCHEDULE: z
+    .string()
+    .default("5s,5m,30m,2h,5h,10h,14h,20h,24h")
+    .transform((v, ctx) => {
+      const delays = parseDurations(v);
+      if (!delays) ctx.addIssue({ code: "custom", message: "must be a comma-separated list of durations such as 5s,5m,2h (units ms, s, m, h, d)" });
+      return delays ?? [];
+    }),
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
 });
+
+/** "5s,5m,2h" → milliseconds; undefined when any part is not a duration. */
+export function parseDurations(v: string): number[] | undefined {
+  const unit: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const out: number[] = [];
+  for (const part of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d+)(ms|s|m|h|d)$/.exec(part);
+    if (!m) return undefined;
+    out.push(Number(m[1]) * unit[m[2]!]!);
+  }
+  return out;
+}
 
 export type RawConfig = z.infer<typeof schema>;
 

@@ -20,6 +20,8 @@ export interface QueueJobs {
   "ledger.points-expiry": { day: string };
 
   // --- queues: webhooks ---
+  /** Try delivery `deliveryId` for the `attempt`-th time; the delivery row decides whether it still should. */
+  "webhooks.deliver": { deliveryId: string; attempt: number };
 }
 
 export type QueueName = keyof QueueJobs;
