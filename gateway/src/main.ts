@@ -99,14 +99,17 @@ function printWelcome(url: string, dataDir: string, credsFile?: string): void {
     `  API            ${url}`,
     `  API reference  ${url}/docs`,
     `  Contract       ${url}/openapi.json`,
-    `  Portal         ${url}/portal/`,
     `  Health         ${url}/readyz`,
     "",
   ];
   if (fs.existsSync(file)) {
     const creds = JSON.parse(fs.readFileSync(file, "utf8")) as { clients: Array<{ partner: string; client_id: string; client_secret: string; scopes: string[] }> };
-    lines.push(`  Demo credentials (also in ${file}):`);
-    for (const c of creds.clients) lines.push(`    ${c.partner.padEnd(22)} ${c.client_id}  ${c.client_secret}`);
+    lines.push(`  Demo OAuth clients (client_id / client_secret; all in ${file}):`);
+    for (const c of creds.clients) lines.push(`    ${c.partner.padEnd(26)} ${c.client_id}  ${c.client_secret}`);
+    const first = creds.clients.find((c) => c.scopes.includes("earn:write"));
+    if (first) {
+      lines.push("", "  Try it:", `    curl -s -u '${first.client_id}:${first.client_secret}' -d grant_type=client_credentials ${url}/oauth/token`);
+    }
     lines.push("");
   }
   lines.push("  Ctrl-C stops it. Data lives in " + dataDir, "");
