@@ -20,6 +20,12 @@ export interface QueueJobs {
   "ledger.points-expiry": { day: string };
 
   // --- queues: webhooks ---
+
+  // --- queues: settlement ---
+  /** Move a month's settlement run on (create statements, check the network, close). */
+  "settlement.run": { runId: string };
+  /** Clear one partner's statement of a run (job id `clear:{partnerId}:{period}`). */
+  "settlement.clear": { statementId: string };
 }
 
 export type QueueName = keyof QueueJobs;
