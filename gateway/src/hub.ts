@@ -20,6 +20,10 @@ import { earnRoutes } from "./earn/earn.routes.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
+import { createClearingService, type ClearingHooks } from "../../settlement/src/clearing.service.ts";
+import { createStatementsService } from "../../settlement/src/statements.service.ts";
+import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
+import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts";
 
 export interface HubDeps {
   config: Config;
@@ -27,6 +31,8 @@ export interface HubDeps {
   queue: JobQueue;
   log: Logger;
   clock: Clock;
+  /** Step hooks of the clearing run (crash injection in tests); none in a live hub. */
+  clearingHooks?: ClearingHooks;
 }
 
 export interface Hub {
@@ -57,6 +63,8 @@ export function createHub(deps: HubDeps): Hub {
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+  const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
+  const statements = createStatementsService({ db: deps.db });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -69,6 +77,9 @@ export function createHub(deps: HubDeps): Hub {
     ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
+
+    // --- handlers: settlement ---
+    ...settlementRoutes({ clearing, statements }),
   };
 
   const { router, operations } = createApiRouter({
@@ -120,6 +131,9 @@ export function createHub(deps: HubDeps): Hub {
       registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
+
+      // --- workers: settlement ---
+      registerSettlementJobs(deps, clearing);
       relay.start();
     },
     async stopWorkers() {

@@ -1,0 +1,129 @@
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixedClock, startTestHub, type TestHub } from "../../test/harness.ts";
+import { adminToken, bearer, partnerToken } from "../../test/factories/auth.ts";
+import { expectRouteSecurity } from "../../test/security.ts";
+import { seedNetwork, type MonthTraffic } from "../../test/factories/settlement.ts";
+
+let hub: TestHub;
+let t: MonthTraffic;
+let admin: string;
+// The hub runs on real time (tokens are checked against it); the traffic is made on its own clock.
+const trafficClock = fixedClock("2026-04-01T00:00:00Z");
+const stmtId = (period: string, partnerId: string) => `stm_${period.replace("-", "")}_${partnerId}`;
+
+interface RunBody {
+  id: string;
+  status: string;
+  step: string;
+  statements: Array<{ id: string; partner_id: string; status: string }>;
+  report: { currencies: Array<{ network_sum_minor: number; partners: unknown[] }>; points: { liability_outstanding: number } } | null;
+}
+
+async function waitForRun(id: string, until: (r: RunBody) => boolean): Promise<RunBody> {
+  for (let i = 0; i < 200; i++) {
+    const res = await hub.fetch(`/admin/v1/settlement-runs/${id}`, { headers: bearer(admin) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as RunBody;
+    if (until(body)) return body;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`run ${id} did not get there`);
+}
+
+beforeAll(async () => {
+  hub = await startTestHub({ config: { OUTBOX_POLL_MS: "20" } });
+  t = await seedNetwork(hub.db, trafficClock);
+  admin = await adminToken(hub);
+});
+afterAll(async () => {
+  await hub.close();
+});
+
+describe("settlement runs as jobs, statements over HTTP", () => {
+  it("starts a month, runs it through the queue to closed, and a second start is harmless", async () => {
+    const future = new Date(Date.now() + 40 * 86_400_000).toISOString().slice(0, 7);
+    const early = await hub.fetch("/admin/v1/settlement-runs", { method: "POST", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify({ period: future }) });
+    expect(early.status).toBe(422);
+    expect(((await early.json()) as { code: string }).code).toBe("period-not-ended");
+
+    const start = () => hub.fetch("/admin/v1/settlement-runs", { method: "POST", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify({ period: "2026-04" }) });
+    const [r1, r2] = await Promise.all([start(), start()]);
+    expect([r1.status, r2.status]).toEqual([202, 202]);
+    const body = (await r1.json()) as RunBody;
+    expect(body.id).toBe("run_2026-04");
+    const run = await waitForRun(body.id, (r) => r.status !== "running");
+    expect(run.status).toBe("closed");
+    expect(run.statements).toHaveLength(3);
+    expect(run.report!.currencies[0]!.network_sum_minor).toBe(0);
+    expect(run.report!.points.liability_outstanding).toBe(33);
+    const again = await start();
+    expect(again.status).toBe(202);
+    expect(((await again.json()) as RunBody).status).toBe("closed");
+    expect(await hub.db("settlement_statements").count("* as n").first()).toMatchObject({ n: expect.anything() });
+    expect(Number((await hub.db("settlement_statements").count("* as n").first())?.n)).toBe(3);
+    // Each partner was told, once.
+    expect(Number((await hub.db("events").where({ type: "statement.ready" }).count("* as n").first())?.n)).toBe(3);
+  });
+
+  it("shows a partner its own statements, line groups and all", async () => {
+    const { A } = t.partners;
+    const token = await partnerToken(hub, A, ["settlements:read"]);
+    const list = await hub.fetch("/v1/settlements", { headers: bearer(token) });
+    expect(list.status).toBe(200);
+    const page = (await list.json()) as { items: Array<{ id: string; net_amount_minor: number; direction: string }> };
+    expect(page.items).toEqual([expect.objectContaining({ id: stmtId("2026-04", A), net_amount_minor: -10_134, direction: "receivable_from_partner" })]);
+
+    const res = await hub.fetch(`/v1/settlements/${stmtId("2026-04", A)}`, { headers: bearer(token) });
+    expect(res.status).toBe(200);
+    const st = (await res.json()) as Record<string, unknown> & { lines: Array<Record<string, unknown>>; fees: unknown[]; content_sha256: string };
+    expect(st).toMatchObject({ period: "2026-04", currency: "EUR", opening_position_minor: 0, net_amount_minor: -10_134, due_date: "2026-05-15", status: "closed" });
+    expect(st.lines).toEqual([expect.objectContaining({ group: "issuance", points: 123, price_micros: 10_500, exact_amount: "1.291500", amount_minor: -129 })]);
+    expect(st.fees).toHaveLength(2);
+    expect(st.content_sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("downloads the CSV, whose bytes hash to the statement's csv_sha256", async () => {
+    const { C } = t.partners;
+    const token = await partnerToken(hub, C, ["settlements:read"]);
+    const id = stmtId("2026-04", C);
+    const res = await hub.fetch(`/v1/settlements/${id}/lines.csv`, { headers: bearer(token) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    const st = (await (await hub.fetch(`/v1/settlements/${id}`, { headers: bearer(token) })).json()) as { csv_sha256: string };
+    expect(sha).toBe(st.csv_sha256);
+    expect(res.headers.get("etag")).toBe(`"${sha}"`);
+    expect(res.headers.get("repr-digest")).toBe(`sha-256=:${createHash("sha256").update(bytes).digest("base64")}:`);
+    const text = bytes.toString("utf8");
+    expect(text).toContain(",C-T2,");
+    expect(text).toContain(",C-T2b,");
+    expect(text.split("\r\n").filter((l) => l.includes(",breakage_share,"))).toHaveLength(1);
+    const again = Buffer.from(await (await hub.fetch(`/v1/settlements/${id}/lines.csv`, { headers: bearer(token) })).arrayBuffer());
+    expect(again.equals(bytes)).toBe(true);
+  });
+
+  it("answers 404 for another partner's statement, its CSV and unknown ids", async () => {
+    const { A, B } = t.partners;
+    const token = await partnerToken(hub, B, ["settlements:read"]);
+    for (const path of [`/v1/settlements/${stmtId("2026-04", A)}`, `/v1/settlements/${stmtId("2026-04", A)}/lines.csv`, "/v1/settlements/stm_nope"]) {
+      const res = await hub.fetch(path, { headers: bearer(token) });
+      expect(res.status, path).toBe(404);
+      expect(((await res.json()) as { code: string }).code).toBe("statement-not-found");
+    }
+    expect((await hub.fetch("/admin/v1/settlement-runs/run_1999-01", { headers: bearer(admin) })).status).toBe(404);
+    const bad = await hub.fetch("/admin/v1/settlement-runs", { method: "POST", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify({ period: "2026-13" }) });
+    expect(bad.status).toBe(422);
+  });
+
+  it("holds every route to the shared security set", async () => {
+    const { A } = t.partners;
+    const id = stmtId("2026-04", A);
+    await expectRouteSecurity(hub, { method: "GET", path: "/v1/settlements", scopes: ["settlements:read"], audience: "partner", partnerId: A });
+    await expectRouteSecurity(hub, { method: "GET", path: `/v1/settlements/${id}`, scopes: ["settlements:read"], audience: "partner", partnerId: A });
+    await expectRouteSecurity(hub, { method: "GET", path: `/v1/settlements/${id}/lines.csv`, scopes: ["settlements:read"], audience: "partner", partnerId: A });
+    await expectRouteSecurity(hub, { method: "POST", path: "/admin/v1/settlement-runs", body: { period: "2026-04" }, scopes: ["admin"], audience: "admin" });
+    await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/settlement-runs/run_2026-04", scopes: ["admin"], audience: "admin" });
+  });
+});
