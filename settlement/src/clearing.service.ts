@@ -467,8 +467,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const next = NEXT[step]!;
           await trx("settlement_statements").where({ id: st.id }).update({ step: next });
           // Ready: let the run look whether every statement is (the job id names this statement,
-          // so each statement's nudge is its own job).
-          if (next === "ready") await enqueueInTx(trx, "settlement.run", { runId: run.id }, { jobId: `settle:${run.period}:${run.attempts}:ready:${st.partner_id}` });
+          // so each statement's nudge is its own job). BullMQ ids hold at most two colons.
+          if (next === "ready") await enqueueInTx(trx, "settlement.run", { runId: run.id }, { jobId: `settle-ready:${run.period}.${run.attempts}:${st.partner_id}` });
           await hook({ scope: "statement", id: statementId, step, phase: "before-commit", trx });
         });
       } catch (err) {
@@ -501,7 +501,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         .insert({ id: statementId, run_id: run.id, partner_id: partnerId, period: run.period, created_at: now })
         .onConflict(["partner_id", "period"])
         .ignore();
-      const suffix = run.attempts > 0 ? `:retry${run.attempts}` : "";
+      const suffix = run.attempts > 0 ? `.retry${run.attempts}` : "";
       await enqueueInTx(trx, "settlement.clear", { statementId }, { jobId: `clear:${partnerId}:${run.period}${suffix}` });
     }
   }

@@ -28,7 +28,9 @@ async function waitForRun(id: string, until: (r: RunBody) => boolean): Promise<R
     if (until(body)) return body;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`run ${id} did not get there`);
+  const outbox = await hub.db("outbox").whereNull("relayed_at").select("queue", "job_id", "attempts", "last_error");
+  const statements = await hub.db("settlement_statements").select("id", "status", "step", "failure");
+  throw new Error(`run ${id} did not get there: ${JSON.stringify({ outbox, statements })}`);
 }
 
 beforeAll(async () => {

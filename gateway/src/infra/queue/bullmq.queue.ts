@@ -29,6 +29,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
+/**
+ * BullMQ refuses custom job ids containing ":" (unless split into exactly three parts, a legacy
+ * of repeatable jobs), and our deterministic ids use ":" freely (`evt:${id}`). Percent-encoding
+ * ":" (and "%" itself, so the mapping stays one-to-one) keeps every id distinct and accepted.
+ */
+export function bullmqJobId(id: string): string {
+  return id.replace(/[%:]/g, (c) => (c === "%" ? "%25" : "%3A"));
+}
+
+export function fromBullmqJobId(id: string): string {
+  return id.replace(/%(25|3A)/g, (_m, code: string) => (code === "25" ? "%" : ":"));
+}
+
 /** BullMQ on Redis: the production queue, shared by every API and worker process. */
 export function createBullmqQueue(url: string, log: Logger, opts: { prefix?: string } = {}): JobQueue {
   const prefix = opts.prefix ?? "hub";
@@ -53,7 +66,7 @@ export function createBullmqQueue(url: string, log: Logger, opts: { prefix?: str
     async add<N extends QueueName>(name: N, data: QueueJobs[N], o: AddOptions) {
       await withTimeout(
         queue(name).add(name, data, {
-          jobId: o.jobId,
+          jobId: bullmqJobId(o.jobId),
           ...(o.delayMs ? { delay: o.delayMs } : {}),
           attempts: o.attempts ?? 1,
           backoff: { type: "exponential", delay: o.backoffMs ?? 1000, jitter: 0.5 },
@@ -68,7 +81,7 @@ export function createBullmqQueue(url: string, log: Logger, opts: { prefix?: str
       const w = new Worker(
         name,
         async (job) => {
-          await processor({ id: job.id!, name, data: job.data as QueueJobs[N], attemptsMade: job.attemptsMade } as Job<N>);
+          await processor({ id: fromBullmqJobId(job.id!), name, data: job.data as QueueJobs[N], attemptsMade: job.attemptsMade } as Job<N>);
         },
         { connection: connectionFrom(url, true), prefix, concurrency: o?.concurrency ?? 1 },
       );
