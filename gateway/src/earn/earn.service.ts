@@ -673,9 +673,9 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
     const r: RedemptionRow | undefined = await trx("redemptions").where({ id: redemptionId, partner_id: partnerId }).forUpdate().first("*");
     if (!r) throw earnErrors.make("redemption-not-found", `No redemption ${redemptionId}.`);
     if (r.status === "expired" || (r.status === "held" && new Date(r.expires_at) <= clock.now())) {
-      throw earnErrors.make("redemption-expired", `Redemption ${r.id} expired at ${iso(r.expires_at)}; hold the points again.`, { status: "expired" });
+      throw earnErrors.make("redemption-expired", `Redemption ${r.id} expired at ${iso(r.expires_at)}; hold the points again.`, { redemption_status: "expired" });
     }
-    if (r.status !== "held") throw earnErrors.make("redemption-not-held", `Redemption ${r.id} is ${r.status}.`, { status: r.status });
+    if (r.status !== "held") throw earnErrors.make("redemption-not-held", `Redemption ${r.id} is ${r.status}.`, { redemption_status: r.status });
     return r;
   }
 }
