@@ -263,7 +263,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         sortKey: key("transaction_fee", c, t.corrects_period),
       });
     }
-    if (monthly && BigInt(monthly.monthly_fee_minor) > 0n) {
+    // The monthly fee is for partners live in the network (active or suspended when the month is
+    // cleared); an applied, approved or terminated partner is cleared but not charged it.
+    const partner: { status: string } | undefined = await trx("partners").where({ id: st.partner_id }).first("status");
+    const live = partner?.status === "active" || partner?.status === "suspended";
+    if (monthly && live && BigInt(monthly.monthly_fee_minor) > 0n) {
       const fee = BigInt(monthly.monthly_fee_minor);
       drafts.push({
         line_group: "monthly_fee",
