@@ -24,6 +24,7 @@ import { createClearingService, type ClearingHooks } from "../../settlement/src/
 import { createStatementsService } from "../../settlement/src/statements.service.ts";
 import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
 import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts";
+import { createCreditTransfers } from "../../settlement/src/credit-transfers.service.ts";
 
 export interface HubDeps {
   config: Config;
@@ -79,7 +80,7 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: webhooks ---
 
     // --- handlers: settlement ---
-    ...settlementRoutes({ clearing, statements }),
+    ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
   };
 
   const { router, operations } = createApiRouter({

@@ -3,11 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixedClock, startTestHub, type TestHub } from "../../test/harness.ts";
 import { adminToken, bearer, partnerToken } from "../../test/factories/auth.ts";
 import { expectRouteSecurity } from "../../test/security.ts";
-import { seedNetwork, type MonthTraffic } from "../../test/factories/settlement.ts";
+import { createSettlementContract, seedNetwork, type MonthTraffic } from "../../test/factories/settlement.ts";
+import { createPartner } from "../../test/factories/network.ts";
 
 let hub: TestHub;
 let t: MonthTraffic;
 let admin: string;
+/** D is the month's one net creditor: points are only spent there. */
+let D: string;
 // The hub runs on real time (tokens are checked against it); the traffic is made on its own clock.
 const trafficClock = fixedClock("2026-04-01T00:00:00Z");
 const stmtId = (period: string, partnerId: string) => `stm_${period.replace("-", "")}_${partnerId}`;
@@ -36,6 +39,11 @@ async function waitForRun(id: string, until: (r: RunBody) => boolean): Promise<R
 beforeAll(async () => {
   hub = await startTestHub({ config: { OUTBOX_POLL_MS: "20" } });
   t = await seedNetwork(hub.db, trafficClock);
+  D = (await createPartner(hub.db, { name: "Bookshop D & Söhne" })).id;
+  await createSettlementContract(hub.db, D, { issuance: 10_000n, redemption: 8_000n });
+  await hub.db("member_partner_links").insert({ member_id: t.members.m1, partner_id: D, relation: "used" });
+  trafficClock.set("2026-04-21T10:00:00Z");
+  await hub.db.transaction((trx) => t.earn.burn(trx, D, { member_id: t.members.m1, partner_transaction_id: "D-1", points: 20, amount_minor: 200, currency: "EUR" }));
   admin = await adminToken(hub);
 });
 afterAll(async () => {
@@ -56,16 +64,16 @@ describe("settlement runs as jobs, statements over HTTP", () => {
     expect(body.id).toBe("run_2026-04");
     const run = await waitForRun(body.id, (r) => r.status !== "running");
     expect(run.status).toBe("closed");
-    expect(run.statements).toHaveLength(3);
+    expect(run.statements).toHaveLength(4);
     expect(run.report!.currencies[0]!.network_sum_minor).toBe(0);
-    expect(run.report!.points.liability_outstanding).toBe(33);
+    expect(run.report!.points.liability_outstanding).toBe(13);
     const again = await start();
     expect(again.status).toBe(202);
     expect(((await again.json()) as RunBody).status).toBe("closed");
     expect(await hub.db("settlement_statements").count("* as n").first()).toMatchObject({ n: expect.anything() });
-    expect(Number((await hub.db("settlement_statements").count("* as n").first())?.n)).toBe(3);
+    expect(Number((await hub.db("settlement_statements").count("* as n").first())?.n)).toBe(4);
     // Each partner was told, once.
-    expect(Number((await hub.db("events").where({ type: "statement.ready" }).count("* as n").first())?.n)).toBe(3);
+    expect(Number((await hub.db("events").where({ type: "statement.ready" }).count("* as n").first())?.n)).toBe(4);
   });
 
   it("shows a partner its own statements, line groups and all", async () => {
@@ -119,6 +127,40 @@ describe("settlement runs as jobs, statements over HTTP", () => {
     expect(bad.status).toBe(422);
   });
 
+  it("writes the pain.001 file paying the net creditors, the same bytes every time", async () => {
+    const post = (runId: string) =>
+      hub.fetch(`/admin/v1/settlement-runs/${runId}/credit-transfers`, {
+        method: "POST",
+        headers: { ...bearer(admin), "content-type": "application/json" },
+        body: JSON.stringify({ debtor: { name: "Coalition Operator", iban: "DE89 3704 0044 0532 0130 00", bic: "COBADEFFXXX" } }),
+      });
+    const missing = await post("run_2026-04");
+    expect(missing.status).toBe(422);
+    expect(await missing.json()).toMatchObject({ code: "payee-account-missing", partner_ids: [D] });
+    const put = (body: unknown) =>
+      hub.fetch(`/admin/v1/settlement-payee-accounts/${D}`, { method: "PUT", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify(body) });
+    const bad = await put({ account_holder: "D", iban: "FR1420041010050500013M02607", bic: "PSSTFRPPXXX" });
+    expect(bad.status).toBe(422);
+    expect(((await bad.json()) as { code: string }).code).toBe("invalid-bank-account");
+    const ok = await put({ account_holder: "Bookshop D & Söhne", iban: "FR14 2004 1010 0505 0001 3M02 606", bic: "PSSTFRPPXXX" });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ partner_id: D, iban: "FR1420041010050500013M02606" });
+
+    const res = await post("run_2026-04");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/xml/);
+    const xml = await res.text();
+    expect(xml).toContain('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"');
+    expect(xml).toContain("<NbOfTxs>1</NbOfTxs>");
+    expect(xml).toContain('<InstdAmt Ccy="EUR">0.16</InstdAmt>');
+    expect(xml).toContain("<Nm>Bookshop D &amp; Söhne</Nm>");
+    expect(xml).toContain(`<EndToEndId>202604${D.slice(4)}</EndToEndId>`);
+    expect(xml).toContain("<ReqdExctnDt><Dt>2026-05-15</Dt></ReqdExctnDt>");
+    expect(xml).toContain(`<Ustrd>Loyalty settlement 2026-04 ${stmtId("2026-04", D)}</Ustrd>`);
+    expect(await (await post("run_2026-04")).text()).toBe(xml);
+    expect(res.headers.get("etag")).toBe(`"${createHash("sha256").update(xml).digest("hex")}"`);
+  });
+
   it("holds every route to the shared security set", async () => {
     const { A } = t.partners;
     const id = stmtId("2026-04", A);
@@ -127,5 +169,13 @@ describe("settlement runs as jobs, statements over HTTP", () => {
     await expectRouteSecurity(hub, { method: "GET", path: `/v1/settlements/${id}/lines.csv`, scopes: ["settlements:read"], audience: "partner", partnerId: A });
     await expectRouteSecurity(hub, { method: "POST", path: "/admin/v1/settlement-runs", body: { period: "2026-04" }, scopes: ["admin"], audience: "admin" });
     await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/settlement-runs/run_2026-04", scopes: ["admin"], audience: "admin" });
+    await expectRouteSecurity(hub, {
+      method: "POST",
+      path: "/admin/v1/settlement-runs/run_2026-04/credit-transfers",
+      body: { debtor: { name: "Op", iban: "DE89370400440532013000", bic: "COBADEFFXXX" } },
+      scopes: ["admin"],
+      audience: "admin",
+    });
+    await expectRouteSecurity(hub, { method: "PUT", path: `/admin/v1/settlement-payee-accounts/${D}`, body: { account_holder: "D", iban: "FR1420041010050500013M02606", bic: "PSSTFRPPXXX" }, scopes: ["admin"], audience: "admin" });
   });
 });

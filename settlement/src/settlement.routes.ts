@@ -2,6 +2,8 @@ import type { HandlerContext, Handlers } from "../../gateway/src/http/router.ts"
 import { httpErrors } from "../../gateway/src/http/problem.ts";
 import type { ClearingService, RunRow } from "./clearing.service.ts";
 import type { StatementRow, StatementsService } from "./statements.service.ts";
+import type { CreditTransfers, PayeeAccountInput } from "./credit-transfers.service.ts";
+import type { BankAccount } from "./pain001.ts";
 
 function partnerOf(ctx: HandlerContext): string {
   const id = ctx.principal?.partnerId;
@@ -37,8 +39,8 @@ export function runView(run: RunRow, statements: StatementRow[]) {
 }
 
 /** Thin handlers: partners read their own statements; the operator starts and watches runs. */
-export function settlementRoutes(deps: { clearing: ClearingService; statements: StatementsService }): Handlers {
-  const { clearing, statements } = deps;
+export function settlementRoutes(deps: { clearing: ClearingService; statements: StatementsService; creditTransfers: CreditTransfers }): Handlers {
+  const { clearing, statements, creditTransfers } = deps;
   return {
     async listSettlementStatements(ctx) {
       const q = ctx.query as { cursor?: string; limit?: number };
@@ -71,6 +73,20 @@ export function settlementRoutes(deps: { clearing: ClearingService; statements: 
       const { run } = await clearing.startRun(period);
       const { statements: rows } = await clearing.getRun(run.id);
       return { status: 202, body: runView(run, rows) };
+    },
+
+    async createSettlementCreditTransfers(ctx) {
+      const { debtor } = ctx.body as { debtor: BankAccount };
+      const file = await creditTransfers.creditTransferFile(String(ctx.params.runId), debtor);
+      return {
+        status: 200,
+        headers: { ETag: `"${file.sha256}"`, "Content-Disposition": `attachment; filename="pain001-${String(ctx.params.runId)}.xml"` },
+        raw: { contentType: "application/xml; charset=utf-8", data: file.xml },
+      };
+    },
+
+    async setSettlementPayeeAccount(ctx) {
+      return { status: 200, body: await creditTransfers.setPayeeAccount(String(ctx.params.partnerId), ctx.body as PayeeAccountInput) };
     },
 
     async getSettlementRun(ctx) {

@@ -531,6 +531,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/settlement-runs/{runId}/credit-transfers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The ISO 20022 pain.001.001.09 file paying the month's net creditors
+         * @description One credit transfer per closed statement whose net amount is owed to the partner, to the
+         *     partner's payee account, requested for the statement's due date. Built from the closed
+         *     statements only: the same month gives the same bytes (SHA-256 in `ETag`).
+         */
+        post: operations["createSettlementCreditTransfers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-payee-accounts/{partnerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the bank account a partner is paid to */
+        put: operations["setSettlementPayeeAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -956,6 +995,27 @@ export interface components {
                 failure: string | null;
             }[];
             report: null | components["schemas"]["SettlementNetworkReport"];
+        };
+        BankAccountRef: {
+            name: string;
+            iban: string;
+            bic: string;
+        };
+        CreditTransferRequest: {
+            debtor: components["schemas"]["BankAccountRef"];
+        };
+        PayeeAccountRequest: {
+            account_holder: string;
+            iban: string;
+            bic: string;
+        };
+        PayeeAccount: {
+            partner_id: string;
+            account_holder: string;
+            iban: string;
+            bic: string;
+            /** Format: date-time */
+            updated_at: string;
         };
         /** @description Every partner's position, the operator's revenue by source, points liability and breakage. */
         SettlementNetworkReport: {
@@ -2278,6 +2338,141 @@ export interface operations {
             };
             /** @description No such run. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSettlementCreditTransfers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditTransferRequest"];
+            };
+        };
+        responses: {
+            /** @description The pain.001 file. */
+            200: {
+                headers: {
+                    /** @description The file's SHA-256 in hex, quoted. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month is not closed, or nobody is owed money. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A creditor has no payee account, or an account is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setSettlementPayeeAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PayeeAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description The account. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayeeAccount"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account is not valid. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
