@@ -20,6 +20,9 @@ export async function up(knex: Knex): Promise<void> {
     t.text("status").notNullable().defaultTo("running");
     t.text("step").notNullable().defaultTo("statements");
     t.integer("attempts").notNullable().defaultTo(0);
+    // The last ledger posting the run clears (taken when it starts): what is posted later belongs
+    // to the next run, so a crashed run resumes on exactly the same entries.
+    t.bigInteger("posting_watermark");
     t.text("failure");
     t.jsonb("report");
     t.timestamp("created_at", { useTz: true }).notNullable();

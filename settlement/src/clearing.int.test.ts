@@ -244,9 +244,41 @@ describe("a run that does not balance", () => {
     expect((await statement(stmtId("2026-06", B))).status).toBe("closed");
   });
 
+  it("leaves what is posted after a run started to the next run, as an adjustment", async () => {
+    const { A } = t.partners;
+    let late = "";
+    hooks.onStep = async (at) => {
+      if (at.scope === "run" && at.step === "statements" && at.phase === "after-commit" && !late) {
+        // Posted while July is being cleared, for a purchase of 15 July.
+        late = (
+          await db.transaction((trx) =>
+            t.earn.earn(trx, A, { member_id: t.members.m2, partner_transaction_id: "A-LATE", amount_minor: 70_000, occurred_at: "2026-07-15T10:00:00Z", currency: "EUR" }),
+          )
+        ).transaction_id;
+      }
+    };
+    clock.set("2026-08-01T01:00:00Z");
+    const july = await clearing.startRun("2026-07");
+    expect((await clearing.runToEnd(july.run.id)).status).toBe("closed");
+    hooks.onStep = undefined;
+    expect(late).not.toBe("");
+    expect(await linesOf(stmtId("2026-07", A))).toEqual([{ group: "monthly_fee", version: 2, corrects: null, points: 0, txns: 0, amount: -12_000 }]);
+    clock.set("2026-09-01T01:00:00Z");
+    const august = await clearing.startRun("2026-08");
+    expect((await clearing.runToEnd(august.run.id)).status).toBe("closed");
+    // 70 points at 0.012 = 0.84, and its transaction fee, both named as July's.
+    expect(await linesOf(stmtId("2026-08", A))).toEqual([
+      { group: "issuance", version: 2, corrects: "2026-07", points: 70, txns: 0, amount: -84 },
+      { group: "transaction_fee", version: 2, corrects: "2026-07", points: 0, txns: 1, amount: -5 },
+      { group: "monthly_fee", version: 2, corrects: null, points: 0, txns: 0, amount: -12_000 },
+    ]);
+  });
+
   it("months close in order", async () => {
-    clock.set("2026-09-01T00:00:00Z");
-    await clearing.startRun("2026-08");
-    await expect(clearing.startRun("2026-07")).rejects.toMatchObject({ code: "run-closed" });
+    clock.set("2026-11-01T00:00:00Z");
+    await clearing.startRun("2026-10");
+    await expect(clearing.startRun("2026-09")).rejects.toMatchObject({ code: "run-closed" });
+    clock.set("2026-12-01T00:00:00Z");
+    await expect(clearing.startRun("2026-11")).rejects.toMatchObject({ code: "previous-period-open" });
   });
 });

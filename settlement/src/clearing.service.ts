@@ -31,6 +31,7 @@ export interface RunRow {
   status: "running" | "failed" | "closed";
   step: "statements" | "clearing" | "network" | "close" | "done";
   attempts: number;
+  posting_watermark: bigint | number | string | null;
   failure: string | null;
   report: unknown;
   created_at: Date | string;
@@ -123,7 +124,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // ---------------------------------------------------------------------------------------------
 
   /** collect: the partner's ledger entries up to the period's end that no statement cleared yet. */
-  async function collect(trx: Trx, st: StatementRow, p: Period): Promise<void> {
+  async function collect(trx: Trx, st: StatementRow, p: Period, watermark: string): Promise<void> {
     const partner = st.partner_id;
     await trx.raw(
       `INSERT INTO settlement_items (statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points)
@@ -135,11 +136,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
               coalesce(e.contract_version_id,
                        (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= e.occurred_at ORDER BY c.effective_from DESC LIMIT 1)),
               CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) GROUP BY p.entry_id) x
+         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
          JOIN ledger_entries e ON e.id = x.entry_id
         WHERE e.occurred_at < ?
           AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '')`,
-      [st.id, partner, p.start, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), p.end, partner],
+      [st.id, partner, p.start, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
     );
     // Breakage: expiry entries, lot by lot, for the lots this partner issued. The funded value is
     // priced by the contract version under which the lot was earned.
@@ -154,9 +155,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
          JOIN ledger_lot_movements m ON m.lot_id = l.id
          JOIN ledger_entries e ON e.id = m.entry_id
         WHERE l.issuing_partner_id = ? AND e.kind = 'expire' AND e.occurred_at < ?
+          AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
           AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
         GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at`,
-      [st.id, partner, p.start, partner, p.end, partner],
+      [st.id, partner, p.start, partner, p.end, watermark, partner],
     );
   }
 
@@ -464,7 +466,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const run = await loadRun(trx, st.run_id);
           const p = runPeriod(run);
           step = st.step;
-          if (step === "collect") await collect(trx, st, p);
+          if (step === "collect") await collect(trx, st, p, String(run.posting_watermark ?? 0));
           else if (step === "price") await price(trx, st, p);
           else if (step === "verify") await verify(trx, st);
           else if (step === "render") await render(trx, st);
@@ -599,9 +601,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         `SELECT count(*)::int AS n FROM ledger_entries e
           WHERE e.occurred_at < ?
             AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                         WHERE p.entry_id = e.id AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'breakage'))
+                         WHERE p.entry_id = e.id AND p.id <= ? AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'breakage'))
             AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
-        [p.end],
+        [p.end, String(run.posting_watermark ?? 0)],
       ),
     );
     if ((uncleared?.n ?? 0) > 0) problems.push(`${uncleared?.n} ledger entries before the period's end that move partners' points or breakage are in no statement`);
@@ -653,6 +655,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         step = run.step;
         const patch: Record<string, unknown> = { updated_at: clock.now() };
         if (step === "statements") {
+          const [wm] = rowsOf<{ max: bigint | null }>(await trx.raw("SELECT max(id)::bigint AS max FROM ledger_postings"));
+          patch.posting_watermark = String(wm?.max ?? 0);
           await createStatements(trx, run, p);
         } else if (step === "clearing") {
           const rows: Array<{ status: string; step: string; id: string; failure: string | null }> = await trx("settlement_statements")
