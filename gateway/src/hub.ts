@@ -111,7 +111,14 @@ export function createHub(deps: HubDeps): Hub {
   app.use(notFound());
   app.use(problemHandler(log));
 
-  const relay = createOutboxRelay({ db: deps.db, queue: deps.queue, log, pollMs: config.OUTBOX_POLL_MS });
+  const relay = createOutboxRelay({
+    db: deps.db,
+    queue: deps.queue,
+    log,
+    pollMs: config.OUTBOX_POLL_MS,
+    // Settlement steps are idempotent: a transient failure (a lost connection) is retried.
+    defaults: { "settlement.run": { attempts: 5, backoffMs: 2_000 }, "settlement.clear": { attempts: 5, backoffMs: 2_000 } },
+  });
 
   return {
     app,

@@ -146,6 +146,30 @@ describe("a run crashed at any step, then run again", () => {
     });
   }
 
+  it("starting a running month again re-enqueues what is left (jobs lost with a worker)", async () => {
+    const db = await clone();
+    opened.push(db);
+    clock.set("2026-06-01T01:00:00Z");
+    const clearing = createClearingService({ db, clock, log });
+    const { run } = await clearing.startRun("2026-05");
+    await clearing.advanceRun(run.id);
+    // The clear jobs were relayed to a queue that died: the statements wait at collect.
+    await db("outbox").whereNull("relayed_at").update({ relayed_at: db.fn.now() });
+    await clearing.clearStatement(baseline.statements[0]!.id);
+    clock.set("2026-06-01T02:00:00Z");
+    const again = await clearing.startRun("2026-05");
+    expect(again).toMatchObject({ created: false, run: { status: "running" } });
+    const jobs: Array<{ job_id: string }> = await db("outbox").whereNull("relayed_at").andWhere("job_id", "like", "%-resume:%").orderBy("job_id").select("job_id");
+    const stamp = new Date("2026-06-01T02:00:00Z").getTime();
+    expect(jobs.map((j) => j.job_id)).toEqual([
+      ...baseline.statements.slice(1).map((s) => `clear-resume:${s.id.slice("stm_202605_".length)}:2026-05.${stamp}`),
+      `settle-resume:2026-05.0:${stamp}`,
+    ]);
+    for (const s of baseline.statements) await clearing.clearStatement(s.id);
+    expect((await clearing.advanceRun(run.id)).status).toBe("closed");
+    expect(await outcome(db)).toEqual(baseline);
+  });
+
   it("two workers running the same month at once do it once", async () => {
     const db = await clone();
     opened.push(db);

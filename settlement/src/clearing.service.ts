@@ -718,7 +718,20 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         // One writer of runs at a time: the order of months is decided under this lock.
         await trx.raw("SELECT pg_advisory_xact_lock(hashtext('settlement_runs'))");
         const existing: RunRow | undefined = await trx("settlement_runs").where({ period }).forUpdate().first("*");
-        if (existing && existing.status !== "failed") return { run: existing, created: false };
+        if (existing && existing.status === "running") {
+          // Starting a running month again resumes it: its jobs may have been lost with a worker
+          // (the in-process queue) or failed on a transient error. Every step is idempotent, so the
+          // extra jobs do only what is left.
+          const stamp = now.getTime();
+          await enqueueInTx(trx, "settlement.run", { runId: existing.id }, { jobId: `settle-resume:${period}.${existing.attempts}:${stamp}` });
+          const pending: Array<{ id: string; partner_id: string }> = await trx("settlement_statements")
+            .where({ run_id: existing.id, status: "open" })
+            .whereNot({ step: "ready" })
+            .select("id", "partner_id");
+          for (const st of pending) await enqueueInTx(trx, "settlement.clear", { statementId: st.id }, { jobId: `clear-resume:${st.partner_id}:${period}.${stamp}` });
+          return { run: existing, created: false };
+        }
+        if (existing && existing.status === "closed") return { run: existing, created: false };
         const later: { period: string } | undefined = await trx("settlement_runs").where("period", ">", period).first("period");
         if (later) throw settlementErrors.make("run-closed", `${later.period} is already cleared; ${period} can no longer be opened. Late entries go into the next run as adjustments.`);
         const open: { period: string } | undefined = await trx("settlement_runs").where("period", "<", period).andWhereNot({ status: "closed" }).first("period");
