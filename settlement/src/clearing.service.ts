@@ -4,7 +4,7 @@ import type { Logger } from "../../gateway/src/infra/logger.ts";
 import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
 import { recordEvent } from "../../gateway/src/events/events.service.ts";
 import { accountIds } from "../../gateway/src/ledger/ledger.service.ts";
-import { decimal, microsPerMinor, pricePoints, priceShare } from "./money.ts";
+import { decimal, microsPerMinor, minorExponent, pricePoints, priceShare } from "./money.ts";
 import { dueDate, parsePeriod, type Period } from "./period.ts";
 import { ClearingImbalance, settlementErrors } from "./settlement.errors.ts";
 import { contentSha256, csvSha256, type LineRow, type StatementRow } from "./statements.service.ts";
@@ -258,7 +258,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         price_micros: null,
         fee_minor: fee,
         share_bps: null,
-        exact_amount: decimal(BigInt(t.n) * fee, 0),
+        exact_amount: decimal(BigInt(t.n) * fee, minorExponent(currency)),
         amount_minor: -(BigInt(t.n) * fee),
         rounding: ROUNDING.fee,
         description: WORDS.transaction_fee,
@@ -282,7 +282,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         price_micros: null,
         fee_minor: fee,
         share_bps: null,
-        exact_amount: decimal(fee, 0),
+        exact_amount: decimal(fee, minorExponent(currency)),
         amount_minor: -fee,
         rounding: ROUNDING.fee,
         description: WORDS.monthly_fee,

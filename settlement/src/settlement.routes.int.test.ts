@@ -86,10 +86,15 @@ describe("settlement runs as jobs, statements over HTTP", () => {
 
     const res = await hub.fetch(`/v1/settlements/${stmtId("2026-04", A)}`, { headers: bearer(token) });
     expect(res.status).toBe(200);
-    const st = (await res.json()) as Record<string, unknown> & { lines: Array<Record<string, unknown>>; fees: unknown[]; content_sha256: string };
+    const st = (await res.json()) as Record<string, unknown> & { lines: unknown[]; fees: unknown[]; adjustments: unknown[]; totals: unknown; content_sha256: string };
     expect(st).toMatchObject({ period: "2026-04", currency: "EUR", opening_position_minor: 0, net_amount_minor: -10_134, due_date: "2026-05-15", status: "closed" });
     expect(st.lines).toEqual([expect.objectContaining({ group: "issuance", points: 123, price_micros: 10_500, exact_amount: "1.291500", amount_minor: -129 })]);
-    expect(st.fees).toHaveLength(2);
+    expect(st.fees).toEqual([
+      expect.objectContaining({ group: "transaction_fee", transactions: 1, fee_minor: 5, exact_amount: "0.05", amount_minor: -5 }),
+      expect.objectContaining({ group: "monthly_fee", fee_minor: 10_000, exact_amount: "100.00", amount_minor: -10_000 }),
+    ]);
+    expect(st.adjustments).toEqual([]);
+    expect(st.totals).toEqual({ lines_minor: -129, fees_minor: -10_005, adjustments_minor: 0 });
     expect(st.content_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 

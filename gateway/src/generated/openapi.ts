@@ -504,8 +504,9 @@ export interface paths {
         put?: never;
         /**
          * Clear and settle a month for the whole network (or retry a failed run)
-         * @description Starts the run as jobs and answers at once. Starting a month that is running or closed
-         *     changes nothing and returns it. Months close in order, only once ended (UTC).
+         * @description Starts the run as jobs and answers at once. Starting a closed month changes nothing and
+         *     returns it; starting a running one resumes it (its jobs are enqueued again and do only what
+         *     is left); starting a failed one retries it. Months close in order, only once ended (UTC).
          */
         post: operations["startSettlementRun"];
         delete?: never;
