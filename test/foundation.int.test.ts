@@ -47,14 +47,15 @@ describe("the hub's ground", () => {
   });
 });
 
-describe.runIf(process.env.REDIS_URL)("with Redis cut off", () => {
+describe.runIf(process.env.DATABASE_URL && process.env.REDIS_URL)("with Redis cut off", () => {
   it("is not ready, stays alive, keeps serving from the database, and drains the outbox when Redis is back", async () => {
     const redis = new URL(process.env.REDIS_URL!);
     const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
     const log = createLogger("silent");
     const queue = createBullmqQueue(`redis://127.0.0.1:${proxy.port}`, log, { prefix: `fault${Date.now()}` });
     const db = await createTestDb();
-    const deps = { config: testConfig(), db, queue, log, clock: systemClock };
+    // Everything that talks to Redis (the queue and the rate limiter) goes through the proxy.
+    const deps = { config: testConfig({ DATABASE_URL: process.env.DATABASE_URL!, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }), db, queue, log, clock: systemClock };
     const h = createHub(deps);
     await h.init();
     const server = h.app.listen(0, "127.0.0.1");
@@ -72,6 +73,17 @@ describe.runIf(process.env.REDIS_URL)("with Redis cut off", () => {
       expect(notReady.status).toBe(503);
       expect((await json(notReady)).checks).toEqual({ database: "ok", queue: "down" });
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      // A request that needs only the database still works: a token, then an API call with it.
+      deps.config.PUBLIC_URL = base;
+      const { client, secret } = await h.auth.clients.create({ partnerId: null, name: "during outage", scopes: ["admin"] }, { type: "test", id: "fault" });
+      const tok = await fetch(`${base}/oauth/token`, {
+        method: "POST",
+        headers: { authorization: `Basic ${Buffer.from(`${client.id}:${secret}`).toString("base64")}`, "content-type": "application/x-www-form-urlencoded" },
+        body: "grant_type=client_credentials",
+      });
+      expect(tok.status).toBe(200);
+      const { access_token } = await json(tok);
+      expect((await fetch(`${base}/admin/v1/oauth/clients`, { headers: { authorization: `Bearer ${access_token}` } })).status).toBe(200);
       for (let i = 0; i < 3; i++) await enqueueInTx(db, "system.echo", { message: `while-down-${i}` }, { jobId: `down-${i}` });
       await new Promise((r) => setTimeout(r, 500));
       expect(await h.relay.pending()).toBe(3);

@@ -14,12 +14,18 @@ import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createLedger } from "./ledger/ledger.service.ts";
 import { createIdempotency } from "./idempotency/idempotency.service.ts";
-import { createMemberAccess } from "./members/member-access.ts";
 import { createEarnService } from "./earn/earn.service.ts";
 import { earnRoutes } from "./earn/earn.routes.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
+import { createPartnersService } from "./partners/partners.service.ts";
+import { partnersRoutes } from "./partners/partners.routes.ts";
+import { createMembersService } from "./members/members.service.ts";
+import { createProgrammeService } from "./members/programme.ts";
+import { membersRoutes } from "./members/members.routes.ts";
+import { createCardResolver, createCardsService, createNetworkMemberAccess } from "./cards/cards.service.ts";
+import { cardsRoutes } from "./cards/cards.routes.ts";
 import { createClearingService, type ClearingHooks } from "../../settlement/src/clearing.service.ts";
 import { createStatementsService } from "../../settlement/src/statements.service.ts";
 import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
@@ -63,7 +69,7 @@ export function createHub(deps: HubDeps): Hub {
 
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
-  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createNetworkMemberAccess(deps) });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
 
@@ -73,6 +79,9 @@ export function createHub(deps: HubDeps): Hub {
     ...authRoutes(deps, auth),
 
     // --- handlers: network ---
+    ...partnersRoutes(createPartnersService(deps)),
+    ...membersRoutes(createMembersService({ ...deps, resolveCard: createCardResolver(deps) }), createProgrammeService(deps)),
+    ...cardsRoutes(createCardsService(deps)),
 
     // --- handlers: ledger ---
     ...earnRoutes({ earn, idempotency }),

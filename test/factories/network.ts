@@ -76,3 +76,25 @@ export async function createMember(db: DbOrTrx, enrolledBy: string, overrides: {
   await db("member_partner_links").insert({ member_id: row.id, partner_id: enrolledBy, relation: "enrolled" });
   return { id: row.id };
 }
+
+/** A sector in the operator's maintained list. */
+export async function createSector(db: DbOrTrx, code?: string): Promise<{ code: string; name: string }> {
+  const row = { code: code ?? `sector-${++seq}-${Math.random().toString(36).slice(2, 8)}`, name: `Sector ${seq}` };
+  await db("sectors").insert(row);
+  return row;
+}
+
+/** Sets the programme's configuration (open by default, verified-email matching). */
+export async function setProgramme(
+  db: DbOrTrx,
+  s: { type?: "open" | "closed"; admission?: Record<string, unknown>; matching_rule?: "none" | "verified_email"; card_prefix?: string },
+): Promise<void> {
+  await db("programme_settings")
+    .where({ id: 1 })
+    .update({
+      ...(s.type ? { type: s.type } : {}),
+      ...(s.admission ? { admission: JSON.stringify(s.admission) } : {}),
+      ...(s.matching_rule ? { matching_rule: s.matching_rule } : {}),
+      ...(s.card_prefix ? { card_prefix: s.card_prefix } : {}),
+    });
+}

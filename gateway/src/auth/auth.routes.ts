@@ -4,6 +4,7 @@ import { authErrors } from "./auth.errors.ts";
 import type { Auth } from "./auth.module.ts";
 import type { NewClient, OAuthClient } from "./clients.service.ts";
 import type { TokenRequest } from "./oauth.service.ts";
+import type { OpBody, OpQuery } from "../http/contract-types.ts";
 
 const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
 
@@ -63,22 +64,12 @@ export function authRoutes(deps: HubDeps, auth: Auth): Handlers {
     },
 
     async listOAuthClients(ctx) {
-      const partnerId = ctx.query.partner_id as string | undefined;
+      const partnerId = (ctx.query as OpQuery<"listOAuthClients">).partner_id;
       const list = await auth.clients.list(partnerId === undefined ? {} : { partnerId });
       return { status: 200, body: { data: list.map((c) => clientView(c)) } };
     },
     async createOAuthClient(ctx) {
-      const b = ctx.body as {
-        partner_id?: string;
-        name: string;
-        scopes: string[];
-        auth_method?: NewClient["authMethod"];
-        jwks?: NewClient["jwks"];
-        allowed_algs?: string[];
-        dpop_bound?: boolean;
-        rate_limit_per_minute?: number;
-        environment?: "live" | "sandbox";
-      };
+      const b = ctx.body as OpBody<"createOAuthClient">;
       if (b.partner_id && !(await deps.db("partners").where({ id: b.partner_id }).first("id"))) {
         throw authErrors.make("invalid-client-config", `No partner ${b.partner_id}.`, { errors: [{ field: "body/partner_id", reason: "is not a partner" }] });
       }
@@ -88,7 +79,7 @@ export function authRoutes(deps: HubDeps, auth: Auth): Handlers {
           name: b.name,
           scopes: b.scopes,
           authMethod: b.auth_method,
-          jwks: b.jwks,
+          jwks: b.jwks as NewClient["jwks"],
           allowedAlgs: b.allowed_algs,
           dpopBound: b.dpop_bound,
           rateLimitPerMinute: b.rate_limit_per_minute,
@@ -105,7 +96,7 @@ export function authRoutes(deps: HubDeps, auth: Auth): Handlers {
       return { status: 200, body: clientView(c, await auth.clients.secrets(c.id)) };
     },
     async rotateOAuthClientSecret(ctx) {
-      const overlap = (ctx.body as { overlap_seconds?: number } | undefined)?.overlap_seconds ?? 86_400;
+      const overlap = (ctx.body as OpBody<"rotateOAuthClientSecret"> | undefined)?.overlap_seconds ?? 86_400;
       const id = String(ctx.params.clientId);
       const r = await auth.clients.rotateSecret(id, overlap, actor(ctx), ctx.requestId);
       return { status: 201, body: { client_id: id, client_secret: r.secret, previous_secrets_expire_at: r.previousSecretsExpireAt.toISOString() }, headers: NO_STORE };

@@ -273,6 +273,27 @@ describe("rate limits", () => {
   });
 });
 
+describe("token endpoint limits", () => {
+  it("limits token requests per source address and per client", async () => {
+    const limited = await startTestHub({ config: { TOKEN_ENDPOINT_LIMIT_PER_MINUTE: "3" } });
+    try {
+      const p = await createPartner(limited.db);
+      const c = await createClient(limited, { partnerId: p.id, scopes: ["earn:write"] });
+      const statuses: number[] = [];
+      let last: Response | undefined;
+      for (let i = 0; i < 4; i++) {
+        last = await limited.fetch("/oauth/token", form({ grant_type: "client_credentials" }, basic(c)));
+        statuses.push(last.status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      expect(Number(last!.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect((await json(last!)).error).toBe("slow_down");
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe("security of the admin routes", () => {
   it("fails closed on every kind of bad token, and refuses partner tokens", async () => {
     await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/oauth/clients", scopes: ["admin"], audience: "admin" });

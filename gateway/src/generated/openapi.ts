@@ -262,6 +262,419 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/sectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The maintained list of sectors */
+        get: operations["listSectors"];
+        put?: never;
+        /** Add a sector to the list */
+        post: operations["createSector"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/sectors/{sectorCode}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename a sector, or retire it from the list
+         * @description A retired sector admits no new partners; partners already in it stay.
+         */
+        patch: operations["updateSector"];
+        trace?: never;
+    };
+    "/admin/v1/partners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List partners */
+        get: operations["listPartners"];
+        put?: never;
+        /**
+         * Register an applying partner
+         * @description The partner starts as `applied`; admission (approve, activate) is where non-compete is checked.
+         */
+        post: operations["createPartner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A partner with its locations */
+        get: operations["getPartner"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a partner's name or MCCs */
+        patch: operations["updatePartner"];
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a partner along its lifecycle
+         * @description applied → approved → active ⇄ suspended, and any status → terminated. Admitting a partner (approve, or activate without an earlier override) into a sector that already has an approved, active or suspended partner is refused with 409 `non-compete-conflict` naming the partners in the way, unless `override.reason` is given; the reason is kept on the partner and in the audit log.
+         */
+        post: operations["changePartnerStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}/locations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a location and its merchant id (MID)
+         * @description MIDs are unique across the network: card transactions are matched to a partner by them.
+         */
+        post: operations["addPartnerLocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}/locations/{locationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a location */
+        delete: operations["removePartnerLocation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}/contracts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every version of a partner's contract */
+        get: operations["listContractVersions"];
+        put?: never;
+        /**
+         * Add a contract version that starts on a date
+         * @description A version in force is never edited: new terms are a new version with an `effective_from` now or later. Every transaction is priced by the version in force when it happened.
+         */
+        post: operations["createContractVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partnerId}/contracts/in-force": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The contract version in force at a moment */
+        get: operations["getContractInForce"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read the audit log of admin changes */
+        get: operations["listAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/programme": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The programme's configuration */
+        get: operations["getProgramme"];
+        /** Set the programme open or closed, its admission criteria and matching rule */
+        put: operations["updateProgramme"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/members/{memberId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything the hub holds on a member (GDPR Art. 15/20) */
+        get: operations["exportMemberAdmin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/members/{memberId}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Erase a member's personal data */
+        post: operations["eraseMemberAdmin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enrol a member through this partner
+         * @description The partner's own `customer_ref` is required; contact data, date of birth, referral code and consents are optional. When the programme is closed, a new member must meet its admission criteria (`admission`).
+         */
+        post: operations["enrolMember"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A member this partner enrolled or served */
+        get: operations["getMember"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Record a consent given or withdrawn */
+        post: operations["recordConsent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything the hub holds on a member, for the member (GDPR Art. 15/20)
+         * @description Machine-readable. Other partners' customer references are left out of a partner's export.
+         */
+        get: operations["exportMember"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/erasure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a member's personal data at their request
+         * @description Deletes the profile and every partner's customer reference, blocks the member's cards and sets the status `erased`. The consent history and the ledger stay. Every partner that knows the member receives a `member.erased` event.
+         */
+        post: operations["eraseMember"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/cards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A member's co-branded cards */
+        get: operations["listMemberCards"];
+        put?: never;
+        /** Issue a card co-branded with this partner */
+        post: operations["issueCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Find the member behind a card number
+         * @description The number travels in the body so it never lands in access logs. An active card links the member to this partner. A card that does not work is refused with 422 (`card-blocked`, `card-lost`, `card-replaced`, `card-expired`).
+         */
+        post: operations["lookupCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Block, unblock, or report a card lost
+         * @description active → blocked or lost; blocked → active or lost. A lost card never works again: replace it.
+         */
+        post: operations["setCardStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{cardId}/replace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace a card
+         * @description The new card inherits the member and the co-brand; the old card stops working at once.
+         */
+        post: operations["replaceCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/earn": {
         parameters: {
             query?: never;
@@ -695,6 +1108,375 @@ export interface components {
         OAuthClientWithSecret: components["schemas"]["OAuthClient"] & {
             /** @description Shown once; store it in your secret manager. */
             client_secret?: string;
+        };
+        Sector: {
+            code: string;
+            name: string;
+            active: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
+        SectorCreate: {
+            /** @description Lower-case slug, e.g. `fuel`. */
+            code: string;
+            name: string;
+        };
+        SectorUpdate: {
+            name?: string;
+            active?: boolean;
+        };
+        Location: {
+            id: string;
+            name: string;
+            mid: string;
+            mcc: string | null;
+            city: string | null;
+            country: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        LocationCreate: {
+            name: string;
+            mid: string;
+            mcc?: string;
+            city?: string;
+            country?: string;
+        };
+        Partner: {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            kind: "merchant" | "bank";
+            sector: string;
+            /** @enum {string} */
+            status: "applied" | "approved" | "active" | "suspended" | "terminated";
+            mccs: string[];
+            locations: components["schemas"]["Location"][];
+            /** @description Present when the partner was admitted into a sector already held, with the operator's reason. */
+            non_compete_override: {
+                reason?: string;
+                by?: string;
+                at?: string;
+                conflicting_partner_ids?: string[];
+            } | null;
+            /** Format: date-time */
+            final_settlement_paid_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        PartnerCreate: {
+            name: string;
+            /** @enum {string} */
+            kind: "merchant" | "bank";
+            /** @description A code from /admin/v1/sectors. */
+            sector: string;
+            mccs?: string[];
+        };
+        PartnerUpdate: {
+            name?: string;
+            mccs?: string[];
+        };
+        PartnerStatusChange: {
+            /** @enum {string} */
+            status: "approved" | "active" | "suspended" | "terminated";
+            /** @description Why, for the audit log. */
+            reason?: string;
+            override?: {
+                /** @description The written reason for admitting a partner into a sector already held. */
+                reason: string;
+            };
+        };
+        ContractVersion: {
+            id: string;
+            partner_id: string;
+            version: number;
+            /** Format: date-time */
+            effective_from: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Settlement currency, ISO 4217. */
+            currency: string;
+            /** @description What the partner pays the operator per point issued, in millionths of the currency unit (0.010 = 10000). */
+            issuance_price_micros: number;
+            /** @description What the operator pays the partner per point redeemed there, in millionths. */
+            redemption_price_micros: number;
+            /** @description Base earn rate: this many points… */
+            earn_points: number;
+            /** @description …per this many minor units spent, rounded down. */
+            earn_per_minor: number;
+            points_validity_days: number;
+            /** @enum {string} */
+            refund_policy: "negative_balance" | "recovery_entry";
+            negative_floor: number;
+            transaction_fee_minor: number;
+            monthly_fee_minor: number;
+            /** @description The partner's share of breakage on points it issued, in basis points. */
+            breakage_share_bps: number;
+            /** @description Share of cashback the partner funds. */
+            cashback_funding_bps: number;
+            /** @description Partner match of round-up savings. */
+            roundup_match_bps: number;
+            /** @enum {string} */
+            settlement_period: "monthly" | "weekly" | "daily";
+        };
+        ContractVersionCreate: {
+            /**
+             * Format: date-time
+             * @description When the version comes into force: now or later, never in the past.
+             */
+            effective_from: string;
+            /** @description Settlement currency, ISO 4217. */
+            currency: string;
+            /** @description What the partner pays the operator per point issued, in millionths of the currency unit (0.010 = 10000). */
+            issuance_price_micros: number;
+            /** @description What the operator pays the partner per point redeemed there, in millionths. */
+            redemption_price_micros: number;
+            /** @description Base earn rate: this many points… */
+            earn_points: number;
+            /** @description …per this many minor units spent, rounded down. */
+            earn_per_minor: number;
+            points_validity_days?: number;
+            /** @enum {string} */
+            refund_policy?: "negative_balance" | "recovery_entry";
+            negative_floor?: number;
+            transaction_fee_minor?: number;
+            monthly_fee_minor?: number;
+            /** @description The partner's share of breakage on points it issued, in basis points. */
+            breakage_share_bps?: number;
+            /** @description Share of cashback the partner funds. */
+            cashback_funding_bps?: number;
+            /** @description Partner match of round-up savings. */
+            roundup_match_bps?: number;
+            /** @enum {string} */
+            settlement_period?: "monthly" | "weekly" | "daily";
+        };
+        AuditEntry: {
+            id: string;
+            /** Format: date-time */
+            at: string;
+            actor: {
+                type: string;
+                id: string;
+            };
+            action: string;
+            object_type: string;
+            object_id: string | null;
+            /** @description The object before the change. */
+            before: unknown;
+            /** @description The object after the change. */
+            after: unknown;
+            reason: string | null;
+            request_id: string | null;
+        };
+        AuditPage: {
+            items: components["schemas"]["AuditEntry"][];
+            next_cursor: string | null;
+        };
+        /** @description A closed programme admits a new member by any one configured route. */
+        Admission: {
+            min_purchases?: number;
+            questionnaire?: boolean;
+            entry_fee?: boolean;
+        };
+        Programme: {
+            /** @enum {string} */
+            type: "open" | "closed";
+            admission: components["schemas"]["Admission"];
+            /** @enum {string} */
+            matching_rule: "none" | "verified_email";
+            card_prefix: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ProgrammeUpdate: {
+            /** @enum {string} */
+            type: "open" | "closed";
+            admission?: components["schemas"]["Admission"];
+            /** @enum {string} */
+            matching_rule?: "none" | "verified_email";
+            card_prefix?: string;
+        };
+        Consent: {
+            purpose: string;
+            version: string;
+            /** @enum {string} */
+            state: "given" | "withdrawn";
+            /** Format: date-time */
+            occurred_at: string;
+            partner_id: string;
+            /** Format: date-time */
+            recorded_at: string;
+        };
+        ConsentInput: {
+            /** @description e.g. marketing, profiling, data-sharing. */
+            purpose: string;
+            /** @description The version of the consent text shown. */
+            version: string;
+            /** @enum {string} */
+            state: "given" | "withdrawn";
+            /**
+             * Format: date-time
+             * @description When; now when absent.
+             */
+            occurred_at?: string;
+        };
+        MemberProfile: {
+            /** Format: email */
+            email: string | null;
+            email_verified: boolean;
+            phone: string | null;
+            given_name: string | null;
+            family_name: string | null;
+            /** Format: date */
+            date_of_birth: string | null;
+        };
+        Member: {
+            id: string;
+            /** @enum {string} */
+            status: "active" | "closed" | "erased";
+            /** Format: date-time */
+            enrolled_at: string;
+            referral_code: string | null;
+            profile: components["schemas"]["MemberProfile"] | null;
+            customer_refs: {
+                partner_id: string;
+                customer_ref: string;
+            }[];
+            consents: components["schemas"]["Consent"][];
+        };
+        EnrolmentRequest: {
+            /** @description The partner's own reference for this customer. */
+            customer_ref: string;
+            /** Format: email */
+            email?: string;
+            /** @description True when the partner verified the address (the matching rule only trusts verified addresses). */
+            email_verified?: boolean;
+            phone?: string;
+            given_name?: string;
+            family_name?: string;
+            /** Format: date */
+            date_of_birth?: string;
+            /** @description The referral code of the member who referred this one. */
+            referral_code?: string;
+            /** @description A co-branded card the person already holds: links them to its member. */
+            card_number?: string;
+            consents?: components["schemas"]["ConsentInput"][];
+            /** @description For a closed programme: what the partner attests about the candidate. */
+            admission?: {
+                purchases?: number;
+                questionnaire_completed?: boolean;
+                entry_fee_paid?: boolean;
+            };
+        };
+        Enrolment: {
+            /** @enum {string} */
+            outcome: "created" | "linked_existing";
+            /** @enum {string|null} */
+            matched_by: "verified_email" | "card" | null;
+            member: components["schemas"]["Member"];
+        };
+        MemberExport: {
+            /** @enum {string} */
+            format: "coalition-hub.member-export.v1";
+            /** Format: date-time */
+            generated_at: string;
+            member: {
+                id: string;
+                status: string;
+                /** Format: date-time */
+                enrolled_at: string;
+                enrolled_by_partner_id: string;
+                referral_code: string | null;
+                referred_by_member_id: string | null;
+                /** Format: date-time */
+                erased_at: string | null;
+            };
+            profile: components["schemas"]["MemberProfile"] | null;
+            customer_refs: {
+                partner_id: string;
+                customer_ref: string;
+            }[];
+            partners: {
+                partner_id: string;
+                name: string;
+                /** @enum {string} */
+                relation: "enrolled" | "used";
+                /** Format: date-time */
+                since: string;
+            }[];
+            consents: components["schemas"]["Consent"][];
+            cards: {
+                id: string;
+                number: string;
+                partner_id: string;
+                form: string;
+                status: string;
+                /** Format: date-time */
+                issued_at: string;
+                /** Format: date-time */
+                expires_at: string;
+            }[];
+        };
+        ErasureRequest: {
+            /** @description e.g. the member's request reference. Must not contain personal data. */
+            reason?: string;
+        };
+        Erasure: {
+            member_id: string;
+            /** @enum {string} */
+            status: "erased";
+            /** Format: date-time */
+            erased_at: string;
+        };
+        Card: {
+            id: string;
+            member_id: string;
+            /** @description The co-brand. */
+            partner_id: string;
+            /** @description Only in the answer to issue and replace. */
+            number?: string;
+            last4: string;
+            /** @enum {string} */
+            form: "virtual" | "physical";
+            /** @enum {string} */
+            status: "active" | "blocked" | "lost" | "replaced" | "expired";
+            /** Format: date-time */
+            issued_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: date-time */
+            status_changed_at: string | null;
+            replaces_card_id: string | null;
+            replaced_by_card_id: string | null;
+        };
+        CardIssue: {
+            /** @enum {string} */
+            form: "virtual" | "physical";
+        };
+        CardStatusChange: {
+            /** @enum {string} */
+            status: "active" | "blocked" | "lost";
+            reason?: string;
+        };
+        CardReplace: {
+            /**
+             * @description The new card's form; the old card's when absent.
+             * @enum {string}
+             */
+            form?: "virtual" | "physical";
+        };
+        CardReplacement: {
+            card: components["schemas"]["Card"];
+            replaced_card: components["schemas"]["Card"];
+        };
+        CardLookupRequest: {
+            card_number: string;
+        };
+        CardLookup: {
+            member_id: string;
+            card: components["schemas"]["Card"];
         };
         /** @description The partner's own id of the purchase (unique per partner and kind). */
         PartnerTransactionId: string;
@@ -1488,6 +2270,1634 @@ export interface operations {
                         retired_kid?: string | null;
                         next_kid: string;
                     };
+                };
+            };
+        };
+    };
+    listSectors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sectors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Sector"][];
+                    };
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSector: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SectorCreate"];
+            };
+        };
+        responses: {
+            /** @description Added. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sector"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A sector with that code exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateSector: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sector's code. */
+                sectorCode: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SectorUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sector"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPartners: {
+        parameters: {
+            query?: {
+                /** @description Only partners in this status. */
+                status?: "applied" | "approved" | "active" | "suspended" | "terminated";
+                /** @description Only partners of this sector. */
+                sector?: string;
+                /** @description Only merchants or only banks. */
+                kind?: "merchant" | "bank";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The partners. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Partner"][];
+                    };
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerCreate"];
+            };
+        };
+        responses: {
+            /** @description Registered, status applied. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The partner. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updatePartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changePartnerStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerStatusChange"];
+            };
+        };
+        responses: {
+            /** @description Moved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an allowed transition (`invalid-transition`), or a non-compete conflict (`non-compete-conflict`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPartnerLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LocationCreate"];
+            };
+        };
+        responses: {
+            /** @description Registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Location"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The MID is already registered (`mid-taken`), or the partner is terminated. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    removePartnerLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+                /** @description The location's id (loc_…). */
+                locationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listContractVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The versions, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ContractVersion"][];
+                    };
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createContractVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContractVersionCreate"];
+            };
+        };
+        responses: {
+            /** @description Added. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContractVersion"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A version already starts at that moment (`contract-start-taken`), or the partner is terminated. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `effective_from` is in the past (`contract-start-in-past`), or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getContractInForce: {
+        parameters: {
+            query?: {
+                /** @description The moment; now when absent. */
+                at?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The partner's id (ptn_…). */
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The version in force. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContractVersion"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such partner, or no version in force then (`contract-not-in-force`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditLog: {
+        parameters: {
+            query?: {
+                /** @description partner, sector, programme, member… */
+                object_type?: string;
+                /** @description The object's id. */
+                object_id?: string;
+                /** @description Cursor: `next_cursor` of the previous page. */
+                before?: string;
+                /** @description Page size. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProgramme: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Programme"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateProgramme: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProgrammeUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Programme"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportMemberAdmin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberExport"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    eraseMemberAdmin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureRequest"];
+            };
+        };
+        responses: {
+            /** @description Erased (repeating is harmless). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    enrolMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnrolmentRequest"];
+            };
+        };
+        responses: {
+            /** @description The operator's matching rule recognised an existing member, who is now linked to this partner (not merged: the existing profile is unchanged). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrolment"];
+                };
+            };
+            /** @description A new member was created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrolment"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This partner already enrolled that customer reference (`customer-reference-taken`) or that member (`already-enrolled`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Admission criteria not met, unknown referral code, the card presented does not work, this partner is not active, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The member. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recordConsent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConsentInput"];
+            };
+        };
+        responses: {
+            /** @description The member's whole consent history. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Consent"][];
+                    };
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The member is erased, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberExport"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    eraseMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureRequest"];
+            };
+        };
+        responses: {
+            /** @description Erased (repeating is harmless). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMemberCards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cards (numbers masked). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Card"][];
+                    };
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issueCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardIssue"];
+            };
+        };
+        responses: {
+            /** @description Issued; the full number is shown this once. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The member is erased, this partner is not active, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    lookupCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardLookupRequest"];
+            };
+        };
+        responses: {
+            /** @description The member and the card. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardLookup"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No card with that number. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The card does not work, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setCardStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The card's id (crd_…). */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardStatusChange"];
+            };
+        };
+        responses: {
+            /** @description Changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an allowed transition (`invalid-card-transition`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The card's id (crd_…). */
+                cardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardReplace"];
+            };
+        };
+        responses: {
+            /** @description The new card (full number shown this once) and the old one, now `replaced`. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardReplacement"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The card was already replaced (`invalid-card-transition`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The member is erased, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -1,0 +1,29 @@
+import type { components } from "../generated/openapi.ts";
+import type { Handlers } from "../http/router.ts";
+import type { CardsService } from "./cards.service.ts";
+
+type S = components["schemas"];
+
+/** Partner API for co-branded loyalty cards. */
+export function cardsRoutes(svc: CardsService): Handlers {
+  return {
+    async listMemberCards(ctx) {
+      return { status: 200, body: { items: await svc.listForMember(ctx.principal.partnerId!, String(ctx.params.memberId)) } };
+    },
+    async issueCard(ctx) {
+      const card = await svc.issue(ctx.principal.partnerId!, String(ctx.params.memberId), ctx.body as S["CardIssue"]);
+      return { status: 201, body: card, headers: { "Cache-Control": "no-store" } };
+    },
+    async lookupCard(ctx) {
+      const b = ctx.body as S["CardLookupRequest"];
+      return { status: 200, body: await svc.lookup(ctx.principal.partnerId!, b.card_number) };
+    },
+    async setCardStatus(ctx) {
+      return { status: 200, body: await svc.setStatus(ctx.principal.partnerId!, String(ctx.params.cardId), ctx.body as S["CardStatusChange"]) };
+    },
+    async replaceCard(ctx) {
+      const b = (ctx.body ?? {}) as S["CardReplace"];
+      return { status: 201, body: await svc.replace(ctx.principal.partnerId!, String(ctx.params.cardId), b), headers: { "Cache-Control": "no-store" } };
+    },
+  };
+}

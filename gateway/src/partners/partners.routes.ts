@@ -1,0 +1,72 @@
+import type { components } from "../generated/openapi.ts";
+import type { HandlerContext, Handlers } from "../http/router.ts";
+import type { Actor } from "./audit.ts";
+import type { PartnersService } from "./partners.service.ts";
+import type { PartnerStatus } from "./partners.dal.ts";
+
+type S = components["schemas"];
+
+export function actorOf(ctx: HandlerContext): Actor {
+  return { type: ctx.principal.audience, id: ctx.principal.clientId, requestId: ctx.requestId };
+}
+
+const str = (v: unknown): string => String(v);
+
+/** The operator's admin API for sectors, partners, locations, contracts and the audit log. */
+export function partnersRoutes(svc: PartnersService): Handlers {
+  return {
+    async listSectors() {
+      return { status: 200, body: { items: await svc.listSectors() } };
+    },
+    async createSector(ctx) {
+      return { status: 201, body: await svc.createSector(actorOf(ctx), ctx.body as S["SectorCreate"]) };
+    },
+    async updateSector(ctx) {
+      return { status: 200, body: await svc.updateSector(actorOf(ctx), str(ctx.params.sectorCode), ctx.body as S["SectorUpdate"]) };
+    },
+    async listPartners(ctx) {
+      const q = ctx.query as { status?: string; sector?: string; kind?: string };
+      return { status: 200, body: { items: await svc.listPartners(q) } };
+    },
+    async createPartner(ctx) {
+      return { status: 201, body: await svc.createPartner(actorOf(ctx), ctx.body as S["PartnerCreate"]) };
+    },
+    async getPartner(ctx) {
+      return { status: 200, body: await svc.getPartner(str(ctx.params.partnerId)) };
+    },
+    async updatePartner(ctx) {
+      return { status: 200, body: await svc.updatePartner(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["PartnerUpdate"]) };
+    },
+    async changePartnerStatus(ctx) {
+      const b = ctx.body as S["PartnerStatusChange"];
+      return { status: 200, body: await svc.changeStatus(actorOf(ctx), str(ctx.params.partnerId), { ...b, status: b.status as PartnerStatus }) };
+    },
+    async addPartnerLocation(ctx) {
+      return { status: 201, body: await svc.addLocation(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["LocationCreate"]) };
+    },
+    async removePartnerLocation(ctx) {
+      await svc.removeLocation(actorOf(ctx), str(ctx.params.partnerId), str(ctx.params.locationId));
+      return { status: 204 };
+    },
+    async listContractVersions(ctx) {
+      return { status: 200, body: { items: await svc.listContractVersions(str(ctx.params.partnerId)) } };
+    },
+    async createContractVersion(ctx) {
+      return { status: 201, body: await svc.createContractVersion(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["ContractVersionCreate"]) };
+    },
+    async getContractInForce(ctx) {
+      const at = ctx.query.at === undefined ? undefined : new Date(str(ctx.query.at));
+      return { status: 200, body: await svc.contractAt(str(ctx.params.partnerId), at) };
+    },
+    async listAuditLog(ctx) {
+      const q = ctx.query as { object_type?: string; object_id?: string; before?: string; limit?: number | string };
+      const page = await svc.listAudit({
+        ...(q.object_type ? { objectType: q.object_type } : {}),
+        ...(q.object_id ? { objectId: q.object_id } : {}),
+        ...(q.before ? { before: BigInt(q.before) } : {}),
+        limit: q.limit === undefined ? 50 : Number(q.limit),
+      });
+      return { status: 200, body: page };
+    },
+  };
+}
