@@ -31,6 +31,11 @@ import { webhooksRoutes } from "./webhooks/webhooks.routes.ts";
 import { registerWebhookWorkers } from "./webhooks/webhooks.workers.ts";
 import { createEventFeed } from "./events/events.feed.ts";
 import { eventsRoutes } from "./events/events.routes.ts";
+import { createClearingService, type ClearingHooks } from "../../settlement/src/clearing.service.ts";
+import { createStatementsService } from "../../settlement/src/statements.service.ts";
+import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
+import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts";
+import { createCreditTransfers } from "../../settlement/src/credit-transfers.service.ts";
 
 export interface HubDeps {
   config: Config;
@@ -38,6 +43,8 @@ export interface HubDeps {
   queue: JobQueue;
   log: Logger;
   clock: Clock;
+  /** Step hooks of the clearing run (crash injection in tests); none in a live hub. */
+  clearingHooks?: ClearingHooks;
 }
 
 export interface Hub {
@@ -69,6 +76,8 @@ export function createHub(deps: HubDeps): Hub {
   const idempotency = createIdempotency({ db: deps.db });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createNetworkMemberAccess(deps) });
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
+  const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
+  const statements = createStatementsService({ db: deps.db });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -86,6 +95,9 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: webhooks ---
     ...eventsRoutes({ feed: createEventFeed(deps) }),
     ...webhooksRoutes({ webhooks }),
+
+    // --- handlers: settlement ---
+    ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
   };
 
   const { router, operations } = createApiRouter({
@@ -122,8 +134,14 @@ export function createHub(deps: HubDeps): Hub {
     log,
     pollMs: config.OUTBOX_POLL_MS,
     // Queue-level retries cover a worker's own failures (a database hiccup), not the partner's:
-    // webhook retries are scheduled in the delivery rows.
-    defaults: { "events.dispatch": { attempts: 8, backoffMs: 2_000 }, "webhooks.deliver": { attempts: 3, backoffMs: 2_000 } },
+    // webhook retries are scheduled in the delivery rows. Settlement steps are idempotent, so a
+    // transient failure (a lost connection) is retried too.
+    defaults: {
+      "events.dispatch": { attempts: 8, backoffMs: 2_000 },
+      "webhooks.deliver": { attempts: 3, backoffMs: 2_000 },
+      "settlement.run": { attempts: 5, backoffMs: 2_000 },
+      "settlement.clear": { attempts: 5, backoffMs: 2_000 },
+    },
   });
   let webhookWorkers: { stop(): void } | undefined;
 
@@ -147,6 +165,9 @@ export function createHub(deps: HubDeps): Hub {
 
       // --- workers: webhooks ---
       webhookWorkers = registerWebhookWorkers(deps, webhooks);
+
+      // --- workers: settlement ---
+      registerSettlementJobs(deps, clearing);
       relay.start();
     },
     async stopWorkers() {

@@ -1009,6 +1009,145 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settlements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your closed monthly settlement statements, newest first */
+        get: operations["listSettlementStatements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlements/{statementId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One statement: opening position, lines, fees, adjustments, net amount, due date and content hash
+         * @description Amounts are integers in minor units of `currency`, signed from your side: positive, the
+         *     operator owes you; negative, you owe the operator. Each line is rounded once, half-even, from
+         *     its exact value (see `rounding` and docs/settlement.md). Another partner's statement is 404.
+         */
+        get: operations["getSettlementStatement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlements/{statementId}/lines.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The statement's line items as CSV, with your own transaction ids
+         * @description RFC 4180 CSV (UTF-8, CRLF), one record per ledger entry (per lot for breakage), ordered by
+         *     line, time and id. The same statement always gives the same bytes: their SHA-256 is the
+         *     statement's `csv_sha256`, also sent in `Repr-Digest` and `ETag`.
+         */
+        get: operations["getSettlementStatementLines"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clear and settle a month for the whole network (or retry a failed run)
+         * @description Starts the run as jobs and answers at once. Starting a closed month changes nothing and
+         *     returns it; starting a running one resumes it (its jobs are enqueued again and do only what
+         *     is left); starting a failed one retries it. Months close in order, only once ended (UTC).
+         */
+        post: operations["startSettlementRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-runs/{runId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run, its statements and, once balanced, the network report */
+        get: operations["getSettlementRun"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-runs/{runId}/credit-transfers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The ISO 20022 pain.001.001.09 file paying the month's net creditors
+         * @description One credit transfer per closed statement whose net amount is owed to the partner, to the
+         *     partner's payee account, requested for the statement's due date. Built from the closed
+         *     statements only: the same month gives the same bytes (SHA-256 in `ETag`).
+         */
+        post: operations["createSettlementCreditTransfers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-payee-accounts/{partnerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the bank account a partner is paid to */
+        put: operations["setSettlementPayeeAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1819,6 +1958,179 @@ export interface components {
         WebhookDeliveryPage: {
             data: components["schemas"]["WebhookDelivery"][];
             next_cursor: string | null;
+        };
+        SettlementLine: {
+            /** @description Joins the CSV's line_no. */
+            line_no: number;
+            /** @enum {string} */
+            group: "issuance" | "issuance_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "transaction_fee" | "monthly_fee";
+            description: string;
+            /** @description The version of your contract that priced the line. */
+            contract_version: number | null;
+            /** @description For an adjustment: the earlier month (YYYY-MM) its entries belong to. */
+            corrects_period: string | null;
+            points: number;
+            /** @description CSV records in the line. */
+            items: number;
+            /** @description Transactions charged a per-transaction fee. */
+            transactions: number;
+            /** @description Price per point in millionths of the currency unit. */
+            price_micros: number | null;
+            fee_minor: number | null;
+            share_bps: number | null;
+            /** @description The exact value before rounding, in currency units, as a decimal string. */
+            exact_amount: string | null;
+            /** @description Rounded once, half-even; positive: owed to you. */
+            amount_minor: number;
+            /** @description The rounding rule applied. */
+            rounding: string;
+        };
+        SettlementStatementSummary: {
+            id: string;
+            /** @description YYYY-MM, a calendar month in UTC. */
+            period: string;
+            currency: string | null;
+            net_amount_minor: number;
+            /** @enum {string} */
+            direction: "payable_to_partner" | "receivable_from_partner" | "nil";
+            /** Format: date */
+            due_date: string | null;
+            content_sha256: string | null;
+            /** Format: date-time */
+            closed_at: string | null;
+        };
+        SettlementStatementList: {
+            items: components["schemas"]["SettlementStatementSummary"][];
+            next_cursor: string | null;
+        };
+        SettlementStatement: {
+            id: string;
+            partner_id: string;
+            period: string;
+            /** Format: date-time */
+            period_start: string;
+            /** Format: date-time */
+            period_end: string;
+            /** @enum {string} */
+            status: "open" | "failed" | "closed";
+            currency: string | null;
+            /** @description The sum of your earlier statements' net amounts (payments are not netted in yet). */
+            opening_position_minor: number;
+            /** @description This statement's amount to settle: positive, paid to you; negative, due from you. */
+            net_amount_minor: number;
+            closing_position_minor: number;
+            /** @enum {string} */
+            direction: "payable_to_partner" | "receivable_from_partner" | "nil";
+            /** Format: date */
+            due_date: string | null;
+            /** @description The month's own points lines. */
+            lines: components["schemas"]["SettlementLine"][];
+            fees: components["schemas"]["SettlementLine"][];
+            /** @description Entries of earlier months booked after those months closed. */
+            adjustments: components["schemas"]["SettlementLine"][];
+            totals: {
+                lines_minor: number;
+                fees_minor: number;
+                adjustments_minor: number;
+            };
+            item_count: number;
+            csv_sha256: string | null;
+            /** @description SHA-256 of the statement's canonical content (everything above but status and times). */
+            content_sha256: string | null;
+            /** Format: date-time */
+            closed_at: string | null;
+        };
+        SettlementRunRequest: {
+            /** @description The calendar month (UTC), YYYY-MM. */
+            period: string;
+        };
+        SettlementRun: {
+            id: string;
+            period: string;
+            /** Format: date-time */
+            period_start: string;
+            /** Format: date-time */
+            period_end: string;
+            /** @enum {string} */
+            status: "running" | "failed" | "closed";
+            /** @enum {string} */
+            step: "statements" | "clearing" | "network" | "close" | "done";
+            attempts: number;
+            /** @description Why the run did not balance (nothing was kept). */
+            failure: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            closed_at: string | null;
+            statements: {
+                id: string;
+                partner_id: string;
+                /** @enum {string} */
+                status: "open" | "failed" | "closed";
+                step: string;
+                currency: string | null;
+                net_amount_minor: number | null;
+                failure: string | null;
+            }[];
+            report: null | components["schemas"]["SettlementNetworkReport"];
+        };
+        BankAccountRef: {
+            name: string;
+            iban: string;
+            bic: string;
+        };
+        CreditTransferRequest: {
+            debtor: components["schemas"]["BankAccountRef"];
+        };
+        PayeeAccountRequest: {
+            account_holder: string;
+            iban: string;
+            bic: string;
+        };
+        PayeeAccount: {
+            partner_id: string;
+            account_holder: string;
+            iban: string;
+            bic: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description Every partner's position, the operator's revenue by source, points liability and breakage. */
+        SettlementNetworkReport: {
+            period: string;
+            currencies: {
+                currency: string;
+                partners: {
+                    partner_id: string;
+                    statement_id: string;
+                    net_amount_minor: number;
+                    direction: string;
+                }[];
+                /** @description By line group (source); positive is revenue. */
+                operator_revenue_minor: {
+                    [key: string]: number;
+                };
+                operator_revenue_total_minor: number;
+                partners_net_total_minor: number;
+                /** @description Always 0 for a closed run. */
+                network_sum_minor: number;
+            }[];
+            points: {
+                issued: number;
+                clawed_back: number;
+                redeemed: number;
+                restored: number;
+                expired: number;
+                members_change: number;
+                /** @description Points held by members at the period's end (points outstanding). */
+                liability_outstanding: number;
+            };
+            breakage: {
+                points: number;
+                shares_paid_minor: {
+                    [key: string]: number;
+                };
+            };
         };
         /** @description An RFC 9457 problem document. */
         Problem: {
@@ -4815,6 +5127,402 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+        };
+    };
+    listSettlementStatements: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of statements. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementStatementList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSettlementStatement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                statementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The statement. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementStatement"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such statement of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSettlementStatementLines: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                statementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CSV. */
+            200: {
+                headers: {
+                    /** @description sha-256 of the body (RFC 9530). */
+                    "Repr-Digest"?: string;
+                    /** @description The body's SHA-256 in hex, quoted. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such statement of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    startSettlementRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementRunRequest"];
+            };
+        };
+        responses: {
+            /** @description The run (started now, or already known). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementRun"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An earlier month is open, or a later one is already cleared. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month has not ended, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSettlementRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementRun"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSettlementCreditTransfers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditTransferRequest"];
+            };
+        };
+        responses: {
+            /** @description The pain.001 file. */
+            200: {
+                headers: {
+                    /** @description The file's SHA-256 in hex, quoted. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month is not closed, or nobody is owed money. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A creditor has no payee account, or an account is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setSettlementPayeeAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PayeeAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description The account. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayeeAccount"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
 }

@@ -22,6 +22,12 @@ export interface QueueJobs {
   // --- queues: webhooks ---
   /** Try delivery `deliveryId` for the `attempt`-th time; the delivery row decides whether it still should. */
   "webhooks.deliver": { deliveryId: string; attempt: number };
+
+  // --- queues: settlement ---
+  /** Move a month's settlement run on (create statements, check the network, close). */
+  "settlement.run": { runId: string };
+  /** Clear one partner's statement of a run (job id `clear:{partnerId}:{period}`). */
+  "settlement.clear": { statementId: string };
 }
 
 export type QueueName = keyof QueueJobs;

@@ -1,0 +1,775 @@
+import type { Db, Trx } from "../../gateway/src/infra/db.ts";
+import type { Clock } from "../../gateway/src/infra/clock.ts";
+import type { Logger } from "../../gateway/src/infra/logger.ts";
+import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
+import { recordEvent } from "../../gateway/src/events/events.service.ts";
+import { accountIds } from "../../gateway/src/ledger/ledger.service.ts";
+import { decimal, microsPerMinor, minorExponent, pricePoints, priceShare } from "./money.ts";
+import { dueDate, parsePeriod, type Period } from "./period.ts";
+import { ClearingImbalance, settlementErrors } from "./settlement.errors.ts";
+import { contentSha256, csvSha256, type LineRow, type StatementRow } from "./statements.service.ts";
+
+/** Where a step is when a hook runs: inside its transaction before COMMIT, or just after it. */
+export interface StepPoint {
+  scope: "run" | "statement";
+  id: string;
+  step: string;
+  phase: "before-commit" | "after-commit";
+  trx?: Trx;
+}
+
+export interface ClearingHooks {
+  /** Called at every step boundary. Throwing here is a crash at that point (tests inject them). */
+  onStep?(at: StepPoint): Promise<void> | void;
+}
+
+export interface RunRow {
+  id: string;
+  period: string;
+  period_start: Date | string;
+  period_end: Date | string;
+  status: "running" | "failed" | "closed";
+  step: "statements" | "clearing" | "network" | "close" | "done";
+  attempts: number;
+  posting_watermark: bigint | number | string | null;
+  failure: string | null;
+  report: unknown;
+  created_at: Date | string;
+  updated_at: Date | string;
+  closed_at: Date | string | null;
+}
+
+interface ContractRow {
+  id: string;
+  partner_id: string;
+  version: number;
+  effective_from: Date | string;
+  currency: string;
+  issuance_price_micros: bigint;
+  redemption_price_micros: bigint;
+  transaction_fee_minor: bigint;
+  monthly_fee_minor: bigint;
+  breakage_share_bps: number;
+}
+
+type Group = "issuance" | "issuance_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "transaction_fee" | "monthly_fee";
+
+const GROUP_ORDER: Group[] = ["issuance", "issuance_reversal", "redemption", "redemption_reversal", "breakage_share", "transaction_fee", "monthly_fee"];
+
+/** Sign from the partner's side: +1, the operator owes the partner; −1, the partner owes. */
+const SIGN: Record<Group, bigint> = {
+  issuance: -1n,
+  issuance_reversal: 1n,
+  redemption: 1n,
+  redemption_reversal: -1n,
+  breakage_share: 1n,
+  transaction_fee: -1n,
+  monthly_fee: -1n,
+};
+
+const WORDS: Record<Group, string> = {
+  issuance: "Points issued to members (you pay the issuance price)",
+  issuance_reversal: "Issued points taken back by refunds (issuance price credited; points the member had already spent are not)",
+  redemption: "Points redeemed with you (you are paid the redemption price)",
+  redemption_reversal: "Redeemed points given back to members by refunds (redemption price reversed)",
+  breakage_share: "Your share of the funded value of your points that expired",
+  transaction_fee: "Per-transaction platform fee",
+  monthly_fee: "Monthly platform fee",
+};
+
+const ROUNDING = {
+  price: "points × price_micros ÷ micros per minor unit, rounded half-even once on the line",
+  share: "points × issuance price_micros × share_bps ÷ 10,000 ÷ micros per minor unit, rounded half-even once on the line",
+  fee: "exact: count × fee_minor, no rounding",
+} as const;
+
+function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}
+
+const nowIso = (d: Date) => d.toISOString();
+
+/**
+ * Clearing and settlement of one calendar month for the whole network.
+ *
+ * A run moves through steps — statements → clearing → network → close — and each partner's
+ * statement through its own — collect → price → verify → render → ready — then all close together.
+ * Every step locks its row (SELECT … FOR UPDATE), checks it is still the step to do, does its work
+ * and moves the marker in one transaction: a crash anywhere resumes at the step that did not commit,
+ * and a second worker on the same row waits and then finds nothing to do.
+ *
+ * Conservation is checked twice: per statement (every line's points trace to ledger postings,
+ * re-derived independently, and its money re-priced in SQL) and per run (partners' net positions plus
+ * the operator's revenue sum to zero per currency; the points the lines say moved equal the change
+ * of members' balances in the ledger). A check that fails undoes the run's lines, records the
+ * failure and changes nothing else.
+ */
+export function createClearingService(deps: { db: Db; clock: Clock; log: Logger; hooks?: ClearingHooks }) {
+  const { db, clock, log } = deps;
+  const hook = async (at: StepPoint) => {
+    await deps.hooks?.onStep?.(at);
+  };
+
+  async function loadRun(trx: Trx, runId: string, lock = false): Promise<RunRow> {
+    const q = trx("settlement_runs").where({ id: runId });
+    const run: RunRow | undefined = await (lock ? q.forUpdate() : q).first("*");
+    if (!run) throw settlementErrors.make("run-not-found", `No settlement run ${runId}.`);
+    return run;
+  }
+
+  const runPeriod = (run: RunRow): Period => parsePeriod(run.period);
+
+  // ---------------------------------------------------------------------------------------------
+  // Statement steps
+  // ---------------------------------------------------------------------------------------------
+
+  /** collect: the partner's ledger entries up to the period's end that no statement cleared yet. */
+  async function collect(trx: Trx, st: StatementRow, p: Period, watermark: string): Promise<void> {
+    const partner = st.partner_id;
+    await trx.raw(
+      `INSERT INTO settlement_items (statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points)
+       SELECT ?, ?, e.id, '',
+              CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
+                          WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END,
+              e.kind, e.ref_type, e.ref_id, e.occurred_at,
+              CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END,
+              coalesce(e.contract_version_id,
+                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= e.occurred_at ORDER BY c.effective_from DESC LIMIT 1)),
+              CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END
+         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
+         JOIN ledger_entries e ON e.id = x.entry_id
+        WHERE e.occurred_at < ?
+          AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '')`,
+      [st.id, partner, p.start, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
+    );
+    // Breakage: expiry entries, lot by lot, for the lots this partner issued. The funded value is
+    // priced by the contract version under which the lot was earned.
+    await trx.raw(
+      `INSERT INTO settlement_items (statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points)
+       SELECT ?, ?, e.id, m.lot_id, 'breakage_share', e.kind, e.ref_type, e.ref_id, e.occurred_at,
+              CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END,
+              coalesce(l.contract_version_id,
+                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = l.issuing_partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
+              sum(m.amount)::bigint
+         FROM ledger_lots l
+         JOIN ledger_lot_movements m ON m.lot_id = l.id
+         JOIN ledger_entries e ON e.id = m.entry_id
+        WHERE l.issuing_partner_id = ? AND e.kind = 'expire' AND e.occurred_at < ?
+          AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
+          AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
+        GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at`,
+      [st.id, partner, p.start, partner, p.end, watermark, partner],
+    );
+  }
+
+  /** price: one line per (group, contract version, month corrected); fees; positions. */
+  async function price(trx: Trx, st: StatementRow, p: Period): Promise<void> {
+    const problems: string[] = [];
+    const unclassified = rowsOf<{ entry_id: string; entry_kind: string }>(
+      await trx.raw("SELECT entry_id, entry_kind FROM settlement_items WHERE statement_id = ? AND line_group = 'unclassified' ORDER BY entry_id LIMIT 5", [st.id]),
+    );
+    for (const u of unclassified) problems.push(`entry ${u.entry_id} of kind ${u.entry_kind} moves the partner's points but clearing has no rule for it`);
+    const groups = rowsOf<{ line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; item_count: number }>(
+      await trx.raw(
+        `SELECT line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, count(*)::int AS item_count
+           FROM settlement_items WHERE statement_id = ? AND line_group <> 'unclassified'
+          GROUP BY line_group, contract_version_id, corrects_period`,
+        [st.id],
+      ),
+    );
+    const txns = rowsOf<{ contract_version_id: string | null; corrects_period: string | null; n: number }>(
+      await trx.raw(
+        `SELECT contract_version_id, corrects_period, count(DISTINCT ref_type || ':' || ref_id)::int AS n
+           FROM settlement_items WHERE statement_id = ? AND line_group IN ('issuance', 'redemption')
+          GROUP BY contract_version_id, corrects_period`,
+        [st.id],
+      ),
+    );
+    const monthly: ContractRow | undefined = await trx("contract_versions")
+      .where({ partner_id: st.partner_id })
+      .andWhere("effective_from", "<", p.end)
+      .orderBy("effective_from", "desc")
+      .first("*");
+    const ids = [...new Set([...groups.map((g) => g.contract_version_id), ...txns.map((t) => t.contract_version_id)].filter((x): x is string => x !== null))];
+    const contracts = new Map<string, ContractRow>(((await trx("contract_versions").whereIn("id", ids).select("*")) as ContractRow[]).map((c) => [c.id, c]));
+    if (monthly) contracts.set(monthly.id, monthly);
+    for (const g of groups) if (g.contract_version_id === null) problems.push(`${g.points} ${g.line_group} points have no contract in force`);
+    for (const c of contracts.values()) if (c.partner_id !== st.partner_id) problems.push(`contract ${c.id} of ${c.partner_id} priced an entry of ${st.partner_id}`);
+    const currencies = new Set([...contracts.values()].map((c) => c.currency));
+    if (currencies.size > 1) problems.push(`the partner's contracts mix currencies (${[...currencies].sort().join(", ")}); one statement is one currency`);
+    if (problems.length > 0) throw new ClearingImbalance(problems);
+    const currency = monthly?.currency ?? [...currencies][0] ?? "EUR";
+
+    type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string };
+    const drafts: Draft[] = [];
+    const key = (group: Group, c: ContractRow | undefined, corrects: string | null) =>
+      `${GROUP_ORDER.indexOf(group)}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+    for (const g of groups) {
+      const c = contracts.get(g.contract_version_id!)!;
+      const points = BigInt(g.points);
+      const base = {
+        line_group: g.line_group,
+        contract_version_id: c.id,
+        contract_version: c.version,
+        corrects_period: g.corrects_period,
+        points,
+        item_count: g.item_count,
+        transaction_count: 0,
+        fee_minor: null,
+        sortKey: key(g.line_group, c, g.corrects_period),
+      };
+      if (g.line_group === "breakage_share") {
+        const v = priceShare(points, BigInt(c.issuance_price_micros), BigInt(c.breakage_share_bps), currency);
+        drafts.push({
+          ...base,
+          price_micros: BigInt(c.issuance_price_micros),
+          share_bps: c.breakage_share_bps,
+          exact_amount: decimal(v.exact, v.exactScale),
+          amount_minor: SIGN[g.line_group] * v.minor,
+          rounding: ROUNDING.share,
+          description: WORDS[g.line_group],
+        });
+      } else {
+        const priceMicros = BigInt(g.line_group.startsWith("issuance") ? c.issuance_price_micros : c.redemption_price_micros);
+        const v = pricePoints(points, priceMicros, currency);
+        drafts.push({
+          ...base,
+          price_micros: priceMicros,
+          share_bps: null,
+          exact_amount: decimal(v.exact, v.exactScale),
+          amount_minor: SIGN[g.line_group] * v.minor,
+          rounding: ROUNDING.price,
+          description: WORDS[g.line_group],
+        });
+      }
+    }
+    for (const t of txns) {
+      const c = contracts.get(t.contract_version_id!)!;
+      const fee = BigInt(c.transaction_fee_minor);
+      if (fee === 0n) continue;
+      drafts.push({
+        line_group: "transaction_fee",
+        contract_version_id: c.id,
+        contract_version: c.version,
+        corrects_period: t.corrects_period,
+        points: 0n,
+        item_count: 0,
+        transaction_count: t.n,
+        price_micros: null,
+        fee_minor: fee,
+        share_bps: null,
+        exact_amount: decimal(BigInt(t.n) * fee, minorExponent(currency)),
+        amount_minor: -(BigInt(t.n) * fee),
+        rounding: ROUNDING.fee,
+        description: WORDS.transaction_fee,
+        sortKey: key("transaction_fee", c, t.corrects_period),
+      });
+    }
+    // The monthly fee is for partners live in the network (active or suspended when the month is
+    // cleared); an applied, approved or terminated partner is cleared but not charged it.
+    const partner: { status: string } | undefined = await trx("partners").where({ id: st.partner_id }).first("status");
+    const live = partner?.status === "active" || partner?.status === "suspended";
+    if (monthly && live && BigInt(monthly.monthly_fee_minor) > 0n) {
+      const fee = BigInt(monthly.monthly_fee_minor);
+      drafts.push({
+        line_group: "monthly_fee",
+        contract_version_id: monthly.id,
+        contract_version: monthly.version,
+        corrects_period: null,
+        points: 0n,
+        item_count: 0,
+        transaction_count: 0,
+        price_micros: null,
+        fee_minor: fee,
+        share_bps: null,
+        exact_amount: decimal(fee, minorExponent(currency)),
+        amount_minor: -fee,
+        rounding: ROUNDING.fee,
+        description: WORDS.monthly_fee,
+        sortKey: key("monthly_fee", monthly, null),
+      });
+    }
+    drafts.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    const lines = drafts.map(({ sortKey: _s, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
+    if (lines.length > 0) {
+      await trx("settlement_lines").insert(
+        lines.map((l) => ({
+          ...l,
+          points: l.points.toString(),
+          price_micros: l.price_micros?.toString() ?? null,
+          fee_minor: l.fee_minor?.toString() ?? null,
+          amount_minor: l.amount_minor.toString(),
+        })),
+      );
+    }
+    // Each item learns its line, then its place in the CSV (by line, then time, then id).
+    await trx.raw(
+      `UPDATE settlement_items i SET line_no = l.line_no
+         FROM settlement_lines l
+        WHERE i.statement_id = ? AND l.statement_id = i.statement_id AND l.line_group = i.line_group
+          AND l.contract_version_id IS NOT DISTINCT FROM i.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM i.corrects_period`,
+      [st.id],
+    );
+    await trx.raw(
+      `UPDATE settlement_items i SET seq = x.rn
+         FROM (SELECT id, row_number() OVER (ORDER BY line_no, occurred_at, entry_id, lot_id) AS rn FROM settlement_items WHERE statement_id = ?) x
+        WHERE i.id = x.id`,
+      [st.id],
+    );
+    const net = lines.reduce((s, l) => s + l.amount_minor, 0n);
+    const opening = rowsOf<{ total: bigint | null }>(
+      await trx.raw("SELECT sum(net_amount_minor)::bigint AS total FROM settlement_statements WHERE partner_id = ? AND status = 'closed' AND period < ?", [st.partner_id, st.period]),
+    )[0]?.total;
+    const openingMinor = BigInt(opening ?? 0n);
+    await trx("settlement_statements")
+      .where({ id: st.id })
+      .update({
+        currency,
+        net_amount_minor: net.toString(),
+        opening_position_minor: openingMinor.toString(),
+        closing_position_minor: (openingMinor + net).toString(),
+        due_date: dueDate(p),
+      });
+  }
+
+  /**
+   * verify: the statement against the ledger, computed another way. Points of every item are
+   * re-derived from the postings on the partner's accounts (found by owner and kind, not by id) and
+   * from the lot movements; every line's points are the sum of its items; every line's money is
+   * re-priced in SQL; the net is the sum of the lines.
+   */
+  async function verify(trx: Trx, st: StatementRow): Promise<void> {
+    const problems: string[] = [];
+    const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; points: bigint; ledger: bigint | null }>(
+      await trx.raw(
+        `SELECT i.entry_id, i.lot_id, i.points, d.points AS ledger
+           FROM settlement_items i
+           LEFT JOIN LATERAL (
+             SELECT CASE WHEN i.lot_id <> '' THEN (SELECT sum(m.amount) FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
+                                                     WHERE m.entry_id = i.entry_id AND m.lot_id = i.lot_id AND l.issuing_partner_id = i.partner_id)
+                         ELSE (SELECT sum(CASE WHEN e.kind IN ('earn', 'release') THEN -p.amount ELSE p.amount END)
+                                 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                                WHERE p.entry_id = i.entry_id AND a.partner_id = i.partner_id
+                                  AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery')) END::bigint AS points
+           ) d ON true
+          WHERE i.statement_id = ? AND (d.points IS NULL OR d.points <> i.points)
+          LIMIT 5`,
+        [st.id],
+      ),
+    );
+    for (const m of itemMismatch) problems.push(`item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} says ${m.points} points, the ledger ${m.ledger ?? "nothing"}`);
+    const lineMismatch = rowsOf<{ line_no: number | null; line_points: bigint | null; item_points: bigint | null }>(
+      await trx.raw(
+        `SELECT coalesce(l.line_no, i.line_no) AS line_no, l.points AS line_points, i.points AS item_points
+           FROM (SELECT line_no, points FROM settlement_lines WHERE statement_id = ? AND line_group NOT IN ('transaction_fee', 'monthly_fee')) l
+           FULL JOIN (SELECT line_no, sum(points)::bigint AS points FROM settlement_items WHERE statement_id = ? GROUP BY line_no) i ON i.line_no = l.line_no
+          WHERE l.points IS DISTINCT FROM i.points`,
+        [st.id, st.id],
+      ),
+    );
+    for (const m of lineMismatch) problems.push(`line ${m.line_no ?? "(none)"} says ${m.line_points ?? "nothing"} points, its items ${m.item_points ?? "nothing"}`);
+    const divisor = microsPerMinor(st.currency ?? "EUR").toString();
+    const moneyMismatch = rowsOf<{ line_no: number; amount_minor: bigint; expected: string }>(
+      await trx.raw(
+        `WITH x AS (
+           SELECT l.line_no, l.amount_minor, l.line_group,
+                  CASE l.line_group
+                    WHEN 'breakage_share' THEN l.points::numeric * l.price_micros * l.share_bps
+                    WHEN 'transaction_fee' THEN l.transaction_count::numeric * l.fee_minor
+                    WHEN 'monthly_fee' THEN l.fee_minor::numeric
+                    ELSE l.points::numeric * l.price_micros END AS n,
+                  CASE l.line_group WHEN 'breakage_share' THEN ?::numeric * 10000 WHEN 'transaction_fee' THEN 1 WHEN 'monthly_fee' THEN 1 ELSE ?::numeric END AS d,
+                  CASE WHEN l.line_group IN ('issuance', 'redemption_reversal', 'transaction_fee', 'monthly_fee') THEN -1 ELSE 1 END AS sign
+             FROM settlement_lines l WHERE l.statement_id = ?),
+         q AS (SELECT *, floor(n / d) AS q FROM x)
+         SELECT line_no, amount_minor,
+                (sign * CASE WHEN 2 * (n - q * d) > d OR (2 * (n - q * d) = d AND mod(q, 2) = 1) THEN q + 1 ELSE q END)::text AS expected
+           FROM q
+          WHERE amount_minor::numeric <> sign * CASE WHEN 2 * (n - q * d) > d OR (2 * (n - q * d) = d AND mod(q, 2) = 1) THEN q + 1 ELSE q END`,
+        [divisor, divisor, st.id],
+      ),
+    );
+    for (const m of moneyMismatch) problems.push(`line ${m.line_no} says ${m.amount_minor} minor units, its points and price make ${m.expected}`);
+    const [net] = rowsOf<{ lines: bigint | null; unpriced: number }>(
+      await trx.raw(
+        `SELECT (SELECT sum(amount_minor)::bigint FROM settlement_lines WHERE statement_id = ?) AS lines,
+                (SELECT count(*)::int FROM settlement_items WHERE statement_id = ? AND (line_no IS NULL OR seq IS NULL)) AS unpriced`,
+        [st.id, st.id],
+      ),
+    );
+    const fresh: StatementRow = await trx("settlement_statements").where({ id: st.id }).first("*");
+    if (BigInt(net?.lines ?? 0n) !== BigInt(fresh.net_amount_minor ?? 0n)) problems.push(`net ${fresh.net_amount_minor} is not the sum of the lines ${net?.lines ?? 0}`);
+    if ((net?.unpriced ?? 0) > 0) problems.push(`${net?.unpriced} items are in no line`);
+    if (problems.length > 0) throw new ClearingImbalance(problems);
+  }
+
+  /** render: the CSV's hash (streamed) and the statement's content hash. */
+  async function render(trx: Trx, st: StatementRow): Promise<void> {
+    const csv = await csvSha256(trx, st.id);
+    const fresh: StatementRow = { ...(await trx("settlement_statements").where({ id: st.id }).first("*")), csv_sha256: csv.sha256, item_count: csv.items };
+    const lines: LineRow[] = await trx("settlement_lines").where({ statement_id: st.id }).orderBy("line_no").select("*");
+    await trx("settlement_statements")
+      .where({ id: st.id })
+      .update({ csv_sha256: csv.sha256, item_count: csv.items, content_sha256: contentSha256(fresh, lines) });
+  }
+
+  const NEXT: Record<string, string> = { collect: "price", price: "verify", verify: "render", render: "ready" };
+
+  /** Undoes what an unverified statement wrote and records why. Never touches a closed one. */
+  async function failStatements(runId: string, statementIds: string[], err: ClearingImbalance): Promise<void> {
+    await db.transaction(async (trx) => {
+      const run = await loadRun(trx, runId, true);
+      if (run.status === "closed") return;
+      for (const id of statementIds) {
+        await trx("settlement_lines").where({ statement_id: id }).delete();
+        await trx("settlement_items").where({ statement_id: id }).delete();
+      }
+      await trx("settlement_statements")
+        .whereIn("id", statementIds)
+        .andWhereNot({ status: "closed" })
+        .update({
+          status: "failed",
+          step: "collect",
+          failure: err.message.slice(0, 4000),
+          currency: null,
+          opening_position_minor: null,
+          net_amount_minor: null,
+          closing_position_minor: null,
+          due_date: null,
+          content_sha256: null,
+          csv_sha256: null,
+          item_count: null,
+          attempts: trx.raw("attempts + 1"),
+        });
+      await trx("settlement_runs")
+        .where({ id: runId })
+        .update({ status: "failed", failure: err.message.slice(0, 4000), updated_at: clock.now() });
+    });
+    log.error({ runId, statements: statementIds, problems: err.problems }, "settlement run does not balance; its lines were undone and the failure recorded");
+  }
+
+  /** Runs the statement's remaining steps; safe to call again at any point, from any worker. */
+  async function clearStatement(statementId: string): Promise<StatementRow> {
+    for (;;) {
+      let step = "";
+      let runId = "";
+      const out: { done?: StatementRow } = {};
+      try {
+        await db.transaction(async (trx) => {
+          const st: StatementRow | undefined = await trx("settlement_statements").where({ id: statementId }).forUpdate().first("*");
+          if (!st) throw settlementErrors.make("statement-not-found", `No statement ${statementId}.`);
+          runId = st.run_id;
+          if (st.status !== "open" || !(st.step in NEXT)) {
+            out.done = st;
+            return;
+          }
+          const run = await loadRun(trx, st.run_id);
+          const p = runPeriod(run);
+          step = st.step;
+          if (step === "collect") await collect(trx, st, p, String(run.posting_watermark ?? 0));
+          else if (step === "price") await price(trx, st, p);
+          else if (step === "verify") await verify(trx, st);
+          else if (step === "render") await render(trx, st);
+          const next = NEXT[step]!;
+          await trx("settlement_statements").where({ id: st.id }).update({ step: next });
+          // Ready: let the run look whether every statement is (the job id names this statement,
+          // so each statement's nudge is its own job). BullMQ ids hold at most two colons.
+          if (next === "ready") await enqueueInTx(trx, "settlement.run", { runId: run.id }, { jobId: `settle-ready:${run.period}.${run.attempts}:${st.partner_id}` });
+          await hook({ scope: "statement", id: statementId, step, phase: "before-commit", trx });
+        });
+      } catch (err) {
+        if (err instanceof ClearingImbalance) await failStatements(runId, [statementId], err);
+        throw err;
+      }
+      if (out.done) return out.done;
+      await hook({ scope: "statement", id: statementId, step, phase: "after-commit" });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Run steps
+  // ---------------------------------------------------------------------------------------------
+
+  /** The partners a month clears: every partner with a contract in force before the month ended. */
+  async function createStatements(trx: Trx, run: RunRow, p: Period): Promise<void> {
+    const partners = rowsOf<{ id: string }>(
+      await trx.raw(
+        `SELECT p.id FROM partners p
+          WHERE p.kind <> 'operator' AND EXISTS (SELECT 1 FROM contract_versions c WHERE c.partner_id = p.id AND c.effective_from < ?)
+          ORDER BY p.id`,
+        [p.end],
+      ),
+    );
+    const now = clock.now();
+    for (const { id: partnerId } of partners) {
+      const statementId = `stm_${run.period.replace("-", "")}_${partnerId}`;
+      await trx("settlement_statements")
+        .insert({ id: statementId, run_id: run.id, partner_id: partnerId, period: run.period, created_at: now })
+        .onConflict(["partner_id", "period"])
+        .ignore();
+      const suffix = run.attempts > 0 ? `.retry${run.attempts}` : "";
+      await enqueueInTx(trx, "settlement.clear", { statementId }, { jobId: `clear:${partnerId}:${run.period}${suffix}` });
+    }
+  }
+
+  interface NetworkReport {
+    period: string;
+    currencies: Array<{
+      currency: string;
+      partners: Array<{ partner_id: string; statement_id: string; net_amount_minor: number; direction: string }>;
+      operator_revenue_minor: Record<string, number>;
+      operator_revenue_total_minor: number;
+      partners_net_total_minor: number;
+      network_sum_minor: number;
+    }>;
+    points: { issued: number; clawed_back: number; redeemed: number; restored: number; expired: number; members_change: number; liability_outstanding: number };
+    breakage: { points: number; shares_paid_minor: Record<string, number> };
+  }
+
+  /**
+   * network: the whole month must balance. Partners' nets plus the operator's revenue by source are
+   * zero in every currency; and the points the lines say moved equal what the members' accounts
+   * moved in the ledger for the same entries (points conservation through the postings).
+   */
+  async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
+    const problems: string[] = [];
+    const statements: StatementRow[] = await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("*");
+    const notReady = statements.filter((s) => s.step !== "ready" || s.status !== "open");
+    if (notReady.length > 0) problems.push(`statements not ready: ${notReady.map((s) => s.id).join(", ")}`);
+    const byGroup = rowsOf<{ currency: string; line_group: string; amount: bigint; points: bigint }>(
+      await trx.raw(
+        `SELECT s.currency, l.line_group, sum(l.amount_minor)::bigint AS amount, sum(l.points)::bigint AS points
+           FROM settlement_lines l JOIN settlement_statements s ON s.id = l.statement_id
+          WHERE s.run_id = ? GROUP BY s.currency, l.line_group ORDER BY s.currency, l.line_group`,
+        [run.id],
+      ),
+    );
+    const currencies = [...new Set(statements.map((s) => s.currency ?? "EUR"))].sort();
+    const report: NetworkReport = {
+      period: run.period,
+      currencies: [],
+      points: { issued: 0, clawed_back: 0, redeemed: 0, restored: 0, expired: 0, members_change: 0, liability_outstanding: 0 },
+      breakage: { points: 0, shares_paid_minor: {} },
+    };
+    for (const cur of currencies) {
+      const revenue: Record<string, number> = {};
+      let revenueTotal = 0n;
+      for (const g of GROUP_ORDER) {
+        const row = byGroup.find((r) => r.currency === cur && r.line_group === g);
+        const v = -BigInt(row?.amount ?? 0n);
+        revenue[g] = Number(v);
+        revenueTotal += v;
+      }
+      const mine = statements.filter((s) => (s.currency ?? "EUR") === cur);
+      const nets = mine.reduce((s, st) => s + BigInt(st.net_amount_minor ?? 0n), 0n);
+      const sum = nets + revenueTotal;
+      if (sum !== 0n) problems.push(`${cur}: partners' nets ${nets} and operator revenue ${revenueTotal} sum to ${sum}, not 0`);
+      report.currencies.push({
+        currency: cur,
+        partners: mine.map((s) => {
+          const net = BigInt(s.net_amount_minor ?? 0n);
+          return { partner_id: s.partner_id, statement_id: s.id, net_amount_minor: Number(net), direction: net > 0n ? "payable_to_partner" : net < 0n ? "receivable_from_partner" : "nil" };
+        }),
+        operator_revenue_minor: revenue,
+        operator_revenue_total_minor: Number(revenueTotal),
+        partners_net_total_minor: Number(nets),
+        network_sum_minor: Number(sum),
+      });
+      report.breakage.shares_paid_minor[cur] = -(revenue.breakage_share ?? 0);
+    }
+    const pts = (g: string) => byGroup.filter((r) => r.line_group === g).reduce((s, r) => s + BigInt(r.points), 0n);
+    const flows = { issued: pts("issuance"), clawed: pts("issuance_reversal"), redeemed: pts("redemption"), restored: pts("redemption_reversal"), expired: pts("breakage_share") };
+    const [ledger] = rowsOf<{ members_change: bigint | null; liability: bigint | null }>(
+      await trx.raw(
+        `SELECT (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt')
+                    AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id WHERE s.run_id = ?)) AS members_change,
+                (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?) AS liability`,
+        [run.id, p.end],
+      ),
+    );
+    const membersChange = BigInt(ledger?.members_change ?? 0n);
+    const expected = flows.issued - flows.clawed - flows.redeemed + flows.restored - flows.expired;
+    if (membersChange !== expected) {
+      problems.push(
+        `points do not conserve: lines say members gained ${expected} (issued ${flows.issued} − clawed back ${flows.clawed} − redeemed ${flows.redeemed} + restored ${flows.restored} − expired ${flows.expired}), the ledger says ${membersChange}`,
+      );
+    }
+    const [uncleared] = rowsOf<{ n: number }>(
+      await trx.raw(
+        `SELECT count(*)::int AS n FROM ledger_entries e
+          WHERE e.occurred_at < ?
+            AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                         WHERE p.entry_id = e.id AND p.id <= ? AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'breakage'))
+            AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
+        [p.end, String(run.posting_watermark ?? 0)],
+      ),
+    );
+    if ((uncleared?.n ?? 0) > 0) problems.push(`${uncleared?.n} ledger entries before the period's end that move partners' points or breakage are in no statement`);
+    report.points = {
+      issued: Number(flows.issued),
+      clawed_back: Number(flows.clawed),
+      redeemed: Number(flows.redeemed),
+      restored: Number(flows.restored),
+      expired: Number(flows.expired),
+      members_change: Number(membersChange),
+      liability_outstanding: Number(ledger?.liability ?? 0n),
+    };
+    report.breakage.points = Number(flows.expired);
+    if (problems.length > 0) throw new ClearingImbalance(problems);
+    return report;
+  }
+
+  /** close: every statement of the run final at once, each partner told. */
+  async function close(trx: Trx, run: RunRow): Promise<void> {
+    const now = clock.now();
+    const statements: StatementRow[] = await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("*");
+    for (const st of statements) {
+      if (st.status === "closed") continue;
+      await trx("settlement_statements").where({ id: st.id }).update({ status: "closed", step: "closed", closed_at: now });
+      await recordEvent(trx, {
+        type: "statement.ready",
+        partnerId: st.partner_id,
+        occurredAt: now,
+        data: { statement_id: st.id, period: st.period, net_amount_minor: Number(st.net_amount_minor), currency: st.currency, content_sha256: st.content_sha256 },
+      });
+    }
+    await trx("settlement_runs").where({ id: run.id }).update({ status: "closed", closed_at: now });
+  }
+
+  const RUN_NEXT: Record<string, RunRow["step"]> = { statements: "clearing", clearing: "network", network: "close", close: "done" };
+
+  /** Moves the run on as far as it can go now; returns the run. Safe to call any number of times. */
+  async function advanceRun(runId: string): Promise<RunRow> {
+    for (;;) {
+      let step = "";
+      const out: { result?: RunRow; failure?: ClearingImbalance } = {};
+      await db.transaction(async (trx) => {
+        const run = await loadRun(trx, runId, true);
+        if (run.status !== "running" || run.step === "done") {
+          out.result = run;
+          return;
+        }
+        const p = runPeriod(run);
+        step = run.step;
+        const patch: Record<string, unknown> = { updated_at: clock.now() };
+        if (step === "statements") {
+          const [wm] = rowsOf<{ max: bigint | null }>(await trx.raw("SELECT max(id)::bigint AS max FROM ledger_postings"));
+          patch.posting_watermark = String(wm?.max ?? 0);
+          await createStatements(trx, run, p);
+        } else if (step === "clearing") {
+          const rows: Array<{ status: string; step: string; id: string; failure: string | null }> = await trx("settlement_statements")
+            .where({ run_id: run.id })
+            .select("id", "status", "step", "failure");
+          const failed = rows.filter((r) => r.status === "failed");
+          if (failed.length > 0) {
+            await trx("settlement_runs").where({ id: run.id }).update({ status: "failed", failure: `statement ${failed[0]!.id} failed: ${failed[0]!.failure}`.slice(0, 4000), updated_at: clock.now() });
+            out.result = { ...run, status: "failed" };
+            return;
+          }
+          if (rows.some((r) => r.step !== "ready")) {
+            out.result = run;
+            return;
+          }
+        } else if (step === "network") {
+          try {
+            patch.report = JSON.stringify(await network(trx, run, p));
+          } catch (err) {
+            if (!(err instanceof ClearingImbalance)) throw err;
+            out.failure = err;
+            return;
+          }
+        } else if (step === "close") {
+          await close(trx, run);
+        }
+        await trx("settlement_runs").where({ id: run.id }).update({ ...patch, step: RUN_NEXT[step] });
+        await hook({ scope: "run", id: runId, step, phase: "before-commit", trx });
+      });
+      if (out.failure) {
+        const failure = out.failure;
+        const ids: string[] = (await db("settlement_statements").where({ run_id: runId }).select("id")).map((r: { id: string }) => r.id);
+        await failStatements(runId, ids, failure);
+        throw failure;
+      }
+      if (out.result) return out.result;
+      await hook({ scope: "run", id: runId, step, phase: "after-commit" });
+    }
+  }
+
+  return {
+    clearStatement,
+    advanceRun,
+
+    /**
+     * Starts clearing a month (or restarts a failed one). Starting twice is harmless: the run id is
+     * the period's and the jobs' ids are deterministic. Months close in order and only once ended.
+     */
+    async startRun(period: string): Promise<{ run: RunRow; created: boolean }> {
+      let p: Period;
+      try {
+        p = parsePeriod(period);
+      } catch {
+        throw settlementErrors.make("period-not-ended", `${period} is not a period (YYYY-MM).`);
+      }
+      const now = clock.now();
+      if (p.end > now) throw settlementErrors.make("period-not-ended", `${period} ends at ${nowIso(p.end)}; it can be cleared after that.`);
+      return db.transaction(async (trx) => {
+        // One writer of runs at a time: the order of months is decided under this lock.
+        await trx.raw("SELECT pg_advisory_xact_lock(hashtext('settlement_runs'))");
+        const existing: RunRow | undefined = await trx("settlement_runs").where({ period }).forUpdate().first("*");
+        if (existing && existing.status === "running") {
+          // Starting a running month again resumes it: its jobs may have been lost with a worker
+          // (the in-process queue) or failed on a transient error. Every step is idempotent, so the
+          // extra jobs do only what is left.
+          const stamp = now.getTime();
+          await enqueueInTx(trx, "settlement.run", { runId: existing.id }, { jobId: `settle-resume:${period}.${existing.attempts}:${stamp}` });
+          const pending: Array<{ id: string; partner_id: string }> = await trx("settlement_statements")
+            .where({ run_id: existing.id, status: "open" })
+            .whereNot({ step: "ready" })
+            .select("id", "partner_id");
+          for (const st of pending) await enqueueInTx(trx, "settlement.clear", { statementId: st.id }, { jobId: `clear-resume:${st.partner_id}:${period}.${stamp}` });
+          return { run: existing, created: false };
+        }
+        if (existing && existing.status === "closed") return { run: existing, created: false };
+        const later: { period: string } | undefined = await trx("settlement_runs").where("period", ">", period).first("period");
+        if (later) throw settlementErrors.make("run-closed", `${later.period} is already cleared; ${period} can no longer be opened. Late entries go into the next run as adjustments.`);
+        const open: { period: string } | undefined = await trx("settlement_runs").where("period", "<", period).andWhereNot({ status: "closed" }).first("period");
+        if (open) throw settlementErrors.make("previous-period-open", `${open.period} is not closed yet; months close in order.`);
+        let run: RunRow;
+        if (existing) {
+          await trx("settlement_statements").where({ run_id: existing.id, status: "failed" }).update({ status: "open", step: "collect" });
+          [run] = await trx("settlement_runs")
+            .where({ id: existing.id })
+            .update({ status: "running", step: "statements", failure: null, attempts: existing.attempts + 1, updated_at: now })
+            .returning("*");
+        } else {
+          [run] = await trx("settlement_runs")
+            .insert({ id: `run_${period}`, period, period_start: p.start, period_end: p.end, created_at: now, updated_at: now })
+            .returning("*");
+        }
+        await enqueueInTx(trx, "settlement.run", { runId: run.id }, { jobId: `settle:${period}:${run.attempts}` });
+        return { run, created: true };
+      });
+    },
+
+    /** The whole month in this process: the same steps the jobs run, one after another. */
+    async runToEnd(runId: string): Promise<RunRow> {
+      let run = await advanceRun(runId);
+      if (run.status !== "running") return run;
+      const ids: string[] = (await db("settlement_statements").where({ run_id: runId }).orderBy("partner_id").select("id")).map((r: { id: string }) => r.id);
+      for (const id of ids) await clearStatement(id);
+      run = await advanceRun(runId);
+      return run;
+    },
+
+    async getRun(runId: string) {
+      const run: RunRow | undefined = await db("settlement_runs").where({ id: runId }).first("*");
+      if (!run) throw settlementErrors.make("run-not-found", `No settlement run ${runId}.`);
+      const statements: StatementRow[] = await db("settlement_statements").where({ run_id: runId }).orderBy("partner_id").select("*");
+      return { run, statements };
+    },
+  };
+}
+
+export type ClearingService = ReturnType<typeof createClearingService>;

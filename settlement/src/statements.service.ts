@@ -1,0 +1,305 @@
+import { createHash } from "node:crypto";
+import type { Db, DbOrTrx } from "../../gateway/src/infra/db.ts";
+import { csvRow } from "./csv.ts";
+import { parsePeriod } from "./period.ts";
+import { settlementErrors } from "./settlement.errors.ts";
+
+export const CSV_HEADER = [
+  "statement_id",
+  "line_no",
+  "line_group",
+  "occurred_at",
+  "entry_kind",
+  "partner_transaction_id",
+  "partner_refund_id",
+  "hub_transaction_id",
+  "ledger_entry_id",
+  "lot_id",
+  "member_id",
+  "points",
+  "price_micros",
+  "share_bps",
+  "corrects_period",
+  "corrects_statement_id",
+] as const;
+
+const PAGE = 2_000;
+
+interface CsvItemRow {
+  seq: number;
+  line_no: number;
+  line_group: string;
+  occurred_at: Date | string;
+  entry_kind: string;
+  entry_id: string;
+  lot_id: string;
+  member_id: string | null;
+  points: bigint;
+  price_micros: bigint | null;
+  share_bps: number | null;
+  corrects_period: string | null;
+  partner_transaction_id: string | null;
+  partner_refund_id: string | null;
+  hub_transaction_id: string | null;
+  corrects_statement_id: string | null;
+}
+
+function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}
+
+/**
+ * Streams the statement's line items as CSV, one page of items at a time (keyset on the item's
+ * place), so a month of any size is never held in memory. Everything it prints is immutable once
+ * the statement is priced: the same statement always gives the same bytes.
+ *
+ * Each item names the partner's own ids: the purchase's partner_transaction_id (for a two-phase
+ * redemption, the redemption's; for a refund, the refunded purchase's, with the partner's refund
+ * id; for breakage, the purchase that earned the expired points).
+ */
+export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chunk: string) => void | Promise<void>): Promise<number> {
+  const st: { partner_id: string; period: string } | undefined = await conn("settlement_statements").where({ id: statementId }).first("partner_id", "period");
+  if (!st) throw settlementErrors.make("statement-not-found", `No statement ${statementId}.`);
+  await write(csvRow([...CSV_HEADER]));
+  let after = 0;
+  let count = 0;
+  for (;;) {
+    const rows = rowsOf<CsvItemRow>(
+      await conn.raw(
+        `SELECT i.seq, i.line_no, i.line_group, i.occurred_at, i.entry_kind, i.entry_id, i.lot_id, e.member_id, i.points,
+                CASE WHEN i.line_group IN ('issuance', 'issuance_reversal', 'breakage_share') THEN c.issuance_price_micros ELSE c.redemption_price_micros END AS price_micros,
+                CASE WHEN i.line_group = 'breakage_share' THEN c.breakage_share_bps END AS share_bps,
+                i.corrects_period,
+                coalesce(t.partner_transaction_id, r.partner_transaction_id, ft.partner_transaction_id, lt.partner_transaction_id) AS partner_transaction_id,
+                f.partner_refund_id,
+                coalesce(t.id, r.transaction_id, ft.id, lt.id) AS hub_transaction_id,
+                (SELECT s2.statement_id
+                   FROM ledger_entries oe
+                   JOIN settlement_items s2 ON s2.entry_id = oe.id AND s2.partner_id = i.partner_id
+                   JOIN settlement_statements ss ON ss.id = s2.statement_id AND ss.status = 'closed' AND ss.period < ?
+                  WHERE i.line_group IN ('issuance_reversal', 'redemption_reversal')
+                    AND oe.kind IN ('earn', 'burn', 'capture')
+                    AND oe.ref_type = coalesce(ft.ledger_ref_type, e.ref_type)
+                    AND oe.ref_id = coalesce(ft.ledger_ref_id, e.ref_id)
+                  ORDER BY ss.period, s2.statement_id LIMIT 1) AS corrects_statement_id
+           FROM settlement_items i
+           JOIN ledger_entries e ON e.id = i.entry_id
+           LEFT JOIN contract_versions c ON c.id = i.contract_version_id
+           LEFT JOIN point_transactions t ON e.ref_type = 'transaction' AND t.id = e.ref_id
+           LEFT JOIN redemptions r ON e.ref_type = 'redemption' AND r.id = e.ref_id
+           LEFT JOIN point_refunds f ON e.ref_type = 'refund' AND f.id = e.ref_id
+           LEFT JOIN point_transactions ft ON ft.id = f.transaction_id
+           LEFT JOIN ledger_lots l ON i.lot_id <> '' AND l.id = i.lot_id
+           LEFT JOIN ledger_entries le ON le.id = l.entry_id
+           LEFT JOIN point_transactions lt ON le.ref_type = 'transaction' AND lt.id = le.ref_id
+          WHERE i.statement_id = ? AND i.seq > ?
+          ORDER BY i.seq
+          LIMIT ?`,
+        [st.period, statementId, after, PAGE],
+      ),
+    );
+    for (const r of rows) {
+      await write(
+        csvRow([
+          statementId,
+          r.line_no,
+          r.line_group,
+          new Date(r.occurred_at).toISOString(),
+          r.entry_kind,
+          r.partner_transaction_id,
+          r.partner_refund_id,
+          r.hub_transaction_id,
+          r.entry_id,
+          r.lot_id === "" ? null : r.lot_id,
+          r.member_id,
+          BigInt(r.points),
+          r.price_micros === null ? null : BigInt(r.price_micros),
+          r.share_bps,
+          r.corrects_period,
+          r.corrects_statement_id,
+        ]),
+      );
+    }
+    count += rows.length;
+    if (rows.length < PAGE) return count;
+    after = rows[rows.length - 1]!.seq;
+  }
+}
+
+/** The sha256 of the CSV, computed by streaming it. */
+export async function csvSha256(conn: DbOrTrx, statementId: string): Promise<{ sha256: string; items: number }> {
+  const hash = createHash("sha256");
+  const items = await renderCsv(conn, statementId, (chunk) => {
+    hash.update(chunk, "utf8");
+  });
+  return { sha256: hash.digest("hex"), items };
+}
+
+export interface StatementRow {
+  id: string;
+  run_id: string;
+  partner_id: string;
+  period: string;
+  status: "open" | "failed" | "closed";
+  step: string;
+  currency: string | null;
+  opening_position_minor: bigint | null;
+  net_amount_minor: bigint | null;
+  closing_position_minor: bigint | null;
+  due_date: string | null;
+  content_sha256: string | null;
+  csv_sha256: string | null;
+  item_count: number | null;
+  attempts: number;
+  failure: string | null;
+  created_at: Date | string;
+  closed_at: Date | string | null;
+}
+
+export interface LineRow {
+  statement_id: string;
+  line_no: number;
+  line_group: string;
+  contract_version_id: string | null;
+  contract_version: number | null;
+  corrects_period: string | null;
+  points: bigint;
+  item_count: number;
+  transaction_count: number;
+  price_micros: bigint | null;
+  fee_minor: bigint | null;
+  share_bps: number | null;
+  exact_amount: string | null;
+  amount_minor: bigint;
+  rounding: string;
+  description: string;
+}
+
+const num = (v: bigint | number | null) => (v === null ? null : Number(v));
+
+export function lineView(l: LineRow) {
+  return {
+    line_no: l.line_no,
+    group: l.line_group,
+    description: l.description,
+    contract_version: l.contract_version,
+    corrects_period: l.corrects_period,
+    points: Number(l.points),
+    items: l.item_count,
+    transactions: l.transaction_count,
+    price_micros: num(l.price_micros),
+    fee_minor: num(l.fee_minor),
+    share_bps: l.share_bps,
+    exact_amount: l.exact_amount,
+    amount_minor: Number(l.amount_minor),
+    rounding: l.rounding,
+  };
+}
+
+function direction(net: bigint): "payable_to_partner" | "receivable_from_partner" | "nil" {
+  return net > 0n ? "payable_to_partner" : net < 0n ? "receivable_from_partner" : "nil";
+}
+
+/**
+ * The statement as the API shows it. The canonical form of the same content (no timestamps of the
+ * read, fixed key order, amounts as integers) is what `content_sha256` hashes.
+ */
+export function statementContent(st: StatementRow, lines: LineRow[]) {
+  const p = parsePeriod(st.period);
+  const views = lines.map(lineView);
+  const isFee = (g: string) => g === "transaction_fee" || g === "monthly_fee";
+  const sum = (ls: LineRow[]) => ls.reduce((s, l) => s + BigInt(l.amount_minor), 0n);
+  const net = BigInt(st.net_amount_minor ?? 0n);
+  return {
+    id: st.id,
+    partner_id: st.partner_id,
+    period: st.period,
+    period_start: p.start.toISOString(),
+    period_end: p.end.toISOString(),
+    currency: st.currency,
+    opening_position_minor: Number(st.opening_position_minor ?? 0n),
+    net_amount_minor: Number(net),
+    closing_position_minor: Number(st.closing_position_minor ?? 0n),
+    direction: direction(net),
+    due_date: st.due_date,
+    lines: views.filter((l) => !isFee(l.group) && l.corrects_period === null),
+    fees: views.filter((l) => isFee(l.group)),
+    adjustments: views.filter((l) => !isFee(l.group) && l.corrects_period !== null),
+    totals: {
+      lines_minor: Number(sum(lines.filter((l) => !isFee(l.line_group) && l.corrects_period === null))),
+      fees_minor: Number(sum(lines.filter((l) => isFee(l.line_group)))),
+      adjustments_minor: Number(sum(lines.filter((l) => !isFee(l.line_group) && l.corrects_period !== null))),
+    },
+    item_count: st.item_count ?? 0,
+    csv_sha256: st.csv_sha256,
+  };
+}
+
+export function contentSha256(st: StatementRow, lines: LineRow[]): string {
+  return createHash("sha256").update(JSON.stringify(statementContent(st, lines)), "utf8").digest("hex");
+}
+
+export function statementView(st: StatementRow, lines: LineRow[]) {
+  return {
+    ...statementContent(st, lines),
+    status: st.status,
+    content_sha256: st.content_sha256,
+    closed_at: st.closed_at === null ? null : new Date(st.closed_at).toISOString(),
+  };
+}
+
+export function statementSummary(st: StatementRow) {
+  const net = BigInt(st.net_amount_minor ?? 0n);
+  return {
+    id: st.id,
+    period: st.period,
+    currency: st.currency,
+    net_amount_minor: Number(net),
+    direction: direction(net),
+    due_date: st.due_date,
+    content_sha256: st.content_sha256,
+    closed_at: st.closed_at === null ? null : new Date(st.closed_at).toISOString(),
+  };
+}
+
+/** What partners read: their own closed statements only; anything else is 404. */
+export function createStatementsService(deps: { db: Db }) {
+  const { db } = deps;
+
+  async function closedOf(partnerId: string, statementId: string): Promise<StatementRow> {
+    const st: StatementRow | undefined = await db("settlement_statements").where({ id: statementId, partner_id: partnerId, status: "closed" }).first("*");
+    if (!st) throw settlementErrors.make("statement-not-found", `No statement ${statementId}.`);
+    return st;
+  }
+
+  return {
+    async list(partnerId: string, opts: { cursor?: string; limit?: number }) {
+      const limit = Math.min(Math.max(opts.limit ?? 12, 1), 100);
+      const before = opts.cursor ? Buffer.from(opts.cursor, "base64url").toString("utf8") : undefined;
+      const q = db("settlement_statements").where({ partner_id: partnerId, status: "closed" });
+      if (before) q.andWhere("period", "<", before);
+      const rows: StatementRow[] = await q.orderBy("period", "desc").limit(limit + 1).select("*");
+      const page = rows.slice(0, limit);
+      return {
+        items: page.map(statementSummary),
+        next_cursor: rows.length > limit ? Buffer.from(page[page.length - 1]!.period, "utf8").toString("base64url") : null,
+      };
+    },
+
+    async get(partnerId: string, statementId: string) {
+      const st = await closedOf(partnerId, statementId);
+      const lines: LineRow[] = await db("settlement_lines").where({ statement_id: st.id }).orderBy("line_no").select("*");
+      return statementView(st, lines);
+    },
+
+    /** Checks the caller may read the statement, then returns its hashes for the download's headers. */
+    async csvHead(partnerId: string, statementId: string) {
+      const st = await closedOf(partnerId, statementId);
+      return { id: st.id, period: st.period, csvSha256: st.csv_sha256!, contentSha256: st.content_sha256! };
+    },
+
+    renderCsv: (statementId: string, write: (chunk: string) => void | Promise<void>) => renderCsv(db, statementId, write),
+  };
+}
+
+export type StatementsService = ReturnType<typeof createStatementsService>;
