@@ -14,6 +14,8 @@ export interface ContractTerms {
   negativeFloor: bigint;
 }
 
+import type { DbOrTrx } from "../infra/db.ts";
+
 export interface BasketLine {
   sku?: string;
   category?: string;
@@ -29,6 +31,8 @@ export interface EarnContext {
   currency: string;
   occurredAt: Date;
   lines: BasketLine[];
+  /** The connection the earn runs on: its transaction for a real earn, the pool for a dry run. */
+  conn?: DbOrTrx;
 }
 
 export interface EarnItem {

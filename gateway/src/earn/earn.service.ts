@@ -194,6 +194,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       currency: input.currency,
       occurredAt,
       lines: input.lines ?? [],
+      conn,
     });
     return { contract, computed };
   }
