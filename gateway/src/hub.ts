@@ -27,6 +27,11 @@ import { createProgrammeService } from "./members/programme.ts";
 import { membersRoutes } from "./members/members.routes.ts";
 import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";
+import { createTiersService } from "./rules/tiers.service.ts";
+import { createRulesService } from "./rules/rules.service.ts";
+import { createDrawsService } from "./rules/draws.service.ts";
+import { rulesRoutes } from "./rules/rules.routes.ts";
+import { registerRulesJobs } from "./rules/rules.jobs.ts";
 
 export interface HubDeps {
   config: Config;
@@ -63,7 +68,11 @@ export function createHub(deps: HubDeps): Hub {
 
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
-  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+  // The rules feature is the earn service's EarnRules: base rate, campaigns, tier multiplier.
+  const tiers = createTiersService({ db: deps.db, clock: deps.clock });
+  const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: createMemberAccess(), tiers });
+  const draws = createDrawsService({ db: deps.db, clock: deps.clock });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess(), rules: rules.earnRules });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -79,6 +88,9 @@ export function createHub(deps: HubDeps): Hub {
     ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
+
+    // --- handlers: rules ---
+    ...rulesRoutes({ rules, tiers, draws, idempotency }),
   };
 
   const { router, operations } = createApiRouter({
@@ -130,6 +142,9 @@ export function createHub(deps: HubDeps): Hub {
       registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
+
+      // --- workers: rules ---
+      registerRulesJobs(deps, rules, tiers);
       relay.start();
     },
     async stopWorkers() {

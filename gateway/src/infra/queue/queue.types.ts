@@ -20,6 +20,10 @@ export interface QueueJobs {
   "ledger.points-expiry": { day: string };
 
   // --- queues: webhooks ---
+
+  // --- queues: rules ---
+  /** The daily rules run: referral bonuses that cleared, tier grace periods and downgrades. */
+  "rules.daily": { day: string };
 }
 
 export type QueueName = keyof QueueJobs;
