@@ -102,7 +102,7 @@ export function periodOf(period: CapPeriod, at: Date, rule: Pick<RuleDef, "valid
     case "year":
       return { from: new Date(Date.UTC(y, 0, 1)), to: new Date(Date.UTC(y + 1, 0, 1)) };
     case "rule":
-      return { from: rule.validFrom, to: rule.validUntil ?? new Date(8.64e15) };
+      return { from: rule.validFrom, to: rule.validUntil ?? new Date("9999-12-31T00:00:00Z") };
   }
 }
 
