@@ -47,7 +47,7 @@ export function verifyDraw(d: PublishedDraw): string[] {
   if (!/^[0-9a-f]{64}$/.test(d.seed)) problems.push("the seed is not 32 bytes of hex");
   if (commitmentOf(d.seed) !== d.commitment) problems.push("sha256(seed) does not match the commitment announced before entries closed");
   const sorted = [...d.entries].sort();
-  if (sorted.some((e, i) => e !== d.entries![i])) problems.push("the entries are not in the published (sorted) order");
+  if (sorted.some((e, i) => e !== d.entries![i])) problems.push("the entries are not in sorted order (ascending)");
   if (new Set(d.entries).size !== d.entries.length) problems.push("an entry appears twice");
   if (entriesHashOf(d.entries) !== d.entries_hash) problems.push("the entries do not hash to the published entries_hash");
   const expected = deriveWinners(d.seed, d.entries_hash, d.entries, d.winners_count);
