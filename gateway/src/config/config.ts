@@ -35,6 +35,11 @@ const schema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  // Paid membership: Stripe's secret key, the webhook endpoint's signing secret, and (for a local
+  // stand-in or stripe-mock only) another API base than https://api.stripe.com.
+  STRIPE_SECRET_KEY: z.string().min(1).optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+  STRIPE_API_URL: url(["http:", "https:"]).optional(),
 });
 
 export type RawConfig = z.infer<typeof schema>;

@@ -3,6 +3,8 @@
  * tiers, campaigns and bonuses plug in behind the same interface (the rules feature).
  */
 
+import type { DbOrTrx } from "../infra/db.ts";
+
 export interface ContractTerms {
   id: string;
   version: number;
@@ -13,8 +15,6 @@ export interface ContractTerms {
   refundPolicy: "negative_balance" | "recovery_entry";
   negativeFloor: bigint;
 }
-
-import type { DbOrTrx } from "../infra/db.ts";
 
 export interface BasketLine {
   sku?: string;
