@@ -1,4 +1,5 @@
 import express, { type Express } from "express";
+import Stripe from "stripe";
 import swaggerUi from "swagger-ui-express";
 import type { Config } from "./config/config.ts";
 import type { Db } from "./infra/db.ts";
@@ -32,6 +33,8 @@ import { createRulesService } from "./rules/rules.service.ts";
 import { createDrawsService } from "./rules/draws.service.ts";
 import { rulesRoutes } from "./rules/rules.routes.ts";
 import { registerRulesJobs } from "./rules/rules.jobs.ts";
+import { createMembershipService } from "./rules/membership.service.ts";
+import { membershipRoutes } from "./rules/membership.routes.ts";
 
 export interface HubDeps {
   config: Config;
@@ -69,7 +72,15 @@ export function createHub(deps: HubDeps): Hub {
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
   // The rules feature is the earn service's EarnRules: base rate, campaigns, tier multiplier.
-  const tiers = createTiersService({ db: deps.db, clock: deps.clock });
+  const memberships = createMembershipService({
+    db: deps.db,
+    clock: deps.clock,
+    log,
+    members: createMemberAccess(),
+    stripe: stripeClient(config),
+    webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? null,
+  });
+  const tiers = createTiersService({ db: deps.db, clock: deps.clock, paidTier: memberships.paidTier });
   const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: createMemberAccess(), tiers });
   const draws = createDrawsService({ db: deps.db, clock: deps.clock });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess(), rules: rules.earnRules });
@@ -91,6 +102,7 @@ export function createHub(deps: HubDeps): Hub {
 
     // --- handlers: rules ---
     ...rulesRoutes({ rules, tiers, draws, idempotency }),
+    ...membershipRoutes(memberships),
   };
 
   const { router, operations } = createApiRouter({
@@ -144,7 +156,7 @@ export function createHub(deps: HubDeps): Hub {
       // --- workers: webhooks ---
 
       // --- workers: rules ---
-      registerRulesJobs(deps, rules, tiers);
+      registerRulesJobs(deps, rules, tiers, memberships);
       relay.start();
     },
     async stopWorkers() {
@@ -154,4 +166,15 @@ export function createHub(deps: HubDeps): Hub {
       await auth.limiter.close();
     },
   };
+}
+
+/** Stripe's SDK, pointed at STRIPE_API_URL when set (a local stand-in or stripe-mock); null without a key. */
+function stripeClient(config: Config): Stripe | null {
+  if (!config.STRIPE_SECRET_KEY) return null;
+  const base = config.STRIPE_API_URL ? new URL(config.STRIPE_API_URL) : null;
+  return new Stripe(config.STRIPE_SECRET_KEY, {
+    maxNetworkRetries: 2,
+    timeout: 20_000,
+    ...(base ? { host: base.hostname, port: Number(base.port || (base.protocol === "https:" ? 443 : 80)), protocol: base.protocol === "https:" ? "https" : "http" } : {}),
+  });
 }

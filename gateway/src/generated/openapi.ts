@@ -1162,6 +1162,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/membership-plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the paid plans */
+        get: operations["listMembershipPlans"];
+        put?: never;
+        /** Create a paid plan (a subscription or a one-off fee) and its Stripe price */
+        post: operations["createMembershipPlan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/memberships": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a paid membership for a member, with a Stripe Checkout to send them to
+         * @description The membership stays `pending` until Stripe's signed webhook says the checkout was paid; then it is
+         *     `active` (until `paid_until` for a one-off fee with a duration, renewed by each paid invoice for a
+         *     subscription), `past_due` after a failed renewal, `canceled` when the subscription ends.
+         */
+        post: operations["startMembership"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/memberships/{membershipId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a membership */
+        get: operations["getMembership"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe's webhook endpoint (signed by Stripe)
+         * @description Verified with the endpoint's signing secret over the raw body (`stripe.webhooks.constructEvent`);
+         *     an unsigned, re-signed or stale event is refused with 400. Each event id is handled once.
+         */
+        post: operations["receiveStripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1842,6 +1920,73 @@ export interface components {
             }[];
             next_cursor: string | null;
         };
+        MembershipPlanCreate: {
+            code: string;
+            name: string;
+            /** @enum {string} */
+            kind: "subscription" | "one_off";
+            amount_minor: number;
+            currency: string;
+            /**
+             * @description Subscriptions only.
+             * @enum {string}
+             */
+            interval?: "month" | "year";
+            /** @description One-off only: how long it lasts (null: for good, e.g. a closed programme's entry fee). */
+            duration_days?: number | null;
+            /** @description A tier of the ladder an active membership gives (a paid tier). */
+            grants_tier?: string | null;
+        };
+        MembershipPlan: {
+            code: string;
+            name: string;
+            /** @enum {string} */
+            kind: "subscription" | "one_off";
+            amount_minor: number;
+            currency: string;
+            interval: string | null;
+            duration_days: number | null;
+            grants_tier: string | null;
+            stripe_price_id: string;
+        };
+        MembershipPlanList: {
+            items: components["schemas"]["MembershipPlan"][];
+        };
+        MembershipStart: {
+            member_id?: string;
+            card_number?: string;
+            plan_code: string;
+            /** Format: uri */
+            success_url: string;
+            /** Format: uri */
+            cancel_url: string;
+        };
+        Membership: {
+            id: string;
+            member_id: string;
+            plan_code: string;
+            /** @enum {string} */
+            status: "pending" | "active" | "past_due" | "canceled" | "expired";
+            /** Format: date-time */
+            paid_until: string | null;
+            stripe_subscription_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        MembershipCheckout: {
+            membership: components["schemas"]["Membership"];
+            /** @description Stripe Checkout's page to send the member to. */
+            checkout_url: string | null;
+        };
+        /** @description A Stripe event as Stripe sends it. */
+        StripeEvent: Record<string, never>;
+        StripeWebhookResult: {
+            received: boolean;
+            duplicate: boolean;
+            membership_id: string | null;
+        };
         /** @description Who a rule applies to. */
         RuleTarget: {
             /** @enum {string} */
@@ -2012,7 +2157,10 @@ export interface components {
         };
         MemberTier: {
             member_id: string;
+            /** @description The tier earned on the ladder. */
             tier: string | null;
+            /** @description The tier in force */
+            effective_tier: string | null;
             /** Format: date-time */
             since: string | null;
             /** Format: date-time */
@@ -5795,6 +5943,248 @@ export interface operations {
             };
             /** @description The request is not valid. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMembershipPlans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipPlanList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope or audience, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMembershipPlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MembershipPlanCreate"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipPlan"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope or audience, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    startMembership: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MembershipStart"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipCheckout"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope or audience, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (for this caller). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMembership: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                membershipId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Membership"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope or audience, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (for this caller). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receiveStripeWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                "Stripe-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StripeEvent"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StripeWebhookResult"];
+                };
+            };
+            /** @description The request cannot be read. */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };

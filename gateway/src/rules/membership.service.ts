@@ -169,7 +169,7 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
       return { membership: membershipView(row), checkout_url: session.url ?? null };
     },
 
-    async get(partnerId: string, id: string) {
+    async getMembership(partnerId: string, id: string) {
       const row: MembershipRow | undefined = await db("memberships").where({ id }).first();
       if (!row || !(await members.canSee(db, partnerId, row.member_id))) throw rulesErrors.make("membership-not-found", `No membership ${id}.`);
       return membershipView(row);

@@ -53,7 +53,7 @@ const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOS
  * the balance). Upgrades happen inside the purchase that crosses a threshold; a member below their
  * tier's threshold keeps it for `grace_days`, then the daily review moves them down.
  */
-export function createTiersService(deps: { db: Db; clock: Clock }) {
+export function createTiersService(deps: { db: Db; clock: Clock; paidTier?: (conn: DbOrTrx, memberId: string) => Promise<string | null> }) {
   const { db, clock } = deps;
 
   async function ladder(conn: DbOrTrx): Promise<Ladder | null> {
@@ -137,12 +137,15 @@ export function createTiersService(deps: { db: Db; clock: Clock }) {
     },
 
     /** The member's tier now (and its earn multiplier), or null. */
+    /** The member's tier now: the one earned, or the one a paid membership grants, whichever ranks higher. */
     async current(conn: DbOrTrx, memberId: string): Promise<{ code: string; multiplierBp: number } | null> {
-      const row: { tier_code: string; multiplier_bp: number | null } | undefined = await conn("member_tiers as m")
-        .leftJoin("tiers as t", "t.code", "m.tier_code")
-        .where("m.member_id", memberId)
-        .first("m.tier_code", "t.multiplier_bp");
-      return row ? { code: row.tier_code, multiplierBp: row.multiplier_bp ?? 10_000 } : null;
+      const earned: { tier_code: string } | undefined = await conn("member_tiers").where({ member_id: memberId }).first("tier_code");
+      const paid = deps.paidTier ? await deps.paidTier(conn, memberId) : null;
+      const codes = [earned?.tier_code, paid].filter((c): c is string => !!c);
+      if (codes.length === 0) return null;
+      const rows: Array<{ code: string; rank: number; multiplier_bp: number }> = await conn("tiers").whereIn("code", codes).select("code", "rank", "multiplier_bp");
+      const best = rows.sort((a, b) => b.rank - a.rank)[0];
+      return best ? { code: best.code, multiplierBp: best.multiplier_bp } : { code: codes[0]!, multiplierBp: 10_000 };
     },
 
     /** Inside the earn's transaction: an upgrade at once when this purchase crosses a threshold. */
@@ -165,9 +168,11 @@ export function createTiersService(deps: { db: Db; clock: Clock }) {
       const row: MemberTierRow | undefined = await db("member_tiers").where({ member_id: memberId }).first();
       const l = await ladder(db);
       const value = l ? await qualifying(db, l, memberId, clock.now()) : 0n;
+      const effective = await this.current(db, memberId);
       return {
         member_id: memberId,
         tier: row?.tier_code ?? null,
+        effective_tier: effective?.code ?? null,
         since: row ? iso(row.since) : null,
         downgrade_due_at: row ? iso(row.downgrade_due_at) : null,
         qualifying_value: Number(value),
