@@ -70,8 +70,13 @@ describe("paid membership through Stripe", () => {
     const sessionId = (await hub.db("memberships").where({ id: started.membership.id }).first("stripe_checkout_session_id")).stripe_checkout_session_id;
 
     const periodEnd = Math.floor(Date.now() / 1000) + 30 * 86_400;
-    standin.subscriptionPeriodEnd.set("sub_gold_1", periodEnd);
     const completed = stripeEvent("checkout.session.completed", { id: sessionId, object: "checkout.session", mode: "subscription", payment_status: "paid", customer: "cus_1", subscription: "sub_gold_1", client_reference_id: started.membership.id });
+    // Stripe does not know the subscription yet: 502, nothing recorded, so Stripe's retry is handled afresh.
+    const early = await deliver(completed);
+    expect(early.status).toBe(502);
+    expect((await json(early)).code).toBe("payment-provider-error");
+    expect((await hub.db("memberships").where({ id: started.membership.id }).first()).status).toBe("pending");
+    standin.subscriptionPeriodEnd.set("sub_gold_1", periodEnd);
     const res = await deliver(completed);
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await json(res)).toEqual({ received: true, duplicate: false, membership_id: started.membership.id });

@@ -4,6 +4,7 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import type { MemberAccess } from "../members/member-access.ts";
+import { AppError } from "../http/problem.ts";
 import { rulesErrors } from "./rules.errors.ts";
 
 const DAY_MS = 86_400_000;
@@ -102,6 +103,18 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
     return deps.stripe;
   }
 
+  /** A Stripe API call: its failure is Stripe's answer or an outage, told to the caller as 502, never a 500. */
+  async function call<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      const e = err as { type?: string; message?: string; statusCode?: number };
+      log.warn({ what, type: e.type, statusCode: e.statusCode }, "stripe call failed");
+      throw rulesErrors.make("payment-provider-error", `Stripe refused or did not answer (${what}): ${e.message ?? "unknown error"}`);
+    }
+  }
+
   async function plan(conn: DbOrTrx, code: string): Promise<PlanRow> {
     const p: PlanRow | undefined = await conn("membership_plans").where({ code }).first();
     if (!p) throw rulesErrors.make("membership-plan-not-found", `No membership plan ${code}.`);
@@ -121,14 +134,14 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
       if ((input.kind === "subscription") !== (input.interval !== undefined)) {
         throw rulesErrors.make("invalid-rule", "A subscription needs an interval (month or year); a one-off payment has none.");
       }
-      const product = await stripe().products.create({ name: input.name, metadata: { plan_code: input.code } });
-      const price = await stripe().prices.create({
+      const product = await call("products.create", () => stripe().products.create({ name: input.name, metadata: { plan_code: input.code } }));
+      const price = await call("prices.create", () => stripe().prices.create({
         product: product.id,
         unit_amount: input.amount_minor,
         currency: input.currency.toLowerCase(),
         ...(input.interval ? { recurring: { interval: input.interval } } : {}),
         metadata: { plan_code: input.code },
-      });
+      }));
       await db("membership_plans").insert({
         code: input.code,
         name: input.name,
@@ -155,7 +168,7 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
       const id = newId("msh");
       const now = clock.now();
       await db("memberships").insert({ id, member_id: memberId, plan_code: p.code, partner_id: partnerId, status: "pending", created_at: now, updated_at: now });
-      const session = await stripe().checkout.sessions.create({
+      const session = await call("checkout.sessions.create", () => stripe().checkout.sessions.create({
         mode: p.kind === "subscription" ? "subscription" : "payment",
         line_items: [{ price: p.stripe_price_id, quantity: 1 }],
         client_reference_id: id,
@@ -163,7 +176,7 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
         ...(p.kind === "subscription" ? { subscription_data: { metadata: { membership_id: id } } } : {}),
         success_url: input.success_url,
         cancel_url: input.cancel_url,
-      });
+      }, { idempotencyKey: `membership-checkout:${id}` }));
       await db("memberships").where({ id }).update({ stripe_checkout_session_id: session.id });
       const row: MembershipRow = await db("memberships").where({ id }).first();
       return { membership: membershipView(row), checkout_url: session.url ?? null };
@@ -202,7 +215,7 @@ export function createMembershipService(deps: { db: Db; clock: Clock; log: Logge
       let subscription: Stripe.Subscription | null = null;
       if (event.type === "checkout.session.completed" && event.data.object.mode === "subscription" && event.data.object.subscription) {
         const s = event.data.object.subscription;
-        subscription = typeof s === "string" ? await stripe().subscriptions.retrieve(s) : s;
+        subscription = typeof s === "string" ? await call("subscriptions.retrieve", () => stripe().subscriptions.retrieve(s)) : s;
       }
       return db.transaction(async (trx) => {
         const fresh = (await trx("stripe_events").insert({ id: event.id, type: event.type }).onConflict("id").ignore().returning("id")) as unknown[];

@@ -13,4 +13,5 @@ export const rulesErrors = defineErrors({
   "membership-plan-not-found": { status: 404, title: "Membership plan not found" },
   "invalid-signature": { status: 400, title: "The webhook signature does not verify" },
   "payments-not-configured": { status: 503, title: "Payments are not configured" },
+  "payment-provider-error": { status: 502, title: "The payment provider refused or did not answer" },
 });

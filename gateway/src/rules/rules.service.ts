@@ -4,7 +4,7 @@ import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
 import type { MemberAccess } from "../members/member-access.ts";
-import { baseRateRules, type EarnRules } from "../earn/earn.rules.ts";
+import { baseRateRules, type EarnComputation, type EarnRules } from "../earn/earn.rules.ts";
 import { rulesErrors } from "./rules.errors.ts";
 import { applyCaps, applyRules, partnerScope, periodOf, ruleMatches, RULE_TYPES, type Caps, type RuleDef, type RuleState, type RuleType, type Target } from "./rules.engine.ts";
 import type { TiersService } from "./tiers.service.ts";
@@ -138,6 +138,11 @@ async function memberFacts(conn: DbOrTrx, memberId: string) {
   return { segments: new Set(segs), dateOfBirth: prof?.date_of_birth ?? null };
 }
 
+/** The contract base line, with who funds it and how it rounds, like every rule's line. */
+function withFunding(base: EarnComputation, partnerId: string): EarnComputation {
+  return { points: base.points, items: base.items.map((i) => ({ ...i, rule_id: null, funded_by: `partner:${partnerId}`, rounding: "floor(amount_minor × earn_points ÷ earn_per_minor)" })) };
+}
+
 /**
  * Earn rules and campaigns: the operator's network-wide rules and partners' own promotions, the
  * `EarnRules` the earn service calls, custom partner events, referrals, and simulation.
@@ -170,9 +175,12 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
       const base = await baseRateRules.compute(ctx);
       const conn = ctx.conn ?? db;
       const live = (conn as Trx).isTransaction === true;
+      const [rules, ladder] = await Promise.all([activeRules(conn, ctx.occurredAt, PURCHASE_TYPES), tiers.hasLadder(conn)]);
+      // Nothing configured: the contract's base rate is the whole answer (one query more than before rules).
+      if (rules.length === 0 && !ladder) return withFunding(base, ctx.partnerId);
       // Serialise a member's earns so per-member caps and "n-th purchase" counts hold under concurrency.
-      if (live) await conn("members").where({ id: ctx.memberId }).forUpdate().first("id");
-      const [rules, tier, mf] = await Promise.all([activeRules(conn, ctx.occurredAt, PURCHASE_TYPES), tiers.current(conn, ctx.memberId), memberFacts(conn, ctx.memberId)]);
+      if (live && rules.length > 0) await conn("members").where({ id: ctx.memberId }).forUpdate().first("id");
+      const [tier, mf] = await Promise.all([ladder ? tiers.current(conn, ctx.memberId) : null, memberFacts(conn, ctx.memberId)]);
       if (live) {
         // A rule with a budget for everyone: one earn at a time per rule, so the budget holds.
         const budgeted = rules.filter((r) => r.caps.total_points !== undefined).map((r) => r.id);
@@ -197,8 +205,8 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
         dbRuleState(conn),
       );
       const points = items.reduce((s, i) => s + BigInt(i.points), base.points);
-      if (live) await tiers.afterPurchase(conn, ctx.memberId, ctx.occurredAt, ctx.earnableMinor, points);
-      return { points, items: [...base.items.map((i) => ({ ...i, rule_id: null, funded_by: `partner:${ctx.partnerId}`, rounding: "floor(amount_minor × earn_points ÷ earn_per_minor)" })), ...items] };
+      if (live && ladder) await tiers.afterPurchase(conn, ctx.memberId, ctx.occurredAt, ctx.earnableMinor, points);
+      return { points, items: [...withFunding(base, ctx.partnerId).items, ...items] };
     },
   };
 

@@ -148,6 +148,10 @@ export function createTiersService(deps: { db: Db; clock: Clock; paidTier?: (con
       return best ? { code: best.code, multiplierBp: best.multiplier_bp } : { code: codes[0]!, multiplierBp: 10_000 };
     },
 
+    async hasLadder(conn: DbOrTrx): Promise<boolean> {
+      return (await conn("tier_ladder").where({ id: 1 }).first("id")) !== undefined;
+    },
+
     /** Inside the earn's transaction: an upgrade at once when this purchase crosses a threshold. */
     async afterPurchase(trx: DbOrTrx, memberId: string, at: Date, spendMinor: bigint, points: bigint): Promise<void> {
       const l = await ladder(trx);
