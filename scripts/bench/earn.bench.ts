@@ -203,10 +203,34 @@ UPDATE pgb_accounts SET balance = balance + 12 WHERE id = 'pts_' || :m;
 COMMIT;
 `,
     );
-    const pg = await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", script, benchUrl], { maxBuffer: 10 << 20 });
-    fs.rmSync(script, { force: true });
-    const tps = Number(/tps = ([\d.]+)/.exec(pg.stdout)?.[1] ?? NaN);
-    const pgLat = Number(/latency average = ([\d.]+) ms/.exec(pg.stdout)?.[1] ?? NaN);
+    const pgbench = async (file: string) => {
+      const out = (await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", file, benchUrl], { maxBuffer: 10 << 20 })).stdout;
+      fs.rmSync(file, { force: true });
+      return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN), lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
+    };
+    const { tps, lat: pgLat } = await pgbench(script);
+
+    // The same earn in raw SQL on the hub's own ledger tables: triggers keep the balance and check
+    // the entry at commit, so this row shows what the database-enforced invariants cost.
+    await db.raw(`
+      CREATE SEQUENCE pgb_seq;
+      INSERT INTO ledger_accounts (id, kind, asset, member_id, balance, floor)
+        SELECT 'acc_pts_' || m.id, 'member_points', 'PTS', m.id, 0, 0 FROM members m ON CONFLICT DO NOTHING;`);
+    const script2 = path.join(os.tmpdir(), `${dbName}-ledger.sql`);
+    fs.writeFileSync(
+      script2,
+      `\\set m random(0, ${MEMBERS - 1})
+BEGIN;
+SELECT balance FROM ledger_accounts WHERE id = 'acc_pts_mem_bench' || lpad(:m::text, 6, '0') FOR UPDATE;
+WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, occurred_at) VALUES ('ent_pgb' || nextval('pgb_seq'), 'earn', '${partnerId}', 'mem_bench' || lpad(:m::text, 6, '0'), now()) RETURNING id, member_id),
+     l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, entry_id, earned_at, expires_at, amount, remaining)
+           SELECT 'lot_pgb' || currval('pgb_seq'), member_id, 'acc_pts_' || member_id, '${partnerId}', id, now(), now() + interval '730 days', 12, 12 FROM e)
+  INSERT INTO ledger_postings (entry_id, account_id, asset, amount)
+    SELECT id, 'acc_pts_' || member_id, 'PTS', 12 FROM e UNION ALL SELECT id, 'acc_iss_${partnerId}', 'PTS', -12 FROM e;
+COMMIT;
+`,
+    );
+    const onLedger = await pgbench(script2);
 
     const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
     const rows = [
@@ -214,6 +238,7 @@ COMMIT;
       ["HTTP POST /v1/earn", f(earn.perSec), f(earn.p50), f(earn.p99), String(earn.total), JSON.stringify(earn.statuses)],
       ["HTTP POST /v1/burn", f(burn.perSec), f(burn.p50), f(burn.p99), String(burn.total), JSON.stringify(burn.statuses)],
       ["pgbench raw SQL earn", f(tps), `avg ${f(pgLat)}`, "-", "-", "-"],
+      ["(diag) pgbench earn on ledger tables", f(onLedger.tps), `avg ${f(onLedger.lat)}`, "-", "-", "-"],
       ["(diag) earn service, no HTTP", f(service.perSec), f(service.p50), f(service.p99), String(service.total), JSON.stringify(service.statuses)],
       ["(diag) HTTP GET /healthz, no DB", f(health.perSec), f(health.p50), f(health.p99), String(health.total), JSON.stringify(health.statuses)],
     ];
