@@ -537,7 +537,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Correct a member's contact data or date of birth
+         * @description GDPR Art. 16. Fields sent as null are cleared; fields left out stay. A changed email is unverified unless `email_verified` is sent true. Members are never merged by an update.
+         */
+        patch: operations["updateMember"];
         trace?: never;
     };
     "/v1/members/{memberId}/consents": {
@@ -1601,6 +1605,16 @@ export interface components {
                 customer_ref: string;
             }[];
             consents: components["schemas"]["Consent"][];
+        };
+        MemberProfilePatch: {
+            /** Format: email */
+            email?: string | null;
+            email_verified?: boolean;
+            phone?: string | null;
+            given_name?: string | null;
+            family_name?: string | null;
+            /** Format: date */
+            date_of_birth?: string | null;
         };
         EnrolmentRequest: {
             /** @description The partner's own reference for this customer. */
@@ -3605,7 +3619,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ErasureRequest"];
             };
@@ -3777,6 +3791,69 @@ export interface operations {
             };
         };
     };
+    updateMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberProfilePatch"];
+            };
+        };
+        responses: {
+            /** @description The member, corrected. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The member is erased (`member-erased`), or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     recordConsent: {
         parameters: {
             query?: never;
@@ -3902,7 +3979,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ErasureRequest"];
             };
@@ -4164,7 +4241,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4212,7 +4289,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CardReplace"];
             };
@@ -4236,7 +4313,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;
