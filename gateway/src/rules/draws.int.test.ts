@@ -33,10 +33,12 @@ describe("verifiable prize draws", () => {
     const s = await ledgerScenario(hub);
     const other = await ledgerScenario(hub);
     const m2 = await createMember(hub.db, s.partner.id);
+    // Entries close in a few seconds: the commitment is announced while they are still open.
+    const closeAt = new Date(Date.now() + 2_500);
     const created = await send("POST", "/admin/v1/draws", admin, {
       name: "Autumn draw",
       entries_open_at: ago(10),
-      entries_close_at: ago(1),
+      entries_close_at: closeAt.toISOString(),
       winners_count: 2,
       qualifying: { min_amount_minor: 2_000, partner_ids: [s.partner.id] },
     });
@@ -57,14 +59,16 @@ describe("verifiable prize draws", () => {
       await buy(s, m2.id, "q4", 9_000, ago(2)),
     ];
     await buy(s, s.member.id, "small", 1_999, ago(4)); // below the minimum
-    await buy(s, s.member.id, "late", 5_000, ago(0.5)); // after entries closed
     await buy(other, other.member.id, "elsewhere", 5_000, ago(4)); // another partner
     const refunded = await buy(s, m2.id, "refunded", 5_000, ago(4));
     expect((await s.post(`/v1/transactions/${refunded}/refund`, { refund_id: "rf" })).status).toBe(201);
 
-    // Revealing before closing is refused; the public document shows no seed yet.
+    // Closing before entries close and revealing before closing are refused; no seed is shown yet.
+    expect((await send("POST", `/admin/v1/draws/${draw.id}/close`, admin)).status).toBe(409);
     expect((await send("POST", `/admin/v1/draws/${draw.id}/reveal`, admin)).status).toBe(409);
     expect((await json(await send("GET", `/draws/${draw.id}`))).seed).toBeNull();
+    await new Promise((r) => setTimeout(r, Math.max(0, closeAt.getTime() - Date.now() + 200)));
+    await buy(s, s.member.id, "late", 5_000, new Date(closeAt.getTime() + 50).toISOString()); // after entries closed
 
     const closed = await json(await send("POST", `/admin/v1/draws/${draw.id}/close`, admin));
     expect(closed).toMatchObject({ status: "closed", entries_count: 4, seed: null, winners: null });
@@ -101,7 +105,10 @@ describe("verifiable prize draws", () => {
     expect(JSON.stringify(published)).not.toContain(s.member.id);
   });
 
-  it("refuses to close before entries close, and answers 404 for an unknown draw", async () => {
+  it("refuses a draw announced after its entries closed, closing early, and answers 404 for an unknown draw", async () => {
+    const late = await send("POST", "/admin/v1/draws", admin, { name: "Too late", entries_open_at: ago(10), entries_close_at: ago(1), winners_count: 1 });
+    expect(late.status).toBe(422);
+    expect((await json(late)).code).toBe("invalid-draw");
     const d = await json(await send("POST", "/admin/v1/draws", admin, { name: "Future", entries_open_at: ago(1), entries_close_at: ago(-5), winners_count: 1 }));
     const res = await send("POST", `/admin/v1/draws/${d.id}/close`, admin);
     expect(res.status).toBe(409);
@@ -110,7 +117,7 @@ describe("verifiable prize draws", () => {
   });
 
   it("fails closed on the draw admin routes", async () => {
-    await expectRouteSecurity(hub, { method: "POST", path: "/admin/v1/draws", body: { name: "x", entries_open_at: ago(2), entries_close_at: ago(1), winners_count: 1 }, scopes: ["admin"], audience: "admin" });
+    await expectRouteSecurity(hub, { method: "POST", path: "/admin/v1/draws", body: { name: "x", entries_open_at: ago(2), entries_close_at: ago(-1), winners_count: 1 }, scopes: ["admin"], audience: "admin" });
     for (const step of ["close", "reveal"]) await expectRouteSecurity(hub, { method: "POST", path: `/admin/v1/draws/drw_x/${step}`, scopes: ["admin"], audience: "admin" });
     await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/draws/drw_x/winners", scopes: ["admin"], audience: "admin" });
   });

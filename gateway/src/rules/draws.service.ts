@@ -72,7 +72,9 @@ export function createDrawsService(deps: { db: Db; clock: Clock }) {
     async create(input: DrawInput) {
       const open = new Date(input.entries_open_at);
       const close = new Date(input.entries_close_at);
-      if (close <= open) throw rulesErrors.make("draw-not-ready", "entries_close_at must be after entries_open_at.");
+      if (close <= open) throw rulesErrors.make("invalid-draw", "entries_close_at must be after entries_open_at.");
+      // The commitment is worth something only if it is public before the entries are known.
+      if (close <= clock.now()) throw rulesErrors.make("invalid-draw", "Entries must still be open when the draw is announced: entries_close_at is in the past.");
       const seed = randomBytes(32).toString("hex");
       const id = newId("drw");
       await db("draws").insert({

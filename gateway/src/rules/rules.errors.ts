@@ -8,6 +8,7 @@ export const rulesErrors = defineErrors({
   "invalid-ladder": { status: 422, title: "The tier ladder is not valid" },
   "no-matching-rule": { status: 422, title: "No active rule rewards this event" },
   "draw-not-found": { status: 404, title: "Draw not found" },
+  "invalid-draw": { status: 422, title: "The draw is not valid" },
   "draw-not-ready": { status: 409, title: "The draw cannot take this step now" },
   "membership-not-found": { status: 404, title: "Membership not found" },
   "membership-plan-not-found": { status: 404, title: "Membership plan not found" },
