@@ -101,7 +101,7 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: webhooks ---
 
     // --- handlers: rules ---
-    ...rulesRoutes({ rules, tiers, draws, idempotency }),
+    ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: createMemberAccess() }),
     ...membershipRoutes(memberships),
   };
 

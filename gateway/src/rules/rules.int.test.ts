@@ -171,6 +171,19 @@ describe("earn rules through POST /v1/earn", () => {
     expect((await earn(s, 1_000)).points_earned).toBe(1);
   });
 
+  it("keeps a once-per-member bonus once under concurrent purchases", async () => {
+    const s = await ledgerScenario(hub);
+    const r = await operatorRule(s.partner.id, { name: "Once only", type: "fixed_bonus", params: { points: 10 }, caps: { member_times: 1 } });
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => s.post("/v1/earn", { member_id: s.member.id, partner_transaction_id: `conc-${i}`, amount_minor: 1_000, currency: "EUR" })),
+    );
+    const bodies = await Promise.all(answers.map((a) => json(a)));
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(201));
+    const given = bodies.flatMap((b) => b.computation.items.filter((i: { rule_id?: string; points: number }) => i.rule_id === r.id && i.points > 0));
+    expect(given).toHaveLength(1);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(16);
+  });
+
   it("refuses a rule without the parameters of its type", async () => {
     const res = await send("POST", "/admin/v1/rules", admin, { name: "Bad", type: "nth_purchase", valid_from: "2020-01-01T00:00:00Z", params: { every: 3 } });
     expect(res.status).toBe(422);

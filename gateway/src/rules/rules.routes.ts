@@ -2,6 +2,8 @@ import type { HandlerContext, Handlers } from "../http/router.ts";
 import { httpErrors } from "../http/problem.ts";
 import type { OpBody } from "../http/contract-types.ts";
 import type { Idempotency } from "../idempotency/idempotency.service.ts";
+import type { Db } from "../infra/db.ts";
+import { memberAccessErrors, type MemberAccess } from "../members/member-access.ts";
 import type { RuleInput, RulesService } from "./rules.service.ts";
 import type { LadderInput, TiersService } from "./tiers.service.ts";
 import type { DrawInput, DrawsService } from "./draws.service.ts";
@@ -15,8 +17,8 @@ function partnerOf(ctx: HandlerContext): string {
 const param = (ctx: HandlerContext, name: string) => String(ctx.params[name]);
 
 /** Thin handlers for rules, tiers and draws: who is calling, call the service, answer. */
-export function rulesRoutes(deps: { rules: RulesService; tiers: TiersService; draws: DrawsService; idempotency: Idempotency }): Handlers {
-  const { rules, tiers, draws, idempotency } = deps;
+export function rulesRoutes(deps: { db: Db; rules: RulesService; tiers: TiersService; draws: DrawsService; idempotency: Idempotency; members: MemberAccess }): Handlers {
+  const { db, rules, tiers, draws, idempotency, members } = deps;
   return {
     // The operator's rules (network-wide, operator-funded) and every partner's, read and moved by staff.
     async createRule(ctx) {
@@ -72,6 +74,11 @@ export function rulesRoutes(deps: { rules: RulesService; tiers: TiersService; dr
     },
     async getMemberTier(ctx) {
       return { status: 200, body: await tiers.memberTier(param(ctx, "memberId")) };
+    },
+    async getPartnerMemberTier(ctx) {
+      const memberId = param(ctx, "memberId");
+      if (!(await members.canSee(db, partnerOf(ctx), memberId))) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
+      return { status: 200, body: await tiers.memberTier(memberId) };
     },
 
     async createDraw(ctx) {

@@ -54,6 +54,10 @@ describe("tiers", () => {
     expect(next.points_earned).toBe(15);
     expect(await json(await send("GET", `/admin/v1/members/${s.member.id}/tier`, admin))).toMatchObject({ tier: "gold", qualifying_value: 61_000, downgrade_due_at: null, basis: "spend_minor" });
     expect(await tierChanges(s.member.id)).toEqual([[null, "silver", "upgrade"], ["silver", "gold", "upgrade"]]);
+    // The partner reads the tier in force and its perks (to honour them at the till); another partner cannot.
+    expect(await json(await s.get(`/v1/members/${s.member.id}/tier`))).toMatchObject({ effective_tier: "gold", perks: ["free delivery"] });
+    const other = await ledgerScenario(hub);
+    expect((await other.get(`/v1/members/${s.member.id}/tier`)).status).toBe(404);
   });
 
   it("counts spend net of refunds and never the balance: spending all points keeps the tier", async () => {
@@ -104,5 +108,7 @@ describe("tiers", () => {
     await expectRouteSecurity(hub, { method: "PUT", path: "/admin/v1/tiers", body: ladder, scopes: ["admin"], audience: "admin" });
     await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/tiers", scopes: ["admin"], audience: "admin" });
     await expectRouteSecurity(hub, { method: "GET", path: "/admin/v1/members/mem_x/tier", scopes: ["admin"], audience: "admin" });
+    const s = await ledgerScenario(hub);
+    await expectRouteSecurity(hub, { method: "GET", path: `/v1/members/${s.member.id}/tier`, scopes: ["members:read"], audience: "partner", partnerId: s.partner.id });
   });
 });

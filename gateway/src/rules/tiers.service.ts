@@ -173,10 +173,12 @@ export function createTiersService(deps: { db: Db; clock: Clock; paidTier?: (con
       const l = await ladder(db);
       const value = l ? await qualifying(db, l, memberId, clock.now()) : 0n;
       const effective = await this.current(db, memberId);
+      const perks = effective ? ((await db("tiers").where({ code: effective.code }).first("perks")) as { perks: string[] } | undefined)?.perks ?? [] : [];
       return {
         member_id: memberId,
         tier: row?.tier_code ?? null,
         effective_tier: effective?.code ?? null,
+        perks,
         since: row ? iso(row.since) : null,
         downgrade_due_at: row ? iso(row.downgrade_due_at) : null,
         qualifying_value: Number(value),
