@@ -103,6 +103,16 @@ describe("earn rules through POST /v1/earn", () => {
     expect(itemsOf(await earn(s, 1_000)).some((i) => i[1] === r.id)).toBe(false);
   });
 
+  it("does not count a wholly refunded purchase as the first one", async () => {
+    const s = await ledgerScenario(hub);
+    const r = await operatorRule(s.partner.id, { name: "Welcome (refund)", type: "first_purchase", params: { points: 50 } });
+    const first = await earn(s, 1_000, { occurred_at: "2026-06-01T10:00:00Z" });
+    expect(first.points_earned).toBe(51);
+    expect((await s.post(`/v1/transactions/${first.transaction_id}/refund`, { refund_id: "wr-1" })).status).toBe(201);
+    // The refund clawed the welcome back with the rest; the next purchase is the real first one.
+    expect(itemsOf(await earn(s, 1_000, { occurred_at: "2026-06-02T10:00:00Z" }))).toContainEqual(["first_purchase", r.id, 50]);
+  });
+
   it("gives the birthday bonus once a year, in the birthday month", async () => {
     const s = await ledgerScenario(hub);
     await hub.db("member_profiles").insert({ member_id: s.member.id, date_of_birth: "1990-03-14" });

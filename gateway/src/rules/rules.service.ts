@@ -108,7 +108,12 @@ function validate(input: RuleInput): void {
 export function dbRuleState(conn: DbOrTrx): RuleState {
   return {
     async purchasesBetween(memberId, partners, from, before) {
-      const q = conn("point_transactions").where({ member_id: memberId }).whereIn("kind", ["earn", "purchase"]).andWhere("occurred_at", "<", before);
+      // A wholly refunded purchase is no purchase: it counts neither as a first nor towards "every n-th".
+      const q = conn("point_transactions")
+        .where({ member_id: memberId })
+        .whereIn("kind", ["earn", "purchase"])
+        .andWhere("occurred_at", "<", before)
+        .andWhereRaw("refunded_minor < amount_minor");
       if (from) q.andWhere("occurred_at", ">=", from);
       if (partners) q.whereIn("partner_id", partners);
       const row: { n: bigint | string | number } = await q.first(conn.raw("count(*)::int AS n"));
