@@ -15,7 +15,6 @@ import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createLedger } from "./ledger/ledger.service.ts";
 import { createIdempotency } from "./idempotency/idempotency.service.ts";
-import { createMemberAccess } from "./members/member-access.ts";
 import { createEarnService } from "./earn/earn.service.ts";
 import { earnRoutes } from "./earn/earn.routes.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
@@ -26,7 +25,7 @@ import { partnersRoutes } from "./partners/partners.routes.ts";
 import { createMembersService } from "./members/members.service.ts";
 import { createProgrammeService } from "./members/programme.service.ts";
 import { membersRoutes } from "./members/members.routes.ts";
-import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
+import { createCardResolver, createCardsService, createNetworkMemberAccess } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";
 import { createTiersService } from "./rules/tiers.service.ts";
 import { createRulesService } from "./rules/rules.service.ts";
@@ -71,19 +70,21 @@ export function createHub(deps: HubDeps): Hub {
 
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
+  // Members by id or by card number, as the network resolves them; shared by earn and the rules.
+  const memberAccess = createNetworkMemberAccess(deps);
   // The rules feature is the earn service's EarnRules: base rate, campaigns, tier multiplier.
   const memberships = createMembershipService({
     db: deps.db,
     clock: deps.clock,
     log,
-    members: createMemberAccess(),
+    members: memberAccess,
     stripe: stripeClient(config),
     webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? null,
   });
   const tiers = createTiersService({ db: deps.db, clock: deps.clock, paidTier: memberships.paidTier });
-  const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: createMemberAccess(), tiers });
+  const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: memberAccess, tiers });
   const draws = createDrawsService({ db: deps.db, clock: deps.clock });
-  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess(), rules: rules.earnRules });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: memberAccess, rules: rules.earnRules });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -101,7 +102,7 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: webhooks ---
 
     // --- handlers: rules ---
-    ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: createMemberAccess() }),
+    ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: memberAccess }),
     ...membershipRoutes(memberships),
   };
 
