@@ -5,8 +5,12 @@ import { startTestHub, type TestHub } from "./harness.ts";
 import { createPartner } from "./factories/network.ts";
 import { createClient, tokenFor } from "./factories/auth.ts";
 
-/** Operations anyone may call: probes, the contract itself, and the OAuth endpoints (they authenticate the client in the request). */
-const PUBLIC = new Set(["getHealth", "getReadiness", "getAuthorizationServerMetadata", "getJwks", "issueToken", "revokeToken", "introspectToken"]);
+/**
+ * Operations anyone may call: probes, the contract itself, the OAuth endpoints (they authenticate
+ * the client in the request), a prize draw's published data (verifiable by anyone) and Stripe's
+ * webhook (authenticated by its signature).
+ */
+const PUBLIC = new Set(["getHealth", "getReadiness", "getAuthorizationServerMetadata", "getJwks", "issueToken", "revokeToken", "introspectToken", "getPublishedDraw", "receiveStripeWebhook"]);
 
 const spec = loadSpec();
 const operations = compileOperations(spec);

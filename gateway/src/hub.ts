@@ -1,4 +1,5 @@
 import express, { type Express } from "express";
+import Stripe from "stripe";
 import swaggerUi from "swagger-ui-express";
 import type { Config } from "./config/config.ts";
 import type { Db } from "./infra/db.ts";
@@ -36,6 +37,13 @@ import { createStatementsService } from "../../settlement/src/statements.service
 import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
 import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts";
 import { createCreditTransfers } from "../../settlement/src/credit-transfers.service.ts";
+import { createTiersService } from "./rules/tiers.service.ts";
+import { createRulesService } from "./rules/rules.service.ts";
+import { createDrawsService } from "./rules/draws.service.ts";
+import { rulesRoutes } from "./rules/rules.routes.ts";
+import { registerRulesJobs } from "./rules/rules.jobs.ts";
+import { createMembershipService } from "./rules/membership.service.ts";
+import { membershipRoutes } from "./rules/membership.routes.ts";
 
 export interface HubDeps {
   config: Config;
@@ -74,7 +82,21 @@ export function createHub(deps: HubDeps): Hub {
 
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
-  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createNetworkMemberAccess(deps) });
+  // Members by id or by card number, as the network resolves them; shared by earn and the rules.
+  const memberAccess = createNetworkMemberAccess(deps);
+  // The rules feature is the earn service's EarnRules: base rate, campaigns, tier multiplier.
+  const memberships = createMembershipService({
+    db: deps.db,
+    clock: deps.clock,
+    log,
+    members: memberAccess,
+    stripe: stripeClient(config),
+    webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? null,
+  });
+  const tiers = createTiersService({ db: deps.db, clock: deps.clock, paidTier: memberships.paidTier });
+  const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: memberAccess, tiers });
+  const draws = createDrawsService({ db: deps.db, clock: deps.clock });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: memberAccess, rules: rules.earnRules });
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
@@ -98,6 +120,10 @@ export function createHub(deps: HubDeps): Hub {
 
     // --- handlers: settlement ---
     ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
+
+    // --- handlers: rules ---
+    ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: memberAccess }),
+    ...membershipRoutes(memberships),
   };
 
   const { router, operations } = createApiRouter({
@@ -168,6 +194,9 @@ export function createHub(deps: HubDeps): Hub {
 
       // --- workers: settlement ---
       registerSettlementJobs(deps, clearing);
+
+      // --- workers: rules ---
+      registerRulesJobs(deps, rules, tiers, memberships);
       relay.start();
     },
     async stopWorkers() {
@@ -178,4 +207,15 @@ export function createHub(deps: HubDeps): Hub {
       await auth.limiter.close();
     },
   };
+}
+
+/** Stripe's SDK, pointed at STRIPE_API_URL when set (a local stand-in or stripe-mock); null without a key. */
+function stripeClient(config: Config): Stripe | null {
+  if (!config.STRIPE_SECRET_KEY) return null;
+  const base = config.STRIPE_API_URL ? new URL(config.STRIPE_API_URL) : null;
+  return new Stripe(config.STRIPE_SECRET_KEY, {
+    maxNetworkRetries: 2,
+    timeout: 20_000,
+    ...(base ? { host: base.hostname, port: Number(base.port || (base.protocol === "https:" ? 443 : 80)), protocol: base.protocol === "https:" ? "https" : "http" } : {}),
+  });
 }

@@ -46,6 +46,11 @@ const schema = z.object({
       return delays ?? [];
     }),
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  // Paid membership: Stripe's secret key, the webhook endpoint's signing secret, and (for a local
+  // stand-in or stripe-mock only) another API base than https://api.stripe.com.
+  STRIPE_SECRET_KEY: z.string().min(1).optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+  STRIPE_API_URL: url(["http:", "https:"]).optional(),
 });
 
 /** "5s,5m,2h" → milliseconds; undefined when any part is not a duration. */

@@ -3,6 +3,8 @@
  * tiers, campaigns and bonuses plug in behind the same interface (the rules feature).
  */
 
+import type { DbOrTrx } from "../infra/db.ts";
+
 export interface ContractTerms {
   id: string;
   version: number;
@@ -29,6 +31,8 @@ export interface EarnContext {
   currency: string;
   occurredAt: Date;
   lines: BasketLine[];
+  /** The connection the earn runs on: its transaction for a real earn, the pool for a dry run. */
+  conn?: DbOrTrx;
 }
 
 export interface EarnItem {

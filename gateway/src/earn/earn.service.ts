@@ -183,7 +183,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
     }
   }
 
-  async function computeEarn(contract: ContractTerms, partnerId: string, memberId: string, input: EarnInput, occurredAt: Date) {
+  async function computeEarn(conn: DbOrTrx, contract: ContractTerms, partnerId: string, memberId: string, input: EarnInput, occurredAt: Date) {
     checkCurrency(contract, input.currency);
     const burnMinor = BigInt(input.burn?.amount_minor ?? 0);
     const amount = BigInt(input.amount_minor);
@@ -196,6 +196,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       currency: input.currency,
       occurredAt,
       lines: input.lines ?? [],
+      conn,
     });
     return { contract, computed };
   }
@@ -214,7 +215,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : clock.now();
       const terms = await activePartnerContract(db, partnerId, occurredAt);
       const { memberId } = await members.resolve(db, partnerId, input);
-      const { contract, computed } = await computeEarn(terms, partnerId, memberId, input, occurredAt);
+      const { contract, computed } = await computeEarn(db, terms, partnerId, memberId, input, occurredAt);
       const bal = await balanceView(db, memberId);
       const burned = input.burn?.points ?? 0;
       return {
@@ -239,7 +240,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : now;
       const terms = await activePartnerContract(trx, partnerId, occurredAt);
       const { memberId } = await members.resolve(trx, partnerId, input, { link: input.card_number !== undefined });
-      const { contract, computed } = await computeEarn(terms, partnerId, memberId, input, occurredAt);
+      const { contract, computed } = await computeEarn(trx, terms, partnerId, memberId, input, occurredAt);
       const id = newId("txn");
       const ref = { type: "transaction", id };
       const burnPoints = BigInt(input.burn?.points ?? 0);

@@ -83,7 +83,14 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
   if (missing.length > 0) throw new Error(`No handler for operations: ${missing.join(", ")}`);
   const router = Router();
   const parsers = [
-    express.json({ limit: opts.bodyLimit ?? "1mb", type: ["application/json", "application/*+json"] }),
+    // The exact bytes stay on the request for signature checks (Stripe's webhooks sign the raw body).
+    express.json({
+      limit: opts.bodyLimit ?? "1mb",
+      type: ["application/json", "application/*+json"],
+      verify: (req, _res, buf) => {
+        (req as { rawBody?: Buffer }).rawBody = buf;
+      },
+    }),
     express.urlencoded({ extended: false, limit: "64kb", type: "application/x-www-form-urlencoded" }),
     express.text({ limit: "200mb", type: ["text/csv", "application/x-ndjson"] }),
   ];

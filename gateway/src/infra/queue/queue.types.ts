@@ -28,6 +28,10 @@ export interface QueueJobs {
   "settlement.run": { runId: string };
   /** Clear one partner's statement of a run (job id `clear:{partnerId}:{period}`). */
   "settlement.clear": { statementId: string };
+
+  // --- queues: rules ---
+  /** The daily rules run: referral bonuses that cleared, tier grace periods and downgrades. */
+  "rules.daily": { day: string };
 }
 
 export type QueueName = keyof QueueJobs;
