@@ -12,6 +12,12 @@ import { notFound, problemHandler } from "./http/errors.middleware.ts";
 import { requestContext } from "./http/request-context.middleware.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
+import { createLedger } from "./ledger/ledger.service.ts";
+import { createIdempotency } from "./idempotency/idempotency.service.ts";
+import { createMemberAccess } from "./members/member-access.ts";
+import { createEarnService } from "./earn/earn.service.ts";
+import { earnRoutes } from "./earn/earn.routes.ts";
+import { registerEarnJobs } from "./earn/earn.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
 import { createPartnersService } from "./partners/partners.service.ts";
@@ -55,6 +61,10 @@ export function createHub(deps: HubDeps): Hub {
 
   const auth = createAuth(deps, spec);
 
+  const ledger = createLedger({ db: deps.db, log });
+  const idempotency = createIdempotency({ db: deps.db });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+
   const handlers: Handlers = {
     ...healthRoutes(deps),
     // --- handlers: auth ---
@@ -66,6 +76,7 @@ export function createHub(deps: HubDeps): Hub {
     ...cardsRoutes(createCardsService(deps)),
 
     // --- handlers: ledger ---
+    ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
   };
@@ -116,6 +127,7 @@ export function createHub(deps: HubDeps): Hub {
       // --- workers: network ---
 
       // --- workers: ledger ---
+      registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
       relay.start();

@@ -675,6 +675,176 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/earn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Credit points for a purchase (optionally paying part of it with points)
+         * @description Points are computed by the partner's contract in force at `occurred_at`:
+         *     `floor(amount_minor × earn_points ÷ earn_per_minor)` on the amount earned on, rounded down
+         *     to whole points, once on the total. The response itemises the computation. With `burn`,
+         *     the points are spent and the cash part earns, atomically (needs `burn:write` too).
+         *     `?dry_run=true` returns the same answer and writes nothing.
+         */
+        post: operations["earnPoints"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/burn": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Spend points at once */
+        post: operations["burnPoints"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/redemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hold points for a checkout (two-phase redemption)
+         * @description The points leave the member's available balance until captured or voided; an uncaptured hold releases itself at `expires_at`.
+         */
+        post: operations["createRedemption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/redemptions/{redemptionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A redemption and its status */
+        get: operations["getRedemption"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/redemptions/{redemptionId}/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Spend held points, all or part; the rest goes back to the member */
+        post: operations["captureRedemption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/redemptions/{redemptionId}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Release held points back to the member */
+        post: operations["voidRedemption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/transactions/{transactionId}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund all or part of a purchase; points follow in proportion
+         * @description Earned points are clawed back and points paid with are given back, in proportion to the
+         *     cumulative refunded share (rounded down). If the member already spent the points, the
+         *     contract's policy applies: a points debt down to the contract's negative floor, and beyond
+         *     it (or under `recovery_entry`) a recovery the partner bears. A valid refund never fails for
+         *     lack of points.
+         */
+        post: operations["refundTransaction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A member's points balance */
+        get: operations["getMemberBalance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{memberId}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A member's points movements, newest first */
+        get: operations["listMemberHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1168,6 +1338,192 @@ export interface components {
         CardLookup: {
             member_id: string;
             card: components["schemas"]["Card"];
+        };
+        /** @description The partner's own id of the purchase (unique per partner and kind). */
+        PartnerTransactionId: string;
+        /** @description Money in minor units (cents). */
+        MinorAmount: number;
+        PointsAmount: number;
+        Currency: string;
+        BasketLine: {
+            sku?: string;
+            category?: string;
+            amount_minor: components["schemas"]["MinorAmount"];
+        };
+        /** @description Name the member by `member_id` or by a loyalty `card_number` presented at the till. */
+        EarnRequest: {
+            member_id?: string;
+            card_number?: string;
+            partner_transaction_id: components["schemas"]["PartnerTransactionId"];
+            amount_minor: components["schemas"]["MinorAmount"];
+            currency: components["schemas"]["Currency"];
+            /** Format: date-time */
+            occurred_at?: string;
+            lines?: components["schemas"]["BasketLine"][];
+            /** @description The part of the basket paid with points. */
+            burn?: {
+                points: components["schemas"]["PointsAmount"];
+                amount_minor: components["schemas"]["MinorAmount"];
+            };
+        };
+        EarnItem: {
+            kind: string;
+            description: string;
+            amount_minor: number;
+            points: number;
+        };
+        BalanceSummary: {
+            /** @description Points the member can spend now. */
+            available: number;
+            /** @description Points held by open redemptions. */
+            held: number;
+            /** @description Points the member owes after a refund of points already spent. */
+            owed: number;
+        };
+        EarnResult: {
+            /** @description Null on a dry run. */
+            transaction_id: string | null;
+            partner_transaction_id: string;
+            member_id: string;
+            dry_run: boolean;
+            amount_minor: number;
+            currency: string;
+            /** Format: date-time */
+            occurred_at: string;
+            points_earned: number;
+            points_burned: number;
+            computation: {
+                contract_version: number;
+                rounding: string;
+                items: components["schemas"]["EarnItem"][];
+            };
+            lot: {
+                id: string;
+                /** Format: date-time */
+                expires_at: string;
+            } | null;
+            balance: components["schemas"]["BalanceSummary"];
+        };
+        BurnRequest: {
+            member_id?: string;
+            card_number?: string;
+            partner_transaction_id: components["schemas"]["PartnerTransactionId"];
+            points: components["schemas"]["PointsAmount"];
+            amount_minor: components["schemas"]["MinorAmount"];
+            currency: components["schemas"]["Currency"];
+            /** Format: date-time */
+            occurred_at?: string;
+        };
+        BurnResult: {
+            transaction_id: string;
+            partner_transaction_id: string;
+            member_id: string;
+            points_burned: number;
+            amount_minor: number;
+            currency: string;
+            /** Format: date-time */
+            occurred_at: string;
+            balance: components["schemas"]["BalanceSummary"];
+        };
+        RedemptionRequest: {
+            member_id?: string;
+            card_number?: string;
+            partner_transaction_id: components["schemas"]["PartnerTransactionId"];
+            points: components["schemas"]["PointsAmount"];
+            amount_minor: components["schemas"]["MinorAmount"];
+            currency: components["schemas"]["Currency"];
+            /** @default 15 */
+            hold_minutes: number;
+            /** Format: date-time */
+            occurred_at?: string;
+        };
+        CaptureRequest: {
+            /** @description Points to capture (default: all held); the rest is released. */
+            points?: number;
+        };
+        Redemption: {
+            id: string;
+            partner_transaction_id: string;
+            member_id: string;
+            /** @enum {string} */
+            status: "held" | "captured" | "voided" | "expired";
+            points: number;
+            captured_points: number;
+            amount_minor: number;
+            currency: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The transaction a capture created (refund it by this id). */
+            transaction_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        RedemptionResult: components["schemas"]["Redemption"] & {
+            balance: components["schemas"]["BalanceSummary"];
+        };
+        RefundRequest: {
+            /** @description The partner's own id of the refund (unique per partner). */
+            refund_id: string;
+            /** @description Default: all that is left to refund. */
+            amount_minor?: number;
+            /** Format: date-time */
+            occurred_at?: string;
+        };
+        RefundResult: {
+            id: string;
+            refund_id: string;
+            transaction_id: string;
+            member_id: string;
+            amount_minor: number;
+            currency: string;
+            /** Format: date-time */
+            occurred_at: string;
+            points_clawed_back: number;
+            points_restored: number;
+            clawback: {
+                from_balance: number;
+                to_debt: number;
+                to_recovery: number;
+            };
+            transaction: {
+                amount_minor: number;
+                refunded_minor: number;
+                refundable_minor: number;
+            };
+            balance: components["schemas"]["BalanceSummary"];
+        };
+        MemberBalance: {
+            member_id: string;
+            available: number;
+            held: number;
+            /** @description Points earned but not yet available (always 0 today). */
+            pending: number;
+            owed: number;
+            /** @description available − owed. */
+            net: number;
+            expiring: {
+                points: number;
+                /** Format: date-time */
+                expires_at: string;
+            }[];
+            /** Format: date-time */
+            as_of: string;
+        };
+        MemberHistory: {
+            items: {
+                id: string;
+                /** @enum {string} */
+                type: "earn" | "burn" | "hold" | "capture" | "release" | "refund" | "expire" | "adjust";
+                description: string;
+                /** @description Effect on what the member can spend (negative when taken). */
+                points: number;
+                /** @description Your partner id when it happened at you; null at another partner. */
+                partner_id: string | null;
+                at_this_partner: boolean;
+                /** Format: date-time */
+                occurred_at: string;
+            }[];
+            next_cursor: string | null;
         };
         /** @description An RFC 9457 problem document. */
         Problem: {
@@ -3225,6 +3581,601 @@ export interface operations {
             };
             /** @description The member is erased, or the request is not valid. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    earnPoints: {
+        parameters: {
+            query?: {
+                dry_run?: boolean;
+            };
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EarnRequest"];
+            };
+        };
+        responses: {
+            /** @description Dry run; nothing was written. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EarnResult"];
+                };
+            };
+            /** @description Points credited. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EarnResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    burnPoints: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BurnRequest"];
+            };
+        };
+        responses: {
+            /** @description Points spent. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BurnResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createRedemption: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedemptionRequest"];
+            };
+        };
+        responses: {
+            /** @description Points held. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedemptionResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getRedemption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                redemptionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The redemption. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Redemption"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    captureRedemption: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                redemptionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CaptureRequest"];
+            };
+        };
+        responses: {
+            /** @description Captured. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedemptionResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    voidRedemption: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                redemptionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Voided. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedemptionResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refundTransaction: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                transactionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRequest"];
+            };
+        };
+        responses: {
+            /** @description Refunded. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundResult"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A conflict with an earlier request (duplicate id, not held any more). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is not valid, or refused (e.g. insufficient-points). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMemberBalance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The balance. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberBalance"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMemberHistory: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of history. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberHistory"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope, or the partner is not active. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such member or object for this partner. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

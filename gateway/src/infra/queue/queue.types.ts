@@ -14,6 +14,10 @@ export interface QueueJobs {
   // --- queues: network ---
 
   // --- queues: ledger ---
+  /** A two-phase redemption's hold reached its expiry: release it unless captured or voided. */
+  "ledger.redemption-expire": { redemptionId: string };
+  /** The daily expiry run: lots past their date to breakage, expiring-soon notices, stale holds. */
+  "ledger.points-expiry": { day: string };
 
   // --- queues: webhooks ---
 }

@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb } from "../../../test/harness.ts";
+import { createContract, createMember, createPartner } from "../../../test/factories/network.ts";
+import type { Db } from "../infra/db.ts";
+import { accountIds, createLedger, type Ledger } from "./ledger.service.ts";
+import { POINTS } from "./ledger.types.ts";
+
+let db: Db;
+let ledger: Ledger;
+let partnerId: string;
+const now = new Date("2026-06-01T12:00:00Z");
+const later = new Date("2028-06-01T12:00:00Z");
+
+beforeAll(async () => {
+  db = await createTestDb();
+  ledger = createLedger({ db });
+  partnerId = (await createPartner(db)).id;
+  await createContract(db, partnerId);
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+async function earn(memberId: string, points: bigint, expiresAt = later) {
+  return db.transaction((trx) =>
+    ledger.earn(trx, { memberId, partnerId, points, contractVersionId: null, earnedAt: now, expiresAt, ref: { type: "test", id: `e${Math.random()}` } }),
+  );
+}
+
+describe("the ledger", () => {
+  it("credits a lot and keeps balance, postings and lots in agreement", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 100n);
+    expect((await ledger.balances(db, m)).points).toBe(100n);
+    const lots = await ledger.openLots(db, m);
+    expect(lots).toHaveLength(1);
+    expect(lots[0]).toMatchObject({ issuingPartnerId: partnerId, amount: 100n, remaining: 100n });
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
+  it("burns soonest-expiring lots first and records which", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 50n, new Date("2029-01-01T00:00:00Z"));
+    const soon = await earn(m, 30n, new Date("2027-01-01T00:00:00Z"));
+    const res = await db.transaction((trx) => ledger.burn(trx, { memberId: m, partnerId, points: 40n, occurredAt: now, now, ref: { type: "test", id: "b1" } }));
+    expect(res.lots).toEqual([
+      { lotId: soon.lotId, amount: 30n },
+      { lotId: expect.any(String), amount: 10n },
+    ]);
+    expect((await ledger.balances(db, m)).points).toBe(40n);
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
+  it("refuses a burn beyond the balance with insufficient-points", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 10n);
+    await expect(
+      db.transaction((trx) => ledger.burn(trx, { memberId: m, partnerId, points: 11n, occurredAt: now, now, ref: { type: "test", id: "b2" } })),
+    ).rejects.toMatchObject({ code: "insufficient-points", status: 422 });
+  });
+
+  it("refuses, in the database, an entry that does not balance", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 10n);
+    await expect(
+      db.transaction(async (trx) => {
+        await trx("ledger_entries").insert({ id: "ent_bad", kind: "adjust", occurred_at: now });
+        await trx("ledger_postings").insert([
+          { entry_id: "ent_bad", account_id: accountIds.points(m), asset: POINTS, amount: "5" },
+          { entry_id: "ent_bad", account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "-4" },
+        ]);
+      }),
+    ).rejects.toThrow(/does not balance/);
+    expect((await ledger.balances(db, m)).points).toBe(10n);
+  });
+
+  it("refuses, in the database, a balance below the floor", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 10n);
+    await expect(
+      db.transaction(async (trx) => {
+        await trx("ledger_entries").insert({ id: "ent_neg", kind: "adjust", occurred_at: now });
+        await trx("ledger_postings").insert([
+          { entry_id: "ent_neg", account_id: accountIds.points(m), asset: POINTS, amount: "-11" },
+          { entry_id: "ent_neg", account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "11" },
+        ]);
+      }),
+    ).rejects.toThrow(/ledger_accounts_balance_floor/);
+  });
+
+  it("refuses, in the database, to change or delete history", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const { entryId } = await earn(m, 10n);
+    await expect(db("ledger_postings").where({ entry_id: entryId }).update({ amount: "20" })).rejects.toThrow(/append-only/);
+    await expect(db("ledger_postings").where({ entry_id: entryId }).delete()).rejects.toThrow(/append-only/);
+    await expect(db("ledger_entries").where({ id: entryId }).delete()).rejects.toThrow(/append-only/);
+  });
+
+  it("holds, captures part and gives the rest back to the same lots", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const a = await earn(m, 60n, new Date("2027-01-01T00:00:00Z"));
+    await earn(m, 40n, new Date("2028-01-01T00:00:00Z"));
+    const ref = { type: "redemption", id: "red_1" };
+    await db.transaction((trx) => ledger.hold(trx, { memberId: m, partnerId, points: 80n, occurredAt: now, now, ref }));
+    expect(await ledger.balances(db, m)).toMatchObject({ points: 20n, held: 80n });
+    await db.transaction((trx) => ledger.settleHold(trx, { memberId: m, partnerId, held: 80n, capture: 50n, occurredAt: now, ref }));
+    expect(await ledger.balances(db, m)).toMatchObject({ points: 50n, held: 0n });
+    const lots = await ledger.openLots(db, m);
+    // 60 from the first lot and 20 from the second were held; 30 came back, latest-expiring first.
+    expect(lots.map((l) => [l.id === a.lotId ? "a" : "b", l.remaining])).toEqual([
+      ["a", 10n],
+      ["b", 40n],
+    ]);
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
+  it("claws back into debt down to the floor, then into recovery; later earns repay the debt", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 100n);
+    await db.transaction((trx) => ledger.burn(trx, { memberId: m, partnerId, points: 90n, occurredAt: now, now, ref: { type: "test", id: "b3" } }));
+    const res = await db.transaction((trx) =>
+      ledger.clawback(trx, { memberId: m, partnerId, points: 100n, preferLotIds: [], policy: "negative_balance", negativeFloor: -50n, occurredAt: now, ref: { type: "refund", id: "r1" } }),
+    );
+    expect(res).toMatchObject({ fromBalance: 10n, toDebt: 50n, toRecovery: 40n });
+    expect(await ledger.balances(db, m)).toMatchObject({ points: 0n, debt: -50n, debtFloor: -50n });
+    await earn(m, 70n);
+    expect(await ledger.balances(db, m)).toMatchObject({ points: 20n, debt: 0n });
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
+  it("expires lots past their date into breakage", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 25n, new Date("2026-07-01T00:00:00Z"));
+    await earn(m, 5n, new Date("2029-07-01T00:00:00Z"));
+    const res = await db.transaction((trx) => ledger.expireDue(trx, m, new Date("2026-07-02T00:00:00Z")));
+    expect(res.total).toBe(25n);
+    expect((await ledger.balances(db, m)).points).toBe(5n);
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+});

@@ -1,0 +1,582 @@
+import type { Db, DbOrTrx, Trx } from "../infra/db.ts";
+import type { Logger } from "../infra/logger.ts";
+import { newId } from "../infra/ids.ts";
+import { ledgerErrors } from "./ledger.errors.ts";
+import { POINTS, type EntryRef, type Lot, type LotMovement, type MemberBalances, type NewEntry, type Posting } from "./ledger.types.ts";
+
+/**
+ * The double-entry points ledger: the only writer of the ledger tables. Every operation runs in the
+ * caller's transaction and starts by locking the member's accounts (SELECT … FOR UPDATE), so the
+ * operations on one member are serial while different members proceed in parallel. The database
+ * enforces the rest (balanced entries, append-only history, balances at or above their floors).
+ *
+ * Account ids are deterministic (`acc_pts_<member>`, `acc_iss_<partner>`), so no look-up precedes a
+ * posting; accounts are created on first use.
+ */
+export const accountIds = {
+  points: (memberId: string) => `acc_pts_${memberId}`,
+  held: (memberId: string) => `acc_held_${memberId}`,
+  debt: (memberId: string) => `acc_debt_${memberId}`,
+  issuance: (partnerId: string) => `acc_iss_${partnerId}`,
+  redemption: (partnerId: string) => `acc_red_${partnerId}`,
+  recovery: (partnerId: string) => `acc_rec_${partnerId}`,
+  breakage: "acc_breakage",
+} as const;
+
+interface AccountRow {
+  id: string;
+  kind: string;
+  balance: bigint | null;
+  floor: bigint | null;
+}
+
+interface LotRow {
+  id: string;
+  member_id: string;
+  issuing_partner_id: string;
+  contract_version_id: string | null;
+  entry_id: string;
+  earned_at: Date | string;
+  expires_at: Date | string;
+  amount: bigint;
+  remaining: bigint;
+}
+
+function rowsOf<T>(result: unknown): T[] {
+  return (result as { rows: T[] }).rows;
+}
+
+function toLot(r: LotRow): Lot {
+  return {
+    id: r.id,
+    memberId: r.member_id,
+    issuingPartnerId: r.issuing_partner_id,
+    contractVersionId: r.contract_version_id,
+    entryId: r.entry_id,
+    earnedAt: new Date(r.earned_at),
+    expiresAt: new Date(r.expires_at),
+    amount: BigInt(r.amount),
+    remaining: BigInt(r.remaining),
+  };
+}
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
+const max = (a: bigint, b: bigint) => (a > b ? a : b);
+
+export interface EarnInput {
+  memberId: string;
+  partnerId: string;
+  points: bigint;
+  contractVersionId: string | null;
+  earnedAt: Date;
+  expiresAt: Date;
+  ref: EntryRef;
+  memo?: Record<string, unknown>;
+}
+
+export interface SpendInput {
+  memberId: string;
+  partnerId: string;
+  points: bigint;
+  occurredAt: Date;
+  /** Lots past this instant are expired first, so a spend never uses points that are already void. */
+  now: Date;
+  ref: EntryRef;
+  contractVersionId?: string | null;
+  memo?: Record<string, unknown>;
+}
+
+export interface ClawbackInput {
+  memberId: string;
+  partnerId: string;
+  points: bigint;
+  /** Lots to take from first (those the refunded purchase created). */
+  preferLotIds: string[];
+  policy: "negative_balance" | "recovery_entry";
+  /** The contract's negative floor (0 or below): how far the member's points debt may go. */
+  negativeFloor: bigint;
+  occurredAt: Date;
+  ref: EntryRef;
+  contractVersionId?: string | null;
+  memo?: Record<string, unknown>;
+}
+
+export interface ClawbackResult {
+  entryId: string;
+  fromBalance: bigint;
+  toDebt: bigint;
+  toRecovery: bigint;
+}
+
+export interface HistoryEntry {
+  id: string;
+  kind: string;
+  partnerId: string | null;
+  occurredAt: Date;
+  points: bigint;
+}
+
+export interface ExpiredLots {
+  entryId: string | null;
+  total: bigint;
+  lots: Array<{ lotId: string; issuingPartnerId: string; points: bigint; expiresAt: Date }>;
+}
+
+export function createLedger(deps: { db: Db; log?: Logger }) {
+  const { db } = deps;
+
+  /**
+   * Creates the member's accounts (and the partners' and the network's) if they are new, and locks
+   * the member's three points accounts for the rest of the transaction. One round trip when the
+   * accounts exist already.
+   */
+  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = []): Promise<MemberBalances> {
+    const values: Array<string | null> = [];
+    const tuples: string[] = [];
+    const add = (id: string, kind: string, member: string | null, partner: string | null, maintained: boolean) => {
+      tuples.push(`(?, ?, 'PTS', ?, ?, ${maintained ? "0" : "NULL::bigint"}, ${maintained ? "0" : "NULL::bigint"})`);
+      values.push(id, kind, member, partner);
+    };
+    add(accountIds.points(memberId), "member_points", memberId, null, true);
+    add(accountIds.held(memberId), "member_points_held", memberId, null, true);
+    add(accountIds.debt(memberId), "member_points_debt", memberId, null, true);
+    for (const p of new Set(partnerIds)) {
+      add(accountIds.issuance(p), "partner_issuance", null, p, false);
+      add(accountIds.redemption(p), "partner_redemption", null, p, false);
+      add(accountIds.recovery(p), "partner_recovery", null, p, false);
+    }
+    add(accountIds.breakage, "breakage", null, null, false);
+    const ids = [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)];
+    const lockSql = "SELECT id, kind, balance, floor FROM ledger_accounts WHERE id IN (?, ?, ?) ORDER BY id FOR UPDATE";
+    let rows = rowsOf<AccountRow>(
+      await trx.raw(
+        `WITH ins AS (INSERT INTO ledger_accounts (id, kind, asset, member_id, partner_id, balance, floor) VALUES ${tuples.join(", ")}
+           ON CONFLICT DO NOTHING RETURNING id) ${lockSql}`,
+        [...values, ...ids],
+      ),
+    );
+    // Rows inserted by the statement itself are not visible to its own SELECT: read them again.
+    if (rows.length < 3) rows = rowsOf<AccountRow>(await trx.raw(lockSql, ids));
+    const by = new Map(rows.map((r) => [r.kind, r]));
+    return {
+      points: BigInt(by.get("member_points")!.balance!),
+      held: BigInt(by.get("member_points_held")!.balance!),
+      debt: BigInt(by.get("member_points_debt")!.balance!),
+      debtFloor: BigInt(by.get("member_points_debt")!.floor!),
+    };
+  }
+
+  /** Writes one journal entry and its postings. The database checks the balance at commit. */
+  async function post(trx: Trx, entry: NewEntry): Promise<string> {
+    const postings = entry.postings.filter((p) => p.amount !== 0n);
+    const sums = new Map<string, bigint>();
+    for (const p of postings) sums.set(p.asset, (sums.get(p.asset) ?? 0n) + p.amount);
+    for (const [asset, sum] of sums) if (sum !== 0n) throw new Error(`unbalanced ${entry.kind} entry: ${asset} sums to ${sum}`);
+    const id = newId("ent");
+    await trx("ledger_entries").insert({
+      id,
+      kind: entry.kind,
+      partner_id: entry.partnerId ?? null,
+      member_id: entry.memberId ?? null,
+      ref_type: entry.ref?.type ?? null,
+      ref_id: entry.ref?.id ?? null,
+      contract_version_id: entry.contractVersionId ?? null,
+      occurred_at: entry.occurredAt,
+      memo: entry.memo ? JSON.stringify(entry.memo) : null,
+    });
+    await trx("ledger_postings").insert(postings.map((p) => ({ entry_id: id, account_id: p.accountId, asset: p.asset, amount: p.amount.toString() })));
+    return id;
+  }
+
+  async function moveLots(trx: Trx, entryId: string, moves: LotMovement[]): Promise<void> {
+    if (moves.length === 0) return;
+    const vals = moves.map(() => "(?, ?::bigint)").join(", ");
+    const binds = moves.flatMap((m) => [m.lotId, m.amount.toString()]);
+    await trx.raw(`UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${vals}) AS v(id, amount) WHERE l.id = v.id`, binds);
+    await trx("ledger_lot_movements").insert(moves.map((m) => ({ lot_id: m.lotId, entry_id: entryId, amount: m.amount.toString() })));
+  }
+
+  /** Picks lots to consume: the preferred ones first, then soonest-expiring first. */
+  async function pickLots(trx: Trx, memberId: string, points: bigint, preferLotIds: string[] = []): Promise<LotMovement[]> {
+    const rows: Array<{ id: string; remaining: bigint }> = await trx("ledger_lots")
+      .where({ member_id: memberId })
+      .andWhere("remaining", ">", 0)
+      .select("id", "remaining")
+      .orderByRaw(`${preferLotIds.length > 0 ? "(id = ANY(?)) DESC, " : ""}expires_at, id`, preferLotIds.length > 0 ? [preferLotIds] : []);
+    const moves: LotMovement[] = [];
+    let left = points;
+    for (const r of rows) {
+      if (left === 0n) break;
+      const take = min(left, BigInt(r.remaining));
+      moves.push({ lotId: r.id, amount: take });
+      left -= take;
+    }
+    if (left !== 0n) throw new Error(`lots of ${memberId} hold ${points - left} points, ${points} needed: lots and balance disagree`);
+    return moves;
+  }
+
+  /** Gives back, latest-expiring first, up to `points` that entries of `ref` took from lots. */
+  async function pickRestore(trx: Trx, ref: EntryRef, points: bigint): Promise<LotMovement[]> {
+    const rows = rowsOf<{ lot_id: string; net: bigint }>(
+      await trx.raw(
+        `SELECT m.lot_id, sum(m.amount)::bigint AS net, l.expires_at
+           FROM ledger_lot_movements m
+           JOIN ledger_entries e ON e.id = m.entry_id
+           JOIN ledger_lots l ON l.id = m.lot_id
+          WHERE e.ref_type = ? AND e.ref_id = ? AND e.kind IN ('burn', 'hold', 'capture', 'release')
+          GROUP BY m.lot_id, l.expires_at
+         HAVING sum(m.amount) > 0
+          ORDER BY l.expires_at DESC, m.lot_id DESC`,
+        [ref.type, ref.id],
+      ),
+    );
+    const moves: LotMovement[] = [];
+    let left = points;
+    for (const r of rows) {
+      if (left === 0n) break;
+      const give = min(left, BigInt(r.net));
+      moves.push({ lotId: r.lot_id, amount: -give });
+      left -= give;
+    }
+    if (left !== 0n) throw new Error(`cannot give back ${points} points to the lots of ${ref.type} ${ref.id}`);
+    return moves;
+  }
+
+  async function expireDueLocked(trx: Trx, memberId: string, now: Date): Promise<ExpiredLots> {
+    const rows: LotRow[] = await trx("ledger_lots")
+      .where({ member_id: memberId })
+      .andWhere("remaining", ">", 0)
+      .andWhere("expires_at", "<=", now)
+      .orderBy([{ column: "expires_at" }, { column: "id" }])
+      .select("*");
+    if (rows.length === 0) return { entryId: null, total: 0n, lots: [] };
+    const lots = rows.map(toLot);
+    const total = lots.reduce((s, l) => s + l.remaining, 0n);
+    const entryId = await post(trx, {
+      kind: "expire",
+      memberId,
+      ref: { type: "expiry", id: memberId },
+      occurredAt: now,
+      memo: { lots: lots.map((l) => l.id) },
+      postings: [
+        { accountId: accountIds.points(memberId), asset: POINTS, amount: -total },
+        { accountId: accountIds.breakage, asset: POINTS, amount: total },
+      ],
+    });
+    await moveLots(
+      trx,
+      entryId,
+      lots.map((l) => ({ lotId: l.id, amount: l.remaining })),
+    );
+    return { entryId, total, lots: lots.map((l) => ({ lotId: l.id, issuingPartnerId: l.issuingPartnerId, points: l.remaining, expiresAt: l.expiresAt })) };
+  }
+
+  function insufficient(available: bigint, requested: bigint) {
+    return ledgerErrors.make("insufficient-points", `The member has ${available} points available; ${requested} were requested.`, {
+      available_points: Number(available),
+      requested_points: Number(requested),
+    });
+  }
+
+  return {
+    lockMember,
+    post,
+
+    /**
+     * Credits earned points: they first pay off any points debt, the rest becomes a lot with its
+     * provenance (issuing partner, contract version, earned and expiry dates).
+     */
+    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint }> {
+      if (input.points < 0n) throw new Error("earn of negative points");
+      if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n };
+      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
+      const repay = min(input.points, -bal.debt);
+      const credited = input.points - repay;
+      const entryId = await post(trx, {
+        kind: "earn",
+        partnerId: input.partnerId,
+        memberId: input.memberId,
+        ref: input.ref,
+        contractVersionId: input.contractVersionId,
+        occurredAt: input.earnedAt,
+        ...(input.memo ? { memo: input.memo } : {}),
+        postings: [
+          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
+          { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
+          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
+        ],
+      });
+      let lotId: string | null = null;
+      if (credited > 0n) {
+        lotId = newId("lot");
+        await trx("ledger_lots").insert({
+          id: lotId,
+          member_id: input.memberId,
+          account_id: accountIds.points(input.memberId),
+          issuing_partner_id: input.partnerId,
+          contract_version_id: input.contractVersionId,
+          entry_id: entryId,
+          earned_at: input.earnedAt,
+          expires_at: input.expiresAt,
+          amount: credited.toString(),
+          remaining: credited.toString(),
+        });
+      }
+      return { entryId, lotId, repaidDebt: repay };
+    },
+
+    /** Spends points at once (soonest-expiring lots first); 422 insufficient-points when short. */
+    async burn(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[] }> {
+      return spend(trx, input, "burn");
+    },
+
+    /** Holds points for a two-phase redemption: they leave the spendable balance, lots included. */
+    async hold(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[] }> {
+      return spend(trx, input, "hold");
+    },
+
+    /**
+     * Settles a hold: `capture` points go to the redeeming partner, the rest of `held` goes back to
+     * the member's lots it came from. capture = 0 is a void (or an expired hold's release).
+     */
+    async settleHold(
+      trx: Trx,
+      input: { memberId: string; partnerId: string; held: bigint; capture: bigint; occurredAt: Date; ref: EntryRef; contractVersionId?: string | null },
+    ): Promise<{ entryId: string }> {
+      await lockMember(trx, input.memberId, [input.partnerId]);
+      const release = input.held - input.capture;
+      const entryId = await post(trx, {
+        kind: input.capture > 0n ? "capture" : "release",
+        partnerId: input.partnerId,
+        memberId: input.memberId,
+        ref: input.ref,
+        contractVersionId: input.contractVersionId ?? null,
+        occurredAt: input.occurredAt,
+        postings: [
+          { accountId: accountIds.held(input.memberId), asset: POINTS, amount: -input.held },
+          { accountId: accountIds.redemption(input.partnerId), asset: POINTS, amount: input.capture },
+          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: release },
+        ],
+      });
+      if (release > 0n) await moveLots(trx, entryId, await pickRestore(trx, input.ref, release));
+      return { entryId };
+    },
+
+    /** Gives burned points back to the member (a refund of a purchase paid with points). */
+    async restoreBurned(
+      trx: Trx,
+      input: { memberId: string; partnerId: string; points: bigint; occurredAt: Date; ref: EntryRef; contractVersionId?: string | null },
+    ): Promise<{ entryId: string | null }> {
+      if (input.points === 0n) return { entryId: null };
+      await lockMember(trx, input.memberId, [input.partnerId]);
+      const entryId = await post(trx, {
+        kind: "release",
+        partnerId: input.partnerId,
+        memberId: input.memberId,
+        ref: input.ref,
+        contractVersionId: input.contractVersionId ?? null,
+        occurredAt: input.occurredAt,
+        postings: [
+          { accountId: accountIds.redemption(input.partnerId), asset: POINTS, amount: -input.points },
+          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: input.points },
+        ],
+      });
+      await moveLots(trx, entryId, await pickRestore(trx, input.ref, input.points));
+      return { entryId };
+    },
+
+    /**
+     * Takes back points a refund cancels: from the balance (the refunded purchase's own lots first),
+     * then — when already spent — into the member's points debt down to the contract's negative
+     * floor (policy negative_balance), and whatever is left as a recovery the partner bears. The sum
+     * is always the points asked for: a refund never fails and no point goes unaccounted.
+     */
+    async clawback(trx: Trx, input: ClawbackInput): Promise<ClawbackResult> {
+      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
+      const fromBalance = min(input.points, bal.points);
+      let rest = input.points - fromBalance;
+      let toDebt = 0n;
+      if (rest > 0n && input.policy === "negative_balance") {
+        // The floor is data: the contract's negative floor becomes the debt account's floor, never
+        // above the debt already owed.
+        const floor = min(input.negativeFloor, bal.debt);
+        if (floor !== bal.debtFloor) await trx("ledger_accounts").where({ id: accountIds.debt(input.memberId) }).update({ floor: floor.toString() });
+        toDebt = min(rest, max(0n, bal.debt - floor));
+        rest -= toDebt;
+      }
+      const toRecovery = rest;
+      const entryId = await post(trx, {
+        kind: "refund",
+        partnerId: input.partnerId,
+        memberId: input.memberId,
+        ref: input.ref,
+        contractVersionId: input.contractVersionId ?? null,
+        occurredAt: input.occurredAt,
+        memo: { from_balance: fromBalance.toString(), to_debt: toDebt.toString(), to_recovery: toRecovery.toString(), ...(input.memo ?? {}) },
+        postings: [
+          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: -fromBalance },
+          { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: -toDebt },
+          { accountId: accountIds.recovery(input.partnerId), asset: POINTS, amount: -toRecovery },
+          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: input.points },
+        ],
+      });
+      if (fromBalance > 0n) await moveLots(trx, entryId, await pickLots(trx, input.memberId, fromBalance, input.preferLotIds));
+      return { entryId, fromBalance, toDebt, toRecovery };
+    },
+
+    /** Expires the member's lots that are past their date into breakage. */
+    async expireDue(trx: Trx, memberId: string, now: Date): Promise<ExpiredLots> {
+      await lockMember(trx, memberId);
+      return expireDueLocked(trx, memberId, now);
+    },
+
+    /** Members with lots past their date (for the expiry job), oldest first. */
+    async membersWithDueLots(conn: DbOrTrx, now: Date, limit: number): Promise<string[]> {
+      const rows: Array<{ member_id: string }> = await conn("ledger_lots")
+        .where("remaining", ">", 0)
+        .andWhere("expires_at", "<=", now)
+        .distinct("member_id")
+        .limit(limit);
+      return rows.map((r) => r.member_id);
+    },
+
+    /** Open lots expiring in (now, until] not yet announced; marks them announced. */
+    async takeLotsToAnnounce(trx: Trx, now: Date, until: Date, limit: number): Promise<Lot[]> {
+      const rows: LotRow[] = await trx("ledger_lots")
+        .where("remaining", ">", 0)
+        .andWhere("expires_at", ">", now)
+        .andWhere("expires_at", "<=", until)
+        .whereNull("expiry_notified_at")
+        .orderBy("id")
+        .limit(limit)
+        .forUpdate()
+        .skipLocked()
+        .select("*");
+      if (rows.length > 0) await trx("ledger_lots").whereIn("id", rows.map((r) => r.id)).update({ expiry_notified_at: now });
+      return rows.map(toLot);
+    },
+
+    async balances(conn: DbOrTrx, memberId: string): Promise<MemberBalances> {
+      const rows: AccountRow[] = await conn("ledger_accounts")
+        .whereIn("id", [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)])
+        .select("id", "kind", "balance", "floor");
+      const by = new Map(rows.map((r) => [r.kind, r]));
+      return {
+        points: BigInt(by.get("member_points")?.balance ?? 0n),
+        held: BigInt(by.get("member_points_held")?.balance ?? 0n),
+        debt: BigInt(by.get("member_points_debt")?.balance ?? 0n),
+        debtFloor: BigInt(by.get("member_points_debt")?.floor ?? 0n),
+      };
+    },
+
+    async openLots(conn: DbOrTrx, memberId: string): Promise<Lot[]> {
+      const rows: LotRow[] = await conn("ledger_lots")
+        .where({ member_id: memberId })
+        .andWhere("remaining", ">", 0)
+        .orderBy([{ column: "expires_at" }, { column: "id" }])
+        .select("*");
+      return rows.map(toLot);
+    },
+
+    /**
+     * The member's entries, newest first, each with its effect on what the member can spend
+     * (the sum of its postings to the member's points and debt accounts; a hold counts as spent).
+     */
+    async history(conn: DbOrTrx, memberId: string, opts: { before?: string; limit: number }): Promise<HistoryEntry[]> {
+      const rows = rowsOf<{ id: string; kind: string; partner_id: string | null; occurred_at: Date | string; points: string | null }>(
+        await conn.raw(
+          `SELECT e.id, e.kind, e.partner_id, e.occurred_at,
+                  (SELECT sum(p.amount) FROM ledger_postings p WHERE p.entry_id = e.id AND p.account_id IN (?, ?)) AS points
+             FROM ledger_entries e
+            WHERE e.member_id = ? ${opts.before ? "AND e.id < ?" : ""}
+            ORDER BY e.id DESC LIMIT ?`,
+          [accountIds.points(memberId), accountIds.debt(memberId), memberId, ...(opts.before ? [opts.before] : []), opts.limit],
+        ),
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        partnerId: r.partner_id,
+        occurredAt: new Date(r.occurred_at),
+        points: BigInt(r.points ?? 0),
+      }));
+    },
+
+    async lotsOfEntry(conn: DbOrTrx, entryId: string): Promise<Lot[]> {
+      const rows: LotRow[] = await conn("ledger_lots").where({ entry_id: entryId }).select("*");
+      return rows.map(toLot);
+    },
+
+    /**
+     * Proves the ledger's invariants on the whole database; returns what is wrong (nothing, always).
+     */
+    async checkInvariants(conn: DbOrTrx = db): Promise<string[]> {
+      const problems: string[] = [];
+      for (const r of rowsOf<{ account_id: string; balance: bigint; postings_sum: string }>(await conn.raw("SELECT * FROM ledger_balance_mismatches()"))) {
+        problems.push(`account ${r.account_id}: balance ${r.balance} but postings sum to ${r.postings_sum}`);
+      }
+      for (const r of rowsOf<{ asset: string; total: string }>(await conn.raw("SELECT asset, sum(amount) AS total FROM ledger_postings GROUP BY asset HAVING sum(amount) <> 0"))) {
+        problems.push(`network total of ${r.asset} is ${r.total}, not 0`);
+      }
+      for (const r of rowsOf<{ entry_id: string; asset: string; total: string }>(
+        await conn.raw("SELECT entry_id, asset, sum(amount) AS total FROM ledger_postings GROUP BY entry_id, asset HAVING sum(amount) <> 0"),
+      )) {
+        problems.push(`entry ${r.entry_id} does not balance in ${r.asset}: ${r.total}`);
+      }
+      for (const r of rowsOf<{ id: string; balance: bigint; floor: bigint }>(await conn.raw("SELECT id, balance, floor FROM ledger_accounts WHERE floor IS NOT NULL AND balance < floor"))) {
+        problems.push(`account ${r.id} is below its floor: ${r.balance} < ${r.floor}`);
+      }
+      for (const r of rowsOf<{ id: string; remaining: bigint; expected: string }>(
+        await conn.raw(
+          `SELECT l.id, l.remaining, l.amount - coalesce(sum(m.amount), 0) AS expected
+             FROM ledger_lots l LEFT JOIN ledger_lot_movements m ON m.lot_id = l.id
+            GROUP BY l.id HAVING l.remaining <> l.amount - coalesce(sum(m.amount), 0)`,
+        ),
+      )) {
+        problems.push(`lot ${r.id}: remaining ${r.remaining} but its movements leave ${r.expected}`);
+      }
+      for (const r of rowsOf<{ id: string; balance: bigint; lots: string }>(
+        await conn.raw(
+          `SELECT a.id, a.balance, coalesce((SELECT sum(remaining) FROM ledger_lots l WHERE l.account_id = a.id), 0) AS lots
+             FROM ledger_accounts a
+            WHERE a.kind = 'member_points'
+              AND a.balance <> coalesce((SELECT sum(remaining) FROM ledger_lots l WHERE l.account_id = a.id), 0)`,
+        ),
+      )) {
+        problems.push(`account ${r.id}: balance ${r.balance} but its lots hold ${r.lots}`);
+      }
+      return problems;
+    },
+  };
+
+  async function spend(trx: Trx, input: SpendInput, kind: "burn" | "hold"): Promise<{ entryId: string; lots: LotMovement[] }> {
+    if (input.points <= 0n) throw new Error(`${kind} of ${input.points} points`);
+    let bal = await lockMember(trx, input.memberId, [input.partnerId]);
+    const expired = await expireDueLocked(trx, input.memberId, input.now);
+    if (expired.total > 0n) bal = { ...bal, points: bal.points - expired.total };
+    if (bal.points < input.points) throw insufficient(bal.points, input.points);
+    const entryId = await post(trx, {
+      kind,
+      partnerId: input.partnerId,
+      memberId: input.memberId,
+      ref: input.ref,
+      contractVersionId: input.contractVersionId ?? null,
+      occurredAt: input.occurredAt,
+      ...(input.memo ? { memo: input.memo } : {}),
+      postings: [
+        { accountId: accountIds.points(input.memberId), asset: POINTS, amount: -input.points },
+        {
+          accountId: kind === "burn" ? accountIds.redemption(input.partnerId) : accountIds.held(input.memberId),
+          asset: POINTS,
+          amount: input.points,
+        },
+      ],
+    });
+    const lots = await pickLots(trx, input.memberId, input.points);
+    await moveLots(trx, entryId, lots);
+    return { entryId, lots };
+  }
+}
+
+export type Ledger = ReturnType<typeof createLedger>;
+export type { Posting };
