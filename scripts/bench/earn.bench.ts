@@ -1,0 +1,193 @@
+/**
+ * npm run bench — the earn and burn endpoints under load, against the raw SQL of one earn.
+ *
+ * Needs DATABASE_URL (a PostgreSQL server; a fresh database is created on it and dropped after).
+ * Starts the hub in this process on that database, seeds a partner, members and OAuth clients, then
+ * drives POST /v1/earn and POST /v1/burn with CONCURRENCY HTTP clients for DURATION_S seconds each,
+ * and runs pgbench on the same database with a script doing one equivalent earn per transaction
+ * (member row lock, journal entry, two postings, a lot, a balance update) at the same concurrency.
+ * Prints a table; the last line is the ratio HTTP earn/s ÷ pgbench tps.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
+ *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000)
+ */
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { createDb } from "../../gateway/src/infra/db.ts";
+import { migrateLatest } from "../../gateway/src/infra/migrate.ts";
+import { loadConfig } from "../../gateway/src/config/config.ts";
+import { createLogger } from "../../gateway/src/infra/logger.ts";
+import { systemClock } from "../../gateway/src/infra/clock.ts";
+import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
+import { createHub } from "../../gateway/src/hub.ts";
+import { newId } from "../../gateway/src/infra/ids.ts";
+
+const run = promisify(execFile);
+const url = process.env.DATABASE_URL;
+if (!url) {
+  process.stderr.write("npm run bench needs DATABASE_URL=postgres://… (a server it may create a database on)\n");
+  process.exit(2);
+}
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
+const DURATION_S = Number(process.env.DURATION_S ?? 15);
+const MEMBERS = Number(process.env.MEMBERS ?? 2000);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main() {
+  const dbName = `hub_bench_${Date.now().toString(36)}`;
+  const admin = await createDb({ url, poolMax: 1 });
+  await admin.raw(`CREATE DATABASE ${dbName}`);
+  const u = new URL(url!);
+  u.pathname = `/${dbName}`;
+  const benchUrl = u.toString();
+  const db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? 40) });
+  const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent");
+  const queue = createMemoryQueue(log);
+  let server: Server | undefined;
+  try {
+    await migrateLatest(db);
+    // Production settings: responses are not re-validated against the contract.
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir() });
+    const hub = createHub({ config, db, queue, log, clock: systemClock });
+    await hub.init();
+    server = hub.app.listen(0, "127.0.0.1");
+    await new Promise<void>((r) => server!.once("listening", () => r()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    config.PUBLIC_URL = base;
+
+    // Seed: one active merchant with a contract, members it enrolled, one OAuth client per HTTP client.
+    const partnerId = newId("ptn");
+    await db("partners").insert({ id: partnerId, name: "Bench Mart", kind: "merchant", sector: "bench", status: "active" });
+    await db("contract_versions").insert({
+      id: newId("ctr"),
+      partner_id: partnerId,
+      version: 1,
+      effective_from: new Date("2020-01-01T00:00:00Z"),
+      currency: "EUR",
+      issuance_price_micros: "10000",
+      redemption_price_micros: "8000",
+      earn_points: "1",
+      earn_per_minor: "1000",
+    });
+    const members = Array.from({ length: MEMBERS }, (_, i) => `mem_bench${String(i).padStart(6, "0")}`);
+    for (let i = 0; i < members.length; i += 500) {
+      const chunk = members.slice(i, i + 500);
+      await db("members").insert(chunk.map((id) => ({ id, enrolled_by_partner_id: partnerId })));
+      await db("member_partner_links").insert(chunk.map((id) => ({ member_id: id, partner_id: partnerId, relation: "enrolled" })));
+    }
+    const tokens: string[] = [];
+    for (let i = 0; i < CONCURRENCY; i++) {
+      const { client, secret } = await hub.auth.clients.create(
+        { partnerId, name: `bench ${i}`, scopes: ["earn:write", "burn:write", "members:read"], rateLimitPerMinute: 10_000_000 },
+        { type: "bench", id: "bench" },
+      );
+      const res = await fetch(`${base}/oauth/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(secret!)}`).toString("base64")}` },
+        body: new URLSearchParams({ grant_type: "client_credentials" }),
+      });
+      if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${await res.text()}`);
+      tokens.push(((await res.json()) as { access_token: string }).access_token);
+    }
+
+    async function load(name: string, body: (i: number, member: string) => unknown, path: string) {
+      const lat: number[] = [];
+      const statuses = new Map<number, number>();
+      const firstError = new Map<number, string>();
+      let seq = 0;
+      const until = Date.now() + DURATION_S * 1000;
+      const worker = async (c: number) => {
+        while (Date.now() < until) {
+          const i = ++seq;
+          const member = members[(i * 7919) % members.length]!;
+          const t0 = performance.now();
+          const res = await fetch(`${base}${path}`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${tokens[c]}`, "content-type": "application/json", "idempotency-key": `${name}-${i}` },
+            body: JSON.stringify(body(i, member)),
+          });
+          const text = await res.text();
+          if (res.status >= 300 && !firstError.has(res.status)) firstError.set(res.status, text.slice(0, 300));
+          lat.push(performance.now() - t0);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        }
+      };
+      const started = performance.now();
+      await Promise.all(Array.from({ length: CONCURRENCY }, (_, c) => worker(c)));
+      const secs = (performance.now() - started) / 1000;
+      lat.sort((a, b) => a - b);
+      for (const [status, text] of firstError) process.stderr.write(`${name}: first ${status}: ${text}\n`);
+      const ok = [...statuses.entries()].filter(([s]) => s < 300).reduce((n, [, k]) => n + k, 0);
+      return { name, perSec: ok / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: Object.fromEntries(statuses) };
+    }
+
+    const earn = await load("earn", (i, m) => ({ member_id: m, partner_transaction_id: `e-${i}`, amount_minor: 12_345, currency: "EUR" }), "/v1/earn");
+    const burn = await load("burn", (i, m) => ({ member_id: m, partner_transaction_id: `b-${i}`, points: 1, amount_minor: 10, currency: "EUR" }), "/v1/burn");
+    await new Promise<void>((r) => server!.close(() => r()));
+    server.closeAllConnections();
+    server = undefined;
+
+    // The same earn in raw SQL, on plain tables shaped like the ledger's (no triggers, no API).
+    await db.raw(`
+      CREATE TABLE pgb_accounts (id text PRIMARY KEY, member_id text NOT NULL, balance bigint NOT NULL DEFAULT 0 CHECK (balance >= 0));
+      CREATE TABLE pgb_entries (id bigserial PRIMARY KEY, kind text NOT NULL, partner_id text NOT NULL, member_id text NOT NULL, occurred_at timestamptz NOT NULL, posted_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE pgb_postings (id bigserial PRIMARY KEY, entry_id bigint NOT NULL REFERENCES pgb_entries(id), account_id text NOT NULL, amount bigint NOT NULL);
+      CREATE INDEX ON pgb_postings (entry_id);
+      CREATE TABLE pgb_lots (id bigserial PRIMARY KEY, member_id text NOT NULL, entry_id bigint NOT NULL REFERENCES pgb_entries(id), earned_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, amount bigint NOT NULL, remaining bigint NOT NULL);
+      CREATE INDEX ON pgb_lots (member_id, expires_at) WHERE remaining > 0;
+      INSERT INTO pgb_accounts (id, member_id) SELECT 'pts_' || g, 'm' || g FROM generate_series(1, ${MEMBERS}) g;
+      INSERT INTO pgb_accounts (id, member_id) VALUES ('issuance', '-');`);
+    const script = path.join(os.tmpdir(), `${dbName}.sql`);
+    fs.writeFileSync(
+      script,
+      `\\set m random(1, ${MEMBERS})
+BEGIN;
+SELECT balance FROM pgb_accounts WHERE id = 'pts_' || :m FOR UPDATE;
+WITH e AS (INSERT INTO pgb_entries (kind, partner_id, member_id, occurred_at) VALUES ('earn', 'p', 'm' || :m, now()) RETURNING id)
+  INSERT INTO pgb_postings (entry_id, account_id, amount) SELECT id, 'pts_' || :m, 12 FROM e UNION ALL SELECT id, 'issuance', -12 FROM e;
+INSERT INTO pgb_lots (member_id, entry_id, earned_at, expires_at, amount, remaining) VALUES ('m' || :m, currval('pgb_entries_id_seq'), now(), now() + interval '730 days', 12, 12);
+UPDATE pgb_accounts SET balance = balance + 12 WHERE id = 'pts_' || :m;
+COMMIT;
+`,
+    );
+    const pg = await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", script, benchUrl], { maxBuffer: 10 << 20 });
+    fs.rmSync(script, { force: true });
+    const tps = Number(/tps = ([\d.]+)/.exec(pg.stdout)?.[1] ?? NaN);
+    const pgLat = Number(/latency average = ([\d.]+) ms/.exec(pg.stdout)?.[1] ?? NaN);
+
+    const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
+    const rows = [
+      ["what", "per second", "p50 ms", "p99 ms", "requests", "statuses"],
+      ["HTTP POST /v1/earn", f(earn.perSec), f(earn.p50), f(earn.p99), String(earn.total), JSON.stringify(earn.statuses)],
+      ["HTTP POST /v1/burn", f(burn.perSec), f(burn.p50), f(burn.p99), String(burn.total), JSON.stringify(burn.statuses)],
+      ["pgbench raw SQL earn", f(tps), `avg ${f(pgLat)}`, "-", "-", "-"],
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const out = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join(" | "));
+    process.stdout.write(
+      `\nconcurrency ${CONCURRENCY}, ${DURATION_S}s per phase, ${MEMBERS} members, ${os.cpus().length} CPU(s)\n${out[0]}\n${widths.map((w) => "-".repeat(w)).join("-|-")}\n${out.slice(1).join("\n")}\n`,
+    );
+    const ratio = earn.perSec / tps;
+    process.stdout.write(`ratio HTTP earn/s ÷ pgbench tps = ${f(ratio, 2)}x (target ≥ 1.00x with p99 ≤ 50 ms: ${ratio >= 1 && earn.p99 <= 50 ? "met" : "NOT met"})\n`);
+  } finally {
+    if (server) server.close();
+    await queue.close();
+    await db.destroy();
+    await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
