@@ -27,6 +27,10 @@ import { createProgrammeService } from "./members/programme.ts";
 import { membersRoutes } from "./members/members.routes.ts";
 import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";
+import { createBanking } from "./banking/banking.module.ts";
+import { bankingRoutes } from "./banking/banking.routes.ts";
+import { registerBankingJobs } from "./banking/banking.jobs.ts";
+import { assertNoPan } from "./banking/pan-guard.ts";
 
 export interface HubDeps {
   config: Config;
@@ -64,6 +68,7 @@ export function createHub(deps: HubDeps): Hub {
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+  const banking = createBanking({ ...deps, ledger });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -79,6 +84,9 @@ export function createHub(deps: HubDeps): Hub {
     ...earnRoutes({ earn, idempotency }),
 
     // --- handlers: webhooks ---
+
+    // --- handlers: banking ---
+    ...bankingRoutes({ db: deps.db, idempotency, ...banking }),
   };
 
   const { router, operations } = createApiRouter({
@@ -88,6 +96,10 @@ export function createHub(deps: HubDeps): Hub {
     validateResponses: config.NODE_ENV !== "production",
     log,
     bodyLimit: config.BODY_LIMIT,
+    // Banks' routes and card-linked offers never see a full card number, not even in an error.
+    beforeValidate: (op, parts) => {
+      if (op.path.startsWith("/v1/bank/") || op.path.startsWith("/v1/card-offers")) assertNoPan(parts);
+    },
   });
 
   const app = express();
@@ -130,6 +142,9 @@ export function createHub(deps: HubDeps): Hub {
       registerEarnJobs(deps, earn);
 
       // --- workers: webhooks ---
+
+      // --- workers: banking ---
+      registerBankingJobs(deps, banking);
       relay.start();
     },
     async stopWorkers() {

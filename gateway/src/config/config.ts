@@ -35,6 +35,10 @@ const schema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  // Banks: an auth with no clearing after this many days expires (its pending reward lapses).
+  CARD_AUTH_EXPIRY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  // Banks: available cashback is paid out through the member's bank from this amount (minor units).
+  CASHBACK_PAYOUT_THRESHOLD_MINOR: z.coerce.number().int().min(1).max(100_000_000).default(1000),
 });
 
 export type RawConfig = z.infer<typeof schema>;

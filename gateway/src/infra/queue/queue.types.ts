@@ -20,6 +20,10 @@ export interface QueueJobs {
   "ledger.points-expiry": { day: string };
 
   // --- queues: webhooks ---
+
+  // --- queues: banking ---
+  /** The banks' daily run: expire stale auths, release cashback and instruct payouts, instruct round-up sweeps. */
+  "banking.daily": { day: string };
 }
 
 export type QueueName = keyof QueueJobs;
