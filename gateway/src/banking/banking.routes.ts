@@ -170,7 +170,7 @@ export function bankingRoutes(deps: BankingRouteDeps): Handlers {
 
     async createCardOffer(ctx) {
       const partnerId = await partnerOfKind(ctx, "merchant");
-      return idempotent(ctx, partnerId, async () => ({ status: 201, body: await offers.create(partnerId, ctx.body as OfferInput) }));
+      return idempotent(ctx, partnerId, async (trx) => ({ status: 201, body: await offers.create(trx, partnerId, ctx.body as OfferInput) }));
     },
 
     async listCardOffers(ctx) {

@@ -25,7 +25,7 @@ export interface OfferInput {
 export function createOffersService(deps: { db: Db; clock: Clock; members: MemberAccess }) {
   const { db, clock, members } = deps;
   return {
-    async create(partnerId: string, input: OfferInput) {
+    async create(trx: Trx, partnerId: string, input: OfferInput) {
       if (input.reward_type === "cashback" && (input.cashback_bps === undefined || input.points !== undefined)) {
         throw bankingErrors.make("offer-invalid", "A cashback offer takes cashback_bps and no points.");
       }
@@ -52,7 +52,7 @@ export function createOffersService(deps: { db: Db; clock: Clock; members: Membe
         status: "active",
         created_at: clock.now(),
       };
-      const [created] = (await db("card_offers").insert(row).returning("*")) as OfferRow[];
+      const [created] = (await trx("card_offers").insert(row).returning("*")) as OfferRow[];
       return offerView(created!);
     },
 
