@@ -1,9 +1,8 @@
-import type { Db, DbOrTrx, Trx } from "../infra/db.ts";
+import type { Db, Trx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
-import { contractInForce } from "../partners/partners.service.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
 import { bankingErrors } from "./banking.errors.ts";
 import type { MoneyLedger } from "./money-ledger.ts";
@@ -79,6 +78,7 @@ interface ContractTerms {
   negative_floor: bigint;
   cashback_funding_bps: number;
   roundup_match_bps: number;
+  effective_from: Date;
 }
 
 const DAY_MS = 86_400_000;
@@ -120,14 +120,43 @@ export interface CardTransactionsDeps {
   authExpiryDays: number;
 }
 
+/**
+ * What one transaction may remember between the events it applies: reference data (cards, contract
+ * versions, offers, MIDs) read once per batch instead of once per event. It lives as long as the
+ * transaction, so it never outlives the snapshot it was read in.
+ */
+interface BatchCache {
+  contracts: Map<string, Promise<ContractTerms[]>>;
+  offers: Map<string, Promise<OfferRow[]>>;
+  mids: Map<string, Promise<{ id: string; partner_id: string } | undefined>>;
+  cards: Map<string, Promise<{ id: string; member_id: string } | undefined>>;
+}
+const caches = new WeakMap<Trx, BatchCache>();
+function cacheOf(trx: Trx): BatchCache {
+  let c = caches.get(trx);
+  if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), cards: new Map() }));
+  return c;
+}
+function memo<K, V>(map: Map<K, Promise<V>>, key: K, load: () => Promise<V>): Promise<V> {
+  let v = map.get(key);
+  if (!v) map.set(key, (v = load()));
+  return v;
+}
+
 export function createCardTransactionsService(deps: CardTransactionsDeps) {
   const { db, clock, ledger, money, roundup } = deps;
 
-  async function contractAt(conn: DbOrTrx, partnerId: string, at: Date): Promise<ContractTerms | null> {
-    const c = await contractInForce(conn, partnerId, at);
-    if (!c) return null;
+  /** The contract version in force at `at` (versions read once per transaction). */
+  async function contractAt(conn: Trx, partnerId: string, at: Date): Promise<ContractTerms | null> {
+    const versions = await memo(cacheOf(conn).contracts, partnerId, async () =>
+      ((await conn("contract_versions").where({ partner_id: partnerId }).orderBy("effective_from", "desc").select("*")) as Array<Record<string, unknown>>).map(toTerms),
+    );
+    return versions.find((v) => v.effective_from.getTime() <= at.getTime()) ?? null;
+  }
+
+  function toTerms(c: Record<string, unknown>): ContractTerms {
     return {
-      id: c.id,
+      id: String(c.id),
       currency: String(c.currency),
       earn_points: BigInt(c.earn_points as bigint),
       earn_per_minor: BigInt(c.earn_per_minor as bigint),
@@ -136,6 +165,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       negative_floor: BigInt(c.negative_floor as bigint),
       cashback_funding_bps: Number(c.cashback_funding_bps),
       roundup_match_bps: Number(c.roundup_match_bps),
+      effective_from: new Date(c.effective_from as string),
     };
   }
 
@@ -144,13 +174,12 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
    * whose MCCs include the purchase's MCC and whose normalised name is the merchant's (or begins
    * it: "acme fuel riga 12" is Acme Fuel). Only active partners earn.
    */
-  async function match(conn: DbOrTrx, p: Pick<PurchaseRow, "mid" | "mcc" | "merchant_name">): Promise<{ partnerId: string; locationId: string | null; method: "mid" | "mcc_name" } | null> {
+  async function match(conn: Trx, p: Pick<PurchaseRow, "mid" | "mcc" | "merchant_name">): Promise<{ partnerId: string; locationId: string | null; method: "mid" | "mcc_name" } | null> {
     if (p.mid) {
-      const loc: { id: string; partner_id: string } | undefined = await conn("partner_locations as l")
-        .join("partners as p", "p.id", "l.partner_id")
-        .where("l.mid", p.mid)
-        .whereIn("p.status", ["active"])
-        .first("l.id", "l.partner_id");
+      const mid = p.mid;
+      const loc = await memo(cacheOf(conn).mids, mid, () =>
+        conn("partner_locations as l").join("partners as p", "p.id", "l.partner_id").where("l.mid", mid).whereIn("p.status", ["active"]).first("l.id", "l.partner_id"),
+      );
       if (loc) return { partnerId: loc.partner_id, locationId: loc.id, method: "mid" };
     }
     if (p.mcc && p.merchant_name) {
@@ -169,8 +198,8 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return null;
   }
 
-  async function memberOfToken(conn: DbOrTrx, bankId: string, token: string): Promise<{ id: string; member_id: string } | undefined> {
-    return conn("payment_cards").where({ bank_partner_id: bankId, card_token: token, status: "active" }).first("id", "member_id");
+  async function memberOfToken(conn: Trx, bankId: string, token: string): Promise<{ id: string; member_id: string } | undefined> {
+    return memo(cacheOf(conn).cards, `${bankId}|${token}`, () => conn("payment_cards").where({ bank_partner_id: bankId, card_token: token, status: "active" }).first("id", "member_id"));
   }
 
   async function eventsOf(trx: Trx, purchaseId: string): Promise<CardEventFact[]> {
@@ -214,7 +243,10 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       contract = await contractAt(trx, matched.partnerId, at);
       if (contract) {
         const basis = state.status === "authorized" ? state.authorizedMinor : state.clearedMinor;
-        const offers: OfferRow[] = await trx("card_offers").where({ partner_id: matched.partnerId, status: "active", currency: p.currency }).select("*");
+        const partner = matched.partnerId;
+        const offers: OfferRow[] = await memo(cacheOf(trx).offers, `${partner}|${p.currency}`, () =>
+          trx("card_offers").where({ partner_id: partner, status: "active", currency: p.currency }).select("*"),
+        );
         const needing = offers.filter((o) => o.requires_activation).map((o) => o.id);
         const activated = new Set<string>(
           needing.length === 0
@@ -352,7 +384,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     };
     // Creates the purchase on its first event (whichever type arrives first) and locks it: the
     // events of one purchase are applied one at a time.
-    const p: PurchaseRow = (
+    const p: PurchaseRow & { inserted?: boolean } = (
       await trx.raw(
         `INSERT INTO card_purchases (id, bank_partner_id, purchase_ref, card_token, payment_card_id, member_id, currency, mid, mcc, merchant_name, transaction_at, status, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -361,7 +393,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
            mcc = coalesce(card_purchases.mcc, excluded.mcc),
            merchant_name = coalesce(card_purchases.merchant_name, excluded.merchant_name),
            updated_at = excluded.updated_at
-         RETURNING *`,
+         RETURNING *, (xmax = 0) AS inserted`,
         [row.id, bankId, row.purchase_ref, row.card_token, row.payment_card_id, row.member_id, row.currency, row.mid, row.mcc, row.merchant_name, row.transaction_at, row.status, now, now],
       )
     ).rows[0];
@@ -375,7 +407,10 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       )
     ).rows as unknown[];
     if (inserted.length === 0) return { event_id: e.event_id, result: "duplicate" };
-    await reconcile(trx, p, derivePurchase(await eventsOf(trx, p.id), now, deps.authExpiryDays), now);
+    // A purchase created by this very event has no other event to read.
+    const facts = p.inserted ? [{ type: e.type, amountMinor: BigInt(e.amount_minor), transactionAt: new Date(e.transaction_at) }] : await eventsOf(trx, p.id);
+    delete p.inserted;
+    await reconcile(trx, p, derivePurchase(facts, now, deps.authExpiryDays), now);
     return { event_id: e.event_id, result: "accepted" };
   }
 
@@ -383,17 +418,74 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return trx("card_purchases").where({ id }).forUpdate().first();
   }
 
-  return {
     /** Applies a batch in the caller's transaction; each event is accepted, a duplicate, or rejected. */
-    async ingest(trx: Trx, bankId: string, events: CardEventInput[], offset = 0): Promise<IngestResult> {
-      const now = clock.now();
-      const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
-      for (let i = 0; i < events.length; i++) {
-        const r = await applyEvent(trx, bankId, events[i]!, now);
-        if (r.result === "accepted") out.accepted++;
-        else if (r.result === "duplicate") out.duplicates++;
-        else if ("reason" in r) out.rejected.push({ index: i + offset, event_id: r.event_id, reason: r.reason });
+  async function ingest(trx: Trx, bankId: string, events: CardEventInput[], offset = 0): Promise<IngestResult> {
+    const now = clock.now();
+    const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
+    for (let i = 0; i < events.length; i++) {
+      const r = await applyEvent(trx, bankId, events[i]!, now);
+      if (r.result === "accepted") out.accepted++;
+      else if (r.result === "duplicate") out.duplicates++;
+      else if ("reason" in r) out.rejected.push({ index: i + offset, event_id: r.event_id, reason: r.reason });
+    }
+    return out;
+  }
+
+  return {
+    ingest,
+
+    /**
+     * A large batch (a day's clearing file): the events are split by member (a card's events, and
+     * so a member's ledger accounts, stay in one lane, in file order) over `concurrency` lanes, each
+     * committing every `chunkSize` events in its own transaction. Not atomic as a whole: a batch cut
+     * short is completed by sending it again — what was applied comes back as duplicates.
+     */
+    async ingestMany(bankId: string, events: CardEventInput[], opts: { concurrency?: number; chunkSize?: number } = {}): Promise<IngestResult> {
+      const lanes = Math.max(1, opts.concurrency ?? 4);
+      const chunkSize = Math.max(1, opts.chunkSize ?? 500);
+      const tokens = [...new Set(events.map((e) => e.card_token))];
+      const owner = new Map<string, string>();
+      for (let i = 0; i < tokens.length; i += 5000) {
+        const rows: Array<{ card_token: string; member_id: string }> = await db("payment_cards")
+          .where({ bank_partner_id: bankId, status: "active" })
+          .whereIn("card_token", tokens.slice(i, i + 5000))
+          .select("card_token", "member_id");
+        for (const r of rows) owner.set(r.card_token, r.member_id);
       }
+      // The shared accounts the batch will post to are opened first, committed, in one transaction:
+      // the merchants' (points issuance, money receivable) and the operator's.
+      const mids = [...new Set(events.map((e) => e.mid).filter((m): m is string => Boolean(m)))];
+      const partnerIds: string[] = [];
+      for (let i = 0; i < mids.length; i += 5000) {
+        partnerIds.push(...((await db("partner_locations").whereIn("mid", mids.slice(i, i + 5000)).distinct("partner_id")) as Array<{ partner_id: string }>).map((r) => r.partner_id));
+      }
+      const someMember = owner.values().next().value;
+      if (someMember && partnerIds.length > 0) {
+        await db.transaction(async (trx) => {
+          await ledger.lockMember(trx, someMember, [...new Set(partnerIds)]);
+          await money.openNetwork(trx, [...new Set(partnerIds)], [...new Set(events.map((e) => e.currency))]);
+        });
+      }
+      const laneOf = (key: string) => {
+        let h = 0;
+        for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
+        return Math.abs(h) % lanes;
+      };
+      const byLane: number[][] = Array.from({ length: lanes }, () => []);
+      events.forEach((e, i) => byLane[laneOf(owner.get(e.card_token) ?? e.card_token)]!.push(i));
+      const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
+      await Promise.all(
+        byLane.map(async (idx) => {
+          for (let c = 0; c < idx.length; c += chunkSize) {
+            const part = idx.slice(c, c + chunkSize);
+            const r = await db.transaction((trx) => ingest(trx, bankId, part.map((i) => events[i]!)));
+            out.accepted += r.accepted;
+            out.duplicates += r.duplicates;
+            for (const x of r.rejected) out.rejected.push({ ...x, index: part[x.index]! });
+          }
+        }),
+      );
+      out.rejected.sort((a, b) => a.index - b.index);
       return out;
     },
 

@@ -62,6 +62,20 @@ export function createMoneyLedger(deps: { ledger: Ledger }) {
 
   return {
     /**
+     * Opens the network's side of the money accounts (partners' receivable and payable, the
+     * operator's funding) ahead of a large batch, in a transaction of their own: lanes that open the
+     * same shared account for the first time at once would otherwise wait on each other's insert.
+     */
+    async openNetwork(trx: Trx, partnerIds: string[], currencies: string[]): Promise<void> {
+      for (const c of currencies) {
+        await open(trx, c, [
+          ...partnerIds.flatMap((p) => [partner("partner_receivable", p, c), partner("partner_payable", p, c)]),
+          { id: moneyAccounts.operator(c), kind: "funding", memberId: null, partnerId: null, maintained: false },
+        ]);
+      }
+    },
+
+    /**
      * Credits (amount > 0) or claws back (amount < 0) a purchase's cashback: the merchant funds its
      * share floor(|amount| × funding_bps / 10000), the operator the rest.
      */
