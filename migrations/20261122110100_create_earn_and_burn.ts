@@ -25,7 +25,6 @@ export async function up(knex: Knex): Promise<void> {
     // The ledger entries of this purchase carry this reference (a redemption's for a capture).
     t.text("ledger_ref_type").notNullable();
     t.text("ledger_ref_id").notNullable();
-    t.text("earn_entry_id");
     t.jsonb("computation");
     t.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.fn.now());
     // The partner's own id is a second line of defence against a duplicate sent with a new key.

@@ -26,6 +26,10 @@ import { systemClock } from "../../gateway/src/infra/clock.ts";
 import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
 import { createHub } from "../../gateway/src/hub.ts";
 import { newId } from "../../gateway/src/infra/ids.ts";
+import { createLedger } from "../../gateway/src/ledger/ledger.service.ts";
+import { createIdempotency } from "../../gateway/src/idempotency/idempotency.service.ts";
+import { createMemberAccess } from "../../gateway/src/members/member-access.ts";
+import { createEarnService } from "../../gateway/src/earn/earn.service.ts";
 
 const run = promisify(execFile);
 const url = process.env.DATABASE_URL;
@@ -99,6 +103,27 @@ async function main() {
       tokens.push(((await res.json()) as { access_token: string }).access_token);
     }
 
+    async function timed(name: string, once: () => Promise<number>) {
+      const lat: number[] = [];
+      const statuses = new Map<number, number>();
+      const until = Date.now() + DURATION_S * 1000;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (Date.now() < until) {
+            const t0 = performance.now();
+            const st = await once();
+            lat.push(performance.now() - t0);
+            statuses.set(st, (statuses.get(st) ?? 0) + 1);
+          }
+        }),
+      );
+      const secs = (performance.now() - started) / 1000;
+      lat.sort((a, b) => a - b);
+      const ok = [...statuses.entries()].filter(([st]) => st < 300).reduce((n, [, k]) => n + k, 0);
+      return { name, perSec: ok / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: Object.fromEntries(statuses) };
+    }
+
     async function load(name: string, body: (i: number, member: string) => unknown, path: string) {
       const lat: number[] = [];
       const statuses = new Map<number, number>();
@@ -130,6 +155,25 @@ async function main() {
       return { name, perSec: ok / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: Object.fromEntries(statuses) };
     }
 
+    // Where the time goes: the HTTP stack alone (no database), and the earn service without HTTP.
+    const health = await timed("health", async () => {
+      const res = await fetch(`${base}/healthz`);
+      await res.arrayBuffer();
+      return res.status;
+    });
+    const ledger = createLedger({ db });
+    const idem = createIdempotency({ db });
+    const earnService = createEarnService({ db, clock: systemClock, log, ledger, members: createMemberAccess() });
+    let svc = 0;
+    const service = await timed("service", async () => {
+      const i = ++svc;
+      const body = { member_id: members[(i * 104729) % members.length]!, partner_transaction_id: `s-${i}`, amount_minor: 12_345, currency: "EUR" };
+      const r = await idem.run({ principal: `partner:${partnerId}`, key: `svc-${i}`, method: "POST", path: "/v1/earn", body }, async (trx) => ({
+        status: 201,
+        body: await earnService.earn(trx, partnerId, body),
+      }));
+      return r.status;
+    });
     const earn = await load("earn", (i, m) => ({ member_id: m, partner_transaction_id: `e-${i}`, amount_minor: 12_345, currency: "EUR" }), "/v1/earn");
     const burn = await load("burn", (i, m) => ({ member_id: m, partner_transaction_id: `b-${i}`, points: 1, amount_minor: 10, currency: "EUR" }), "/v1/burn");
     await new Promise<void>((r) => server!.close(() => r()));
@@ -159,10 +203,34 @@ UPDATE pgb_accounts SET balance = balance + 12 WHERE id = 'pts_' || :m;
 COMMIT;
 `,
     );
-    const pg = await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", script, benchUrl], { maxBuffer: 10 << 20 });
-    fs.rmSync(script, { force: true });
-    const tps = Number(/tps = ([\d.]+)/.exec(pg.stdout)?.[1] ?? NaN);
-    const pgLat = Number(/latency average = ([\d.]+) ms/.exec(pg.stdout)?.[1] ?? NaN);
+    const pgbench = async (file: string) => {
+      const out = (await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", file, benchUrl], { maxBuffer: 10 << 20 })).stdout;
+      fs.rmSync(file, { force: true });
+      return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN), lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
+    };
+    const { tps, lat: pgLat } = await pgbench(script);
+
+    // The same earn in raw SQL on the hub's own ledger tables: triggers keep the balance and check
+    // the entry at commit, so this row shows what the database-enforced invariants cost.
+    await db.raw(`
+      CREATE SEQUENCE pgb_seq;
+      INSERT INTO ledger_accounts (id, kind, asset, member_id, balance, floor)
+        SELECT 'acc_pts_' || m.id, 'member_points', 'PTS', m.id, 0, 0 FROM members m ON CONFLICT DO NOTHING;`);
+    const script2 = path.join(os.tmpdir(), `${dbName}-ledger.sql`);
+    fs.writeFileSync(
+      script2,
+      `\\set m random(0, ${MEMBERS - 1})
+BEGIN;
+SELECT balance FROM ledger_accounts WHERE id = 'acc_pts_mem_bench' || lpad(:m::text, 6, '0') FOR UPDATE;
+WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, occurred_at) VALUES ('ent_pgb' || nextval('pgb_seq'), 'earn', '${partnerId}', 'mem_bench' || lpad(:m::text, 6, '0'), now()) RETURNING id, member_id),
+     l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, entry_id, earned_at, expires_at, amount, remaining)
+           SELECT 'lot_pgb' || currval('pgb_seq'), member_id, 'acc_pts_' || member_id, '${partnerId}', id, now(), now() + interval '730 days', 12, 12 FROM e)
+  INSERT INTO ledger_postings (entry_id, account_id, asset, amount)
+    SELECT id, 'acc_pts_' || member_id, 'PTS', 12 FROM e UNION ALL SELECT id, 'acc_iss_${partnerId}', 'PTS', -12 FROM e;
+COMMIT;
+`,
+    );
+    const onLedger = await pgbench(script2);
 
     const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
     const rows = [
@@ -170,6 +238,9 @@ COMMIT;
       ["HTTP POST /v1/earn", f(earn.perSec), f(earn.p50), f(earn.p99), String(earn.total), JSON.stringify(earn.statuses)],
       ["HTTP POST /v1/burn", f(burn.perSec), f(burn.p50), f(burn.p99), String(burn.total), JSON.stringify(burn.statuses)],
       ["pgbench raw SQL earn", f(tps), `avg ${f(pgLat)}`, "-", "-", "-"],
+      ["(diag) pgbench earn on ledger tables", f(onLedger.tps), `avg ${f(onLedger.lat)}`, "-", "-", "-"],
+      ["(diag) earn service, no HTTP", f(service.perSec), f(service.p50), f(service.p99), String(service.total), JSON.stringify(service.statuses)],
+      ["(diag) HTTP GET /healthz, no DB", f(health.perSec), f(health.p50), f(health.p99), String(health.total), JSON.stringify(health.statuses)],
     ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     const out = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join(" | "));

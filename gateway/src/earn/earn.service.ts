@@ -6,6 +6,7 @@ import { enqueueInTx } from "../infra/outbox/outbox.ts";
 import { recordEvent } from "../events/events.service.ts";
 import { memberAccessErrors, type MemberAccess, type MemberRef } from "../members/member-access.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
+import type { MemberBalances } from "../ledger/ledger.types.ts";
 import { earnErrors } from "./earn.errors.ts";
 import { baseRateRules, type BasketLine, type ContractTerms, type EarnItem, type EarnRules } from "./earn.rules.ts";
 
@@ -72,7 +73,6 @@ interface TransactionRow {
   points_restored: bigint;
   ledger_ref_type: string;
   ledger_ref_id: string;
-  earn_entry_id: string | null;
 }
 
 interface RedemptionRow {
@@ -132,21 +132,23 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
   const { db, clock, ledger, members } = deps;
   const rules = deps.rules ?? baseRateRules;
 
-  async function activePartner(conn: DbOrTrx, partnerId: string): Promise<void> {
-    const p: { status: string } | undefined = await conn("partners").where({ id: partnerId }).first("status");
-    if (!p || p.status !== "active") {
-      throw earnErrors.make("partner-not-active", `Partner ${partnerId} is ${p?.status ?? "unknown"}; only active partners earn and burn.`);
+  /** The partner must be active; its contract in force at `at` is read in the same round trip. */
+  async function activePartnerContract(conn: DbOrTrx, partnerId: string, at: Date): Promise<ContractTerms> {
+    const rows = (
+      await conn.raw(
+        `SELECT p.status, c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
+           FROM partners p
+           LEFT JOIN LATERAL (SELECT * FROM contract_versions cv WHERE cv.partner_id = p.id AND cv.effective_from <= ?
+                               ORDER BY cv.effective_from DESC LIMIT 1) c ON true
+          WHERE p.id = ?`,
+        [at.toISOString(), partnerId],
+      )
+    ).rows as Array<ContractRow & { status: string; id: string | null }>;
+    const row = rows[0];
+    if (!row || row.status !== "active") {
+      throw earnErrors.make("partner-not-active", `Partner ${partnerId} is ${row?.status ?? "unknown"}; only active partners earn and burn.`);
     }
-  }
-
-  /** The contract version in force at `at`: the greatest effective_from not after it. */
-  async function contractAt(conn: DbOrTrx, partnerId: string, at: Date): Promise<ContractTerms> {
-    const row: ContractRow | undefined = await conn("contract_versions")
-      .where({ partner_id: partnerId })
-      .andWhere("effective_from", "<=", at)
-      .orderBy("effective_from", "desc")
-      .first("id", "version", "currency", "earn_points", "earn_per_minor", "points_validity_days", "refund_policy", "negative_floor");
-    if (!row) throw earnErrors.make("no-contract-in-force", `No contract of partner ${partnerId} is in force at ${at.toISOString()}.`);
+    if (!row.id) throw earnErrors.make("no-contract-in-force", `No contract of partner ${partnerId} is in force at ${at.toISOString()}.`);
     return toTerms(row);
   }
 
@@ -163,9 +165,10 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
     }
   }
 
+  const view = (b: MemberBalances) => ({ available: Number(b.points), held: Number(b.held), owed: Number(-b.debt) });
+
   async function balanceView(conn: DbOrTrx, memberId: string) {
-    const b = await ledger.balances(conn, memberId);
-    return { available: Number(b.points), held: Number(b.held), owed: Number(-b.debt) };
+    return view(await ledger.balances(conn, memberId));
   }
 
   async function insertTransaction(trx: Trx, row: Record<string, unknown>): Promise<void> {
@@ -180,8 +183,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
     }
   }
 
-  async function computeEarn(conn: DbOrTrx, partnerId: string, memberId: string, input: EarnInput, occurredAt: Date) {
-    const contract = await contractAt(conn, partnerId, occurredAt);
+  async function computeEarn(contract: ContractTerms, partnerId: string, memberId: string, input: EarnInput, occurredAt: Date) {
     checkCurrency(contract, input.currency);
     const burnMinor = BigInt(input.burn?.amount_minor ?? 0);
     const amount = BigInt(input.amount_minor);
@@ -209,10 +211,10 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
   return {
     /** POST /v1/earn?dry_run=true: the same answer, nothing written. */
     async previewEarn(partnerId: string, input: EarnInput) {
-      await activePartner(db, partnerId);
-      const { memberId } = await members.resolve(db, partnerId, input);
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : clock.now();
-      const { contract, computed } = await computeEarn(db, partnerId, memberId, input, occurredAt);
+      const terms = await activePartnerContract(db, partnerId, occurredAt);
+      const { memberId } = await members.resolve(db, partnerId, input);
+      const { contract, computed } = await computeEarn(terms, partnerId, memberId, input, occurredAt);
       const bal = await balanceView(db, memberId);
       const burned = input.burn?.points ?? 0;
       return {
@@ -233,11 +235,11 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
 
     /** Credits points for a purchase; with `burn`, pays part of it with points in the same step. */
     async earn(trx: Trx, partnerId: string, input: EarnInput) {
-      await activePartner(trx, partnerId);
-      const { memberId } = await members.resolve(trx, partnerId, input, { link: true });
       const now = clock.now();
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : now;
-      const { contract, computed } = await computeEarn(trx, partnerId, memberId, input, occurredAt);
+      const terms = await activePartnerContract(trx, partnerId, occurredAt);
+      const { memberId } = await members.resolve(trx, partnerId, input, { link: input.card_number !== undefined });
+      const { contract, computed } = await computeEarn(terms, partnerId, memberId, input, occurredAt);
       const id = newId("txn");
       const ref = { type: "transaction", id };
       const burnPoints = BigInt(input.burn?.points ?? 0);
@@ -278,7 +280,6 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         ref,
       });
       if (res.entryId) {
-        await trx("point_transactions").where({ id }).update({ earn_entry_id: res.entryId });
         await recordEvent(trx, {
           type: "earn.posted",
           partnerId,
@@ -298,17 +299,16 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         points_burned: Number(burnPoints),
         computation: computationView(contract, computed.items),
         lot: res.lotId ? { id: res.lotId, expires_at: expiresAt.toISOString() } : null,
-        balance: await balanceView(trx, memberId),
+        balance: res.balances ? view(res.balances) : await balanceView(trx, memberId),
       };
     },
 
     /** Spends points at once. */
     async burn(trx: Trx, partnerId: string, input: BurnInput) {
-      await activePartner(trx, partnerId);
-      const { memberId } = await members.resolve(trx, partnerId, input, { link: true });
       const now = clock.now();
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : now;
-      const contract = await contractAt(trx, partnerId, occurredAt);
+      const contract = await activePartnerContract(trx, partnerId, occurredAt);
+      const { memberId } = await members.resolve(trx, partnerId, input, { link: input.card_number !== undefined });
       checkCurrency(contract, input.currency);
       const id = newId("txn");
       const ref = { type: "transaction", id };
@@ -327,7 +327,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         ledger_ref_type: ref.type,
         ledger_ref_id: id,
       });
-      await ledger.burn(trx, { memberId, partnerId, points: BigInt(input.points), occurredAt, now, ref, contractVersionId: contract.id });
+      const burned = await ledger.burn(trx, { memberId, partnerId, points: BigInt(input.points), occurredAt, now, ref, contractVersionId: contract.id });
       await recordEvent(trx, {
         type: "burn.posted",
         partnerId,
@@ -342,7 +342,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         amount_minor: input.amount_minor,
         currency: input.currency,
         occurred_at: occurredAt.toISOString(),
-        balance: await balanceView(trx, memberId),
+        balance: view(burned.balances),
       };
     },
 
@@ -395,7 +395,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       }
       let clawed = { fromBalance: 0n, toDebt: 0n, toRecovery: 0n };
       if (claw > 0n) {
-        const preferLotIds = t.earn_entry_id ? (await ledger.lotsOfEntry(trx, t.earn_entry_id)).map((l) => l.id) : [];
+        const preferLotIds = (await ledger.lotsOfRef(trx, ref)).map((l) => l.id);
         clawed = await ledger.clawback(trx, {
           memberId: t.member_id,
           partnerId,
@@ -450,11 +450,10 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
 
     /** Holds points for a checkout; they release themselves at expires_at unless captured. */
     async hold(trx: Trx, partnerId: string, input: RedemptionInput) {
-      await activePartner(trx, partnerId);
-      const { memberId } = await members.resolve(trx, partnerId, input, { link: true });
       const now = clock.now();
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : now;
-      const contract = await contractAt(trx, partnerId, occurredAt);
+      const contract = await activePartnerContract(trx, partnerId, occurredAt);
+      const { memberId } = await members.resolve(trx, partnerId, input, { link: input.card_number !== undefined });
       checkCurrency(contract, input.currency);
       const id = newId("red");
       const holdMs = (input.hold_minutes ?? 15) * 60_000;

@@ -108,6 +108,16 @@ export interface ClawbackResult {
   toRecovery: bigint;
 }
 
+interface NewLot {
+  id: string;
+  memberId: string;
+  issuingPartnerId: string;
+  contractVersionId: string | null;
+  earnedAt: Date;
+  expiresAt: Date;
+  amount: bigint;
+}
+
 export interface HistoryEntry {
   id: string;
   kind: string;
@@ -166,25 +176,48 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     };
   }
 
-  /** Writes one journal entry and its postings. The database checks the balance at commit. */
-  async function post(trx: Trx, entry: NewEntry): Promise<string> {
+  /**
+   * Writes one journal entry, its postings and (for an earn) its lot in one statement. The database
+   * checks the balance at commit.
+   */
+  async function post(trx: Trx, entry: NewEntry, lot?: NewLot): Promise<string> {
     const postings = entry.postings.filter((p) => p.amount !== 0n);
     const sums = new Map<string, bigint>();
     for (const p of postings) sums.set(p.asset, (sums.get(p.asset) ?? 0n) + p.amount);
     for (const [asset, sum] of sums) if (sum !== 0n) throw new Error(`unbalanced ${entry.kind} entry: ${asset} sums to ${sum}`);
     const id = newId("ent");
-    await trx("ledger_entries").insert({
+    const binds: Array<string | null> = [
       id,
-      kind: entry.kind,
-      partner_id: entry.partnerId ?? null,
-      member_id: entry.memberId ?? null,
-      ref_type: entry.ref?.type ?? null,
-      ref_id: entry.ref?.id ?? null,
-      contract_version_id: entry.contractVersionId ?? null,
-      occurred_at: entry.occurredAt,
-      memo: entry.memo ? JSON.stringify(entry.memo) : null,
-    });
-    await trx("ledger_postings").insert(postings.map((p) => ({ entry_id: id, account_id: p.accountId, asset: p.asset, amount: p.amount.toString() })));
+      entry.kind,
+      entry.partnerId ?? null,
+      entry.memberId ?? null,
+      entry.ref?.type ?? null,
+      entry.ref?.id ?? null,
+      entry.contractVersionId ?? null,
+      entry.occurredAt.toISOString(),
+      entry.memo ? JSON.stringify(entry.memo) : null,
+    ];
+    let sql = `WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at, memo)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?::jsonb))`;
+    if (lot) {
+      sql += `, l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining)
+                 VALUES (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?::bigint, ?::bigint))`;
+      binds.push(
+        lot.id,
+        lot.memberId,
+        accountIds.points(lot.memberId),
+        lot.issuingPartnerId,
+        lot.contractVersionId,
+        id,
+        lot.earnedAt.toISOString(),
+        lot.expiresAt.toISOString(),
+        lot.amount.toString(),
+        lot.amount.toString(),
+      );
+    }
+    sql += ` INSERT INTO ledger_postings (entry_id, account_id, asset, amount) VALUES ${postings.map(() => "(?, ?, ?, ?::bigint)").join(", ")}`;
+    for (const p of postings) binds.push(id, p.accountId, p.asset, p.amount.toString());
+    await trx.raw(sql, binds);
     return id;
   }
 
@@ -286,52 +319,52 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
      * Credits earned points: they first pay off any points debt, the rest becomes a lot with its
      * provenance (issuing partner, contract version, earned and expiry dates).
      */
-    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint }> {
+    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint; balances: MemberBalances | null }> {
       if (input.points < 0n) throw new Error("earn of negative points");
-      if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n };
+      if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n, balances: null };
       const bal = await lockMember(trx, input.memberId, [input.partnerId]);
       const repay = min(input.points, -bal.debt);
       const credited = input.points - repay;
-      const entryId = await post(trx, {
-        kind: "earn",
-        partnerId: input.partnerId,
-        memberId: input.memberId,
-        ref: input.ref,
-        contractVersionId: input.contractVersionId,
-        occurredAt: input.earnedAt,
-        ...(input.memo ? { memo: input.memo } : {}),
-        postings: [
-          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
-          { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
-          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
-        ],
-      });
-      let lotId: string | null = null;
-      if (credited > 0n) {
-        lotId = newId("lot");
-        await trx("ledger_lots").insert({
-          id: lotId,
-          member_id: input.memberId,
-          account_id: accountIds.points(input.memberId),
-          issuing_partner_id: input.partnerId,
-          contract_version_id: input.contractVersionId,
-          entry_id: entryId,
-          earned_at: input.earnedAt,
-          expires_at: input.expiresAt,
-          amount: credited.toString(),
-          remaining: credited.toString(),
-        });
-      }
-      return { entryId, lotId, repaidDebt: repay };
+      const lotId = credited > 0n ? newId("lot") : null;
+      const entryId = await post(
+        trx,
+        {
+          kind: "earn",
+          partnerId: input.partnerId,
+          memberId: input.memberId,
+          ref: input.ref,
+          contractVersionId: input.contractVersionId,
+          occurredAt: input.earnedAt,
+          ...(input.memo ? { memo: input.memo } : {}),
+          postings: [
+            { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
+            { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
+            { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
+          ],
+        },
+        lotId
+          ? {
+              id: lotId,
+              memberId: input.memberId,
+              issuingPartnerId: input.partnerId,
+              contractVersionId: input.contractVersionId,
+              earnedAt: input.earnedAt,
+              expiresAt: input.expiresAt,
+              amount: credited,
+            }
+          : undefined,
+      );
+      const balances = { ...bal, points: bal.points + credited, debt: bal.debt + repay };
+      return { entryId, lotId, repaidDebt: repay, balances };
     },
 
     /** Spends points at once (soonest-expiring lots first); 422 insufficient-points when short. */
-    async burn(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[] }> {
+    async burn(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[]; balances: MemberBalances }> {
       return spend(trx, input, "burn");
     },
 
     /** Holds points for a two-phase redemption: they leave the spendable balance, lots included. */
-    async hold(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[] }> {
+    async hold(trx: Trx, input: SpendInput): Promise<{ entryId: string; lots: LotMovement[]; balances: MemberBalances }> {
       return spend(trx, input, "hold");
     },
 
@@ -502,8 +535,12 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       }));
     },
 
-    async lotsOfEntry(conn: DbOrTrx, entryId: string): Promise<Lot[]> {
-      const rows: LotRow[] = await conn("ledger_lots").where({ entry_id: entryId }).select("*");
+    /** The lots that the earn entries of a business object created. */
+    async lotsOfRef(conn: DbOrTrx, ref: EntryRef): Promise<Lot[]> {
+      const rows: LotRow[] = await conn("ledger_lots as l")
+        .join("ledger_entries as e", "e.id", "l.entry_id")
+        .where({ "e.ref_type": ref.type, "e.ref_id": ref.id, "e.kind": "earn" })
+        .select("l.*");
       return rows.map(toLot);
     },
 
@@ -549,7 +586,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     },
   };
 
-  async function spend(trx: Trx, input: SpendInput, kind: "burn" | "hold"): Promise<{ entryId: string; lots: LotMovement[] }> {
+  async function spend(trx: Trx, input: SpendInput, kind: "burn" | "hold"): Promise<{ entryId: string; lots: LotMovement[]; balances: MemberBalances }> {
     if (input.points <= 0n) throw new Error(`${kind} of ${input.points} points`);
     let bal = await lockMember(trx, input.memberId, [input.partnerId]);
     const expired = await expireDueLocked(trx, input.memberId, input.now);
@@ -574,7 +611,8 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     });
     const lots = await pickLots(trx, input.memberId, input.points);
     await moveLots(trx, entryId, lots);
-    return { entryId, lots };
+    const balances = { ...bal, points: bal.points - input.points, held: bal.held + (kind === "hold" ? input.points : 0n) };
+    return { entryId, lots, balances };
   }
 }
 
