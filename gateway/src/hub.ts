@@ -23,7 +23,7 @@ import { authRoutes } from "./auth/auth.routes.ts";
 import { createPartnersService } from "./partners/partners.service.ts";
 import { partnersRoutes } from "./partners/partners.routes.ts";
 import { createMembersService } from "./members/members.service.ts";
-import { createProgrammeService } from "./members/programme.ts";
+import { createProgrammeService } from "./members/programme.service.ts";
 import { membersRoutes } from "./members/members.routes.ts";
 import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";

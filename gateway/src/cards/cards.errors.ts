@@ -7,5 +7,6 @@ export const cardErrors = defineErrors({
   "card-replaced": { status: 422, title: "The card was replaced by another card" },
   "card-expired": { status: 422, title: "The card has expired" },
   "invalid-card-transition": { status: 409, title: "The card cannot move to that status from its current one" },
+  "not-card-issuer": { status: 403, title: "Only the card's co-brand partner may change or replace it" },
   "card-number-collision": { status: 503, title: "No free card number was found; retry" },
 });

@@ -14,6 +14,7 @@ let stranger: string;
 let asBank: Call;
 let asShop: Call;
 let asStranger: Call;
+let bankAuth: string;
 type Call = (method: string, path: string, body?: unknown) => Promise<Response>;
 const ALL = ["members:read", "members:write", "cards:write"];
 
@@ -27,6 +28,7 @@ beforeAll(async () => {
     return (method, path, body) => hub.fetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   };
   asBank = await as(bank);
+  bankAuth = bearer(await partnerToken(hub, bank, ALL)).authorization!;
   asShop = await as(shop);
   asStranger = await as(stranger);
 });
@@ -115,6 +117,10 @@ describe("block, lose, replace", () => {
     expect((await json(await asShop("POST", "/v1/cards/lookup", { card_number: card.number }))).member_id).toBe(m);
     // What earn and burn use refuses the old card as well.
     await expect(createNetworkMemberAccess({ clock: hub.clock }).resolve(hub.db, bank, { card_number: old.number })).rejects.toMatchObject({ code: "card-replaced" });
+    // The body is optional: a replacement of the same form needs none.
+    const again = await hub.fetch(`/v1/cards/${card.id}/replace`, { method: "POST", headers: { authorization: bankAuth } });
+    expect(again.status).toBe(201);
+    expect((await json(again)).card).toMatchObject({ form: "virtual", member_id: m });
   });
 
   it("refuses moves that do not exist, and other partners' cards", async () => {
@@ -128,6 +134,14 @@ describe("block, lose, replace", () => {
     expect((await json(await asBank("POST", `/v1/cards/${c.id}/replace`, {}))).code).toBe("invalid-card-transition");
     expect((await asBank("POST", `/v1/cards/${c.id}/status`, { status: "replaced" })).status).toBe(422);
     expect((await asStranger("POST", `/v1/cards/${c.id}/status`, { status: "blocked" })).status).toBe(404);
+    // A partner that knows the member, but is not the card's co-brand, may not block or replace it.
+    const live = await issue(m, "virtual");
+    await asShop("POST", "/v1/cards/lookup", { card_number: live.number });
+    const notMine = await asShop("POST", `/v1/cards/${live.id}/status`, { status: "blocked" });
+    expect(notMine.status).toBe(403);
+    expect((await json(notMine)).code).toBe("not-card-issuer");
+    expect((await json(await asShop("POST", `/v1/cards/${live.id}/replace`, {}))).code).toBe("not-card-issuer");
+    expect((await json(await asShop("GET", `/v1/members/${m}/cards`))).items.map((x: { id: string }) => x.id)).toContain(live.id);
     expect((await asStranger("POST", `/v1/cards/${c.id}/replace`, {})).status).toBe(404);
     expect((await asBank("POST", "/v1/cards/crd_nope/replace", {})).status).toBe(404);
   });

@@ -3,11 +3,11 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
-import { toIso } from "../partners/audit.ts";
+import { toIso } from "../partners/audit.service.ts";
 import { assertPartnerActive } from "../partners/partners.service.ts";
 import { createMemberAccess, linkMember, type CardResolver, type MemberAccess } from "../members/member-access.ts";
 import { memberErrors } from "../members/members.errors.ts";
-import { readProgramme } from "../members/programme.ts";
+import { readProgramme } from "../members/programme.service.ts";
 import { cardErrors } from "./cards.errors.ts";
 import { generateCardNumber } from "./luhn.ts";
 
@@ -99,6 +99,11 @@ export function createCardsService(deps: { db: Db; clock: Clock; log: Logger }) 
     return c;
   }
 
+  /** Blocking and replacing are the issuer's business: the co-brand answers for its cards. */
+  function mustBeIssuer(c: CardRow, partnerId: string): void {
+    if (c.partner_id !== partnerId) throw cardErrors.make("not-card-issuer", `Card ${c.id} is co-branded with another partner; ask the member to contact it.`, { card_id: c.id });
+  }
+
   async function activeMember(trx: DbOrTrx, partnerId: string, memberId: string) {
     if (!(await access.canSee(trx, partnerId, memberId))) throw memberErrors.make("member-not-found", `No member ${memberId}.`);
     const m = await trx("members").where({ id: memberId }).forUpdate().first("status");
@@ -164,6 +169,7 @@ export function createCardsService(deps: { db: Db; clock: Clock; log: Logger }) 
     async setStatus(partnerId: string, cardId: string, input: { status: "active" | "blocked" | "lost"; reason?: string }) {
       return db.transaction(async (trx) => {
         const c = await visibleCard(trx, partnerId, cardId, true);
+        mustBeIssuer(c, partnerId);
         const now = clock.now();
         const from = effectiveStatus(c, now);
         if (!CARD_TRANSITIONS[from].includes(input.status)) {
@@ -184,6 +190,7 @@ export function createCardsService(deps: { db: Db; clock: Clock; log: Logger }) 
     async replace(partnerId: string, cardId: string, input: { form?: "virtual" | "physical" }) {
       return db.transaction(async (trx) => {
         const old = await visibleCard(trx, partnerId, cardId, true);
+        mustBeIssuer(old, partnerId);
         const now = clock.now();
         const from = effectiveStatus(old, now);
         if (!REPLACEABLE.includes(from)) {

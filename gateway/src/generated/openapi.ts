@@ -537,7 +537,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Correct a member's contact data or date of birth
+         * @description GDPR Art. 16. Fields sent as null are cleared; fields left out stay. A changed email is unverified unless `email_verified` is sent true. Members are never merged by an update.
+         */
+        patch: operations["updateMember"];
         trace?: never;
     };
     "/v1/members/{memberId}/consents": {
@@ -1517,6 +1521,16 @@ export interface components {
                 customer_ref: string;
             }[];
             consents: components["schemas"]["Consent"][];
+        };
+        MemberProfilePatch: {
+            /** Format: email */
+            email?: string | null;
+            email_verified?: boolean;
+            phone?: string | null;
+            given_name?: string | null;
+            family_name?: string | null;
+            /** Format: date */
+            date_of_birth?: string | null;
         };
         EnrolmentRequest: {
             /** @description The partner's own reference for this customer. */
@@ -3428,7 +3442,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ErasureRequest"];
             };
@@ -3600,6 +3614,69 @@ export interface operations {
             };
         };
     };
+    updateMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The member's id (mem_…). */
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberProfilePatch"];
+            };
+        };
+        responses: {
+            /** @description The member, corrected. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description No or invalid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope, or is of the wrong audience. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or not visible to this partner). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The member is erased (`member-erased`), or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     recordConsent: {
         parameters: {
             query?: never;
@@ -3725,7 +3802,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ErasureRequest"];
             };
@@ -3987,7 +4064,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4035,7 +4112,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CardReplace"];
             };
@@ -4059,7 +4136,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The token lacks the scope, or is of the wrong audience. */
+            /** @description The token lacks the scope or is of the wrong audience, or this partner is not the card's co-brand (`not-card-issuer`). */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -12,7 +12,12 @@ export interface MemberRef {
   card_number?: string;
 }
 
-/** Resolves a card number to its member; set by the cards feature. Null: no such usable card. */
+/**
+ * Resolves a card number to its member; set by the cards feature. Null: no such card. A card that
+ * exists but does not work (blocked, lost, replaced, expired) throws a 422 problem naming why.
+ * Earn and burn get a ready access with it from `createNetworkMemberAccess({ clock })` in
+ * `cards/cards.service.ts`.
+ */
 export type CardResolver = (trx: DbOrTrx, cardNumber: string) => Promise<{ memberId: string } | null>;
 
 /**

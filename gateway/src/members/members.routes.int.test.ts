@@ -109,6 +109,33 @@ describe("GET /v1/members/{id}, consents, export", () => {
   });
 });
 
+describe("PATCH /v1/members/{id}", () => {
+  it("corrects contact data; a new email is unverified unless said otherwise; null clears a field", async () => {
+    const m = (await json(await enrol(a, { customer_ref: "SM-6006", email: "old@example.com", email_verified: true, phone: "+371 2000 0006" }))).member;
+    const res = await as(a)("PATCH", `/v1/members/${m.id}`, { email: "new@example.com", phone: null, date_of_birth: "1990-02-28" });
+    expect(res.status).toBe(200);
+    expect((await json(res)).profile).toMatchObject({ email: "new@example.com", email_verified: false, phone: null, date_of_birth: "1990-02-28" });
+    const verified = await json(await as(a)("PATCH", `/v1/members/${m.id}`, { email_verified: true }));
+    expect(verified.profile).toMatchObject({ email: "new@example.com", email_verified: true });
+    // Linking follows the corrected, verified address.
+    const linked = await json(await enrol(b, { customer_ref: "F-6006", email: "new@example.com", email_verified: true }));
+    expect(linked).toMatchObject({ outcome: "linked_existing", member: { id: m.id } });
+  });
+
+  it("refuses an empty patch, a bad field, another partner's member and an erased member", async () => {
+    const m = (await json(await enrol(a, { customer_ref: "SM-7007" }))).member;
+    expect((await as(a)("PATCH", `/v1/members/${m.id}`, {})).status).toBe(422);
+    expect((await as(a)("PATCH", `/v1/members/${m.id}`, { email: "nope" })).status).toBe(422);
+    expect((await as(a)("PATCH", `/v1/members/${m.id}`, { customer_ref: "x" })).status).toBe(422);
+    expect((await as(b)("PATCH", `/v1/members/${m.id}`, { given_name: "X" })).status).toBe(404);
+    await as(a)("POST", `/v1/members/${m.id}/erasure`, {});
+    const erased = await as(a)("PATCH", `/v1/members/${m.id}`, { given_name: "Back" });
+    expect(erased.status).toBe(422);
+    expect((await json(erased)).code).toBe("member-erased");
+    expect(await hub.db("member_profiles").where({ member_id: m.id })).toEqual([]);
+  });
+});
+
 describe("erasure", () => {
   it("erases through the partner: personal data gone, consents kept, status erased, repeat harmless", async () => {
     const m = (await json(await enrol(a, { customer_ref: "SM-4004", email: "anna@example.com", consents: [{ purpose: "marketing", version: "v1", state: "given" }] }))).member;
@@ -130,7 +157,7 @@ describe("erasure", () => {
   it("erases through the operator, and tells every partner that knew the member", async () => {
     const m = (await json(await enrol(a, { customer_ref: "SM-5005", email: "karlis@example.com", email_verified: true }))).member;
     await enrol(b, { customer_ref: "F-5005", email: "karlis@example.com", email_verified: true });
-    const res = await as(admin)("POST", `/admin/v1/members/${m.id}/erasure`, { reason: "DPO ticket 12" });
+    const res = await hub.fetch(`/admin/v1/members/${m.id}/erasure`, { method: "POST", headers: { authorization: admin.authorization! } });
     expect(res.status).toBe(200);
     const events = await hub.db("events").where({ type: "member.erased" }).whereRaw("data->>'member_id' = ?", [m.id]).orderBy("partner_id");
     expect(events.map((e) => e.partner_id).sort()).toEqual([partnerA, partnerB].sort());
@@ -147,6 +174,7 @@ describe("security", () => {
   const routes: Array<[string, string, string, unknown?]> = [
     ["POST", "/v1/members", "members:write", { customer_ref: "sec-x" }],
     ["GET", "/v1/members/{m}", "members:read"],
+    ["PATCH", "/v1/members/{m}", "members:write", { given_name: "Sec" }],
     ["POST", "/v1/members/{m}/consents", "members:write", { purpose: "marketing", version: "v1", state: "given" }],
     ["GET", "/v1/members/{m}/export", "members:read"],
     ["POST", "/v1/members/{m}/erasure", "members:write", {}],

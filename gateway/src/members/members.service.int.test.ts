@@ -4,7 +4,7 @@ import { createPartner, createMember, setProgramme } from "../../../test/factori
 import type { Db } from "../infra/db.ts";
 import { fixedClock } from "../infra/clock.ts";
 import { createLogger } from "../infra/logger.ts";
-import { createMembersService } from "./members.service.ts";
+import { createMembersService, memberBirthday } from "./members.service.ts";
 import { createCardResolver, createCardsService, createNetworkMemberAccess } from "../cards/cards.service.ts";
 
 let db: Db;
@@ -125,7 +125,9 @@ describe("erasure", () => {
     const card = await cards.issue(a.id, id, { form: "physical" });
     await members.recordConsent(a.id, id, { purpose: "marketing", version: "v3", state: "withdrawn" });
 
+    expect(await memberBirthday(db, id)).toEqual({ month: 5, day: 17 });
     const result = await members.erase(admin, { kind: "admin" }, id, "Art. 17 request 2026-11-22");
+    expect(await memberBirthday(db, id)).toBeNull();
     expect(result).toMatchObject({ member_id: id, status: "erased" });
 
     expect(await db("member_profiles").where({ member_id: id })).toEqual([]);

@@ -5,10 +5,10 @@ import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
 import { assertPartnerActive } from "../partners/partners.service.ts";
-import { writeAudit, toIso, type Actor } from "../partners/audit.ts";
+import { writeAudit, toIso, type Actor } from "../partners/audit.service.ts";
 import { memberErrors } from "./members.errors.ts";
 import { linkMember, type CardResolver } from "./member-access.ts";
-import { admissionRefusal, readProgramme, type AdmissionEvidence } from "./programme.ts";
+import { admissionRefusal, readProgramme, type AdmissionEvidence } from "./programme.service.ts";
 
 export interface ConsentInput {
   purpose: string;
@@ -34,6 +34,15 @@ export interface EnrolInput {
   admission?: AdmissionEvidence;
 }
 
+export interface ProfilePatch {
+  email?: string | null;
+  email_verified?: boolean;
+  phone?: string | null;
+  given_name?: string | null;
+  family_name?: string | null;
+  date_of_birth?: string | null;
+}
+
 /** Who is asking: a partner sees only its members; the operator sees all. */
 export type Viewer = { kind: "partner"; partnerId: string } | { kind: "admin" };
 
@@ -47,6 +56,18 @@ function referralCode(): string {
 
 function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string } | null)?.code === "23505";
+}
+
+/**
+ * The month and day of a member's birthday, for birthday rules; null when unknown or erased. The
+ * rules feature asks this instead of reading the personal data tables, and never stores the date.
+ */
+export async function memberBirthday(trx: DbOrTrx, memberId: string): Promise<{ month: number; day: number } | null> {
+  const row = await trx("member_profiles as p").join("members as m", "m.id", "p.member_id").where("p.member_id", memberId).where("m.status", "active").first("p.date_of_birth");
+  const dob = row?.date_of_birth as string | null | undefined;
+  if (!dob) return null;
+  const [, month, day] = dob.split("-").map(Number);
+  return { month: month!, day: day! };
 }
 
 export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; resolveCard?: CardResolver }) {
@@ -154,6 +175,8 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         if (existing) {
           await addCustomerRef(trx, existing.memberId, partnerId, input.customer_ref);
           await linkMember(trx, existing.memberId, partnerId, "enrolled");
+          // A member who had only used this partner is now enrolled through it as well.
+          await trx("member_partner_links").where({ member_id: existing.memberId, partner_id: partnerId }).update({ relation: "enrolled" });
           await insertConsents(trx, existing.memberId, partnerId, input.consents ?? []);
           const m = await trx("members").where({ id: existing.memberId }).first();
           return { created: false, matched_by: existing.matchedBy, member: await memberView(trx, { kind: "partner", partnerId }, m) };
@@ -192,6 +215,28 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
       return memberView(db, viewer, m);
     },
 
+    /**
+     * Corrects the member's contact data or date of birth (GDPR Art. 16). Fields sent as null are
+     * cleared; fields left out stay. Never merges members, whatever the new email.
+     */
+    async updateProfile(partnerId: string, memberId: string, patch: ProfilePatch) {
+      return db.transaction(async (trx) => {
+        const m = await visibleMember(trx, { kind: "partner", partnerId }, memberId, true);
+        if (m.status === "erased") throw memberErrors.make("member-erased", `Member ${memberId} is erased.`);
+        const changes: Record<string, unknown> = { updated_at: clock.now() };
+        for (const k of ["email", "phone", "given_name", "family_name", "date_of_birth"] as const) if (patch[k] !== undefined) changes[k] = patch[k];
+        if (patch.email_verified !== undefined) changes.email_verified = patch.email_verified;
+        // A new address is unverified unless the partner says it verified it.
+        else if (patch.email !== undefined) changes.email_verified = false;
+        if (changes.email === null) changes.email_verified = false;
+        const exists = await trx("member_profiles").where({ member_id: memberId }).first("member_id");
+        if (exists) await trx("member_profiles").where({ member_id: memberId }).update(changes);
+        else await trx("member_profiles").insert({ member_id: memberId, ...changes });
+        const fresh = await trx("members").where({ id: memberId }).first();
+        return memberView(trx, { kind: "partner", partnerId }, fresh);
+      });
+    },
+
     async recordConsent(partnerId: string, memberId: string, input: ConsentInput) {
       return db.transaction(async (trx) => {
         const m = await visibleMember(trx, { kind: "partner", partnerId }, memberId);
@@ -227,7 +272,16 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         customer_refs: view.customer_refs,
         partners: links.map((l) => ({ partner_id: l.partner_id as string, name: l.name as string, relation: l.relation as string, since: toIso(l.created_at) })),
         consents: view.consents,
-        cards: cards.map((c) => ({ id: c.id as string, number: c.number as string, partner_id: c.partner_id as string, form: c.form as string, status: c.status as string, issued_at: toIso(c.issued_at), expires_at: toIso(c.expires_at) })),
+        cards: cards.map((c) => ({
+          id: c.id as string,
+          number: c.number as string,
+          partner_id: c.partner_id as string,
+          form: c.form as string,
+          // An active card past its date is expired, as the cards feature reports it.
+          status: c.status === "active" && new Date(c.expires_at).getTime() <= clock.now().getTime() ? "expired" : (c.status as string),
+          issued_at: toIso(c.issued_at),
+          expires_at: toIso(c.expires_at),
+        })),
       };
     },
 

@@ -53,8 +53,8 @@ export async function listPartners(db: DbOrTrx, f: { status?: string; sector?: s
 }
 
 /** Partners other than `exceptId` that hold a place in the sector: admitted and not terminated. */
-export async function admittedInSector(db: DbOrTrx, sector: string, exceptId: string): Promise<Array<Pick<PartnerRecord, "id" | "name" | "status">>> {
-  return db("partners").where({ sector }).whereIn("status", ["approved", "active", "suspended"]).whereNot("id", exceptId).orderBy("id").select("id", "name", "status");
+export async function admittedInSector(db: DbOrTrx, sector: string, exceptId: string): Promise<Array<Pick<PartnerRecord, "id" | "name" | "status" | "non_compete_override">>> {
+  return db("partners").where({ sector }).whereIn("status", ["approved", "active", "suspended"]).whereNot("id", exceptId).orderBy("id").select("id", "name", "status", "non_compete_override");
 }
 
 export async function locationsOf(db: DbOrTrx, partnerId: string): Promise<LocationRecord[]> {

@@ -26,25 +26,25 @@ async function newPartner(sector?: string) {
 
 describe("sectors", () => {
   it("adds, lists and retires sectors, each change audited", async () => {
-    const created = await call("POST", "/admin/v1/sectors", { code: "fuel", name: "Fuel stations" });
+    const created = await call("POST", "/admin/v1/sectors", { code: "fuel-retail", name: "Fuel stations" });
     expect(created.status).toBe(201);
-    expect(await json(created)).toMatchObject({ code: "fuel", name: "Fuel stations", active: true });
+    expect(await json(created)).toMatchObject({ code: "fuel-retail", name: "Fuel stations", active: true });
     const list = await json(await call("GET", "/admin/v1/sectors"));
-    expect(list.items.map((s: { code: string }) => s.code)).toContain("fuel");
-    const retired = await call("PATCH", "/admin/v1/sectors/fuel", { active: false });
-    expect(await json(retired)).toMatchObject({ code: "fuel", active: false });
-    const audit = await json(await call("GET", "/admin/v1/audit-log?object_type=sector&object_id=fuel"));
+    expect(list.items.map((s: { code: string }) => s.code)).toContain("fuel-retail");
+    const retired = await call("PATCH", "/admin/v1/sectors/fuel-retail", { active: false });
+    expect(await json(retired)).toMatchObject({ code: "fuel-retail", active: false });
+    const audit = await json(await call("GET", "/admin/v1/audit-log?object_type=sector&object_id=fuel-retail"));
     expect(audit.items.map((a: { action: string }) => a.action)).toEqual(["sector.updated", "sector.created"]);
     expect(audit.items[0]).toMatchObject({ before: { active: true }, after: { active: false }, actor: { type: "admin" } });
   });
 
   it("refuses a duplicate code, a bad code, an empty patch and an unknown sector", async () => {
-    await call("POST", "/admin/v1/sectors", { code: "pharmacy", name: "Pharmacies" });
-    const dup = await call("POST", "/admin/v1/sectors", { code: "pharmacy", name: "Again" });
+    await call("POST", "/admin/v1/sectors", { code: "pharmacy-2", name: "Pharmacies" });
+    const dup = await call("POST", "/admin/v1/sectors", { code: "pharmacy-2", name: "Again" });
     expect(dup.status).toBe(409);
     expect((await json(dup)).code).toBe("sector-exists");
     expect((await call("POST", "/admin/v1/sectors", { code: "Bad Code", name: "x" })).status).toBe(422);
-    expect((await call("PATCH", "/admin/v1/sectors/pharmacy", {})).status).toBe(422);
+    expect((await call("PATCH", "/admin/v1/sectors/pharmacy-2", {})).status).toBe(422);
     expect((await json(await call("PATCH", "/admin/v1/sectors/nope", { name: "x" }))).code).toBe("sector-not-found");
   });
 });
@@ -138,6 +138,9 @@ describe("contracts", () => {
     await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, redemption_price_micros: 7_000, effective_from: "2031-07-01T00:00:00Z" });
     const all = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts`));
     expect(all.items.map((c: { version: number }) => c.version)).toEqual([1, 2]);
+    // There is no way to edit a version: the contract has no update operation.
+    expect((await call("PATCH", `/admin/v1/partners/${p.id}/contracts`, { currency: "USD" })).status).toBe(405);
+    expect((await call("PUT", `/admin/v1/partners/${p.id}/contracts`, { currency: "USD" })).status).toBe(405);
     const june = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts/in-force?at=2031-06-30T23:59:59Z`));
     expect(june).toMatchObject({ version: 1, redemption_price_micros: 8_000 });
     const july = await json(await call("GET", `/admin/v1/partners/${p.id}/contracts/in-force?at=2031-07-01T00:00:00Z`));

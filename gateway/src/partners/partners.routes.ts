@@ -1,10 +1,8 @@
-import type { components } from "../generated/openapi.ts";
+import type { OpBody } from "../http/contract-types.ts";
 import type { HandlerContext, Handlers } from "../http/router.ts";
-import type { Actor } from "./audit.ts";
+import type { Actor } from "./audit.service.ts";
 import type { PartnersService } from "./partners.service.ts";
 import type { PartnerStatus } from "./partners.dal.ts";
-
-type S = components["schemas"];
 
 export function actorOf(ctx: HandlerContext): Actor {
   return { type: ctx.principal.audience, id: ctx.principal.clientId, requestId: ctx.requestId };
@@ -19,30 +17,30 @@ export function partnersRoutes(svc: PartnersService): Handlers {
       return { status: 200, body: { items: await svc.listSectors() } };
     },
     async createSector(ctx) {
-      return { status: 201, body: await svc.createSector(actorOf(ctx), ctx.body as S["SectorCreate"]) };
+      return { status: 201, body: await svc.createSector(actorOf(ctx), ctx.body as OpBody<"createSector">) };
     },
     async updateSector(ctx) {
-      return { status: 200, body: await svc.updateSector(actorOf(ctx), str(ctx.params.sectorCode), ctx.body as S["SectorUpdate"]) };
+      return { status: 200, body: await svc.updateSector(actorOf(ctx), str(ctx.params.sectorCode), ctx.body as OpBody<"updateSector">) };
     },
     async listPartners(ctx) {
       const q = ctx.query as { status?: string; sector?: string; kind?: string };
       return { status: 200, body: { items: await svc.listPartners(q) } };
     },
     async createPartner(ctx) {
-      return { status: 201, body: await svc.createPartner(actorOf(ctx), ctx.body as S["PartnerCreate"]) };
+      return { status: 201, body: await svc.createPartner(actorOf(ctx), ctx.body as OpBody<"createPartner">) };
     },
     async getPartner(ctx) {
       return { status: 200, body: await svc.getPartner(str(ctx.params.partnerId)) };
     },
     async updatePartner(ctx) {
-      return { status: 200, body: await svc.updatePartner(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["PartnerUpdate"]) };
+      return { status: 200, body: await svc.updatePartner(actorOf(ctx), str(ctx.params.partnerId), ctx.body as OpBody<"updatePartner">) };
     },
     async changePartnerStatus(ctx) {
-      const b = ctx.body as S["PartnerStatusChange"];
+      const b = ctx.body as OpBody<"changePartnerStatus">;
       return { status: 200, body: await svc.changeStatus(actorOf(ctx), str(ctx.params.partnerId), { ...b, status: b.status as PartnerStatus }) };
     },
     async addPartnerLocation(ctx) {
-      return { status: 201, body: await svc.addLocation(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["LocationCreate"]) };
+      return { status: 201, body: await svc.addLocation(actorOf(ctx), str(ctx.params.partnerId), ctx.body as OpBody<"addPartnerLocation">) };
     },
     async removePartnerLocation(ctx) {
       await svc.removeLocation(actorOf(ctx), str(ctx.params.partnerId), str(ctx.params.locationId));
@@ -52,7 +50,7 @@ export function partnersRoutes(svc: PartnersService): Handlers {
       return { status: 200, body: { items: await svc.listContractVersions(str(ctx.params.partnerId)) } };
     },
     async createContractVersion(ctx) {
-      return { status: 201, body: await svc.createContractVersion(actorOf(ctx), str(ctx.params.partnerId), ctx.body as S["ContractVersionCreate"]) };
+      return { status: 201, body: await svc.createContractVersion(actorOf(ctx), str(ctx.params.partnerId), ctx.body as OpBody<"createContractVersion">) };
     },
     async getContractInForce(ctx) {
       const at = ctx.query.at === undefined ? undefined : new Date(str(ctx.query.at));

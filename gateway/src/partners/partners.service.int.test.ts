@@ -4,7 +4,7 @@ import { createPartner, createSector } from "../../../test/factories/network.ts"
 import type { Db } from "../infra/db.ts";
 import { fixedClock } from "../infra/clock.ts";
 import { createLogger } from "../infra/logger.ts";
-import { assertPartnerActive, createPartnersService, partnerMayReadStatements } from "./partners.service.ts";
+import { assertPartnerActive, createPartnersService, partnerMayReadStatements, recordFinalSettlementPaid } from "./partners.service.ts";
 
 let db: Db;
 const clock = fixedClock("2026-11-22T10:00:00Z");
@@ -55,6 +55,20 @@ describe("non-compete", () => {
     for (const r of results.filter((x) => x.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ status: 409, code: "non-compete-conflict" });
   });
 
+  it("does not hold a partner's activation against a rival admitted after it by override", async () => {
+    const sector = await createSector(db);
+    const first = await svc.createPartner(actor, { name: "First", kind: "merchant", sector: sector.code });
+    const second = await svc.createPartner(actor, { name: "Second", kind: "merchant", sector: sector.code });
+    await svc.changeStatus(actor, first.id, { status: "approved" });
+    await svc.changeStatus(actor, second.id, { status: "approved", override: { reason: "Admitted knowingly next to First" } });
+    expect((await svc.changeStatus(actor, first.id, { status: "active" })).status).toBe("active");
+    expect((await svc.changeStatus(actor, second.id, { status: "active" })).status).toBe("active");
+    // A third one still meets both.
+    const third = await svc.createPartner(actor, { name: "Third", kind: "merchant", sector: sector.code });
+    const err = await svc.changeStatus(actor, third.id, { status: "approved" }).catch((e: unknown) => e);
+    expect((err as { extensions: { conflicting_partners: Array<{ id: string }> } }).extensions.conflicting_partners.map((p) => p.id).sort()).toEqual([first.id, second.id].sort());
+  });
+
   it("lets a sector be re-used once its partner is terminated", async () => {
     const sector = await createSector(db);
     const gone = await createPartner(db, { sector: sector.code, status: "terminated" });
@@ -77,8 +91,11 @@ describe("lifecycle", () => {
     await svc.changeStatus(actor, p.id, { status: "terminated" });
     await expect(svc.changeStatus(actor, p.id, { status: "active" })).rejects.toMatchObject({ code: "invalid-transition" });
     expect(await partnerMayReadStatements(db, p.id)).toBe(true);
-    await db("partners").where({ id: p.id }).update({ final_settlement_paid_at: clock.now() });
+    await recordFinalSettlementPaid(db, p.id, clock.now());
     expect(await partnerMayReadStatements(db, p.id)).toBe(false);
+    expect((await svc.listAudit({ objectType: "partner", objectId: p.id, limit: 1 })).items[0]).toMatchObject({ action: "partner.final_settlement_paid", actor: { type: "system", id: "settlement" } });
+    const live = await createPartner(db, { status: "active" });
+    await expect(recordFinalSettlementPaid(db, live.id, clock.now())).rejects.toMatchObject({ code: "invalid-transition" });
   });
 
   it("refuses a sector that is not in the list", async () => {

@@ -3,7 +3,7 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { partnerErrors } from "./partners.errors.ts";
-import { listAudit, toIso, writeAudit, type Actor, type AuditQuery } from "./audit.ts";
+import { listAudit, toIso, writeAudit, type Actor, type AuditQuery } from "./audit.service.ts";
 import * as dal from "./partners.dal.ts";
 import type { ContractRecord, LocationRecord, PartnerRecord, PartnerStatus, SectorRecord } from "./partners.dal.ts";
 
@@ -105,6 +105,19 @@ export async function partnerMayReadStatements(db: DbOrTrx, partnerId: string): 
   if (!p) return false;
   if (p.status === "terminated") return p.final_settlement_paid_at === null;
   return p.status === "active" || p.status === "suspended";
+}
+
+/**
+ * Settlement calls this, in its own transaction, when a terminated partner's final settlement is
+ * paid: from then on the partner may no longer read its statements. Audited as a system change.
+ */
+export async function recordFinalSettlementPaid(trx: DbOrTrx, partnerId: string, at: Date, actor: Actor = { type: "system", id: "settlement" }): Promise<void> {
+  const before = await trx("partners").where({ id: partnerId }).forUpdate().first("status", "final_settlement_paid_at");
+  if (!before) throw partnerErrors.make("partner-not-found", `No partner ${partnerId}.`);
+  if (before.status !== "terminated") throw partnerErrors.make("invalid-transition", `Partner ${partnerId} is ${before.status}; only a terminated partner has a final settlement.`, { current_status: before.status, allowed: [] });
+  if (before.final_settlement_paid_at) return;
+  await trx("partners").where({ id: partnerId }).update({ final_settlement_paid_at: at, updated_at: at });
+  await writeAudit(trx, actor, { action: "partner.final_settlement_paid", objectType: "partner", objectId: partnerId, before: { final_settlement_paid_at: null }, after: { final_settlement_paid_at: at.toISOString() } });
 }
 
 export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger }) {
@@ -213,7 +226,9 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
         if (admitting) {
           // Two admissions into one sector at once must not both pass the check: one waits.
           await trx.raw("SELECT pg_advisory_xact_lock(hashtext(?))", [`sector:${before.sector}`]);
-          const rivals = await dal.admittedInSector(trx, before.sector, id);
+          // A rival that was itself admitted by an override naming this partner was let in knowingly,
+          // after this one: it does not stand in the way of this partner's own activation.
+          const rivals = (await dal.admittedInSector(trx, before.sector, id)).filter((r) => !r.non_compete_override?.conflicting_partner_ids.includes(id));
           if (rivals.length > 0) {
             if (!input.override) {
               const names = rivals.map((r) => `${r.name} (${r.id}, ${r.status})`).join(", ");

@@ -1,6 +1,6 @@
 import type { Db, DbOrTrx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
-import { writeAudit, toIso, type Actor } from "../partners/audit.ts";
+import { writeAudit, toIso, type Actor } from "../partners/audit.service.ts";
 
 /**
  * Network configuration of the programme. A closed programme admits a new member by any one of
