@@ -308,8 +308,8 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         });
         if (!p.earn_entry_id && res.entryId) next.earn_entry_id = res.entryId;
       } else {
-        const entryId = next.earn_entry_id ?? p.earn_entry_id;
-        const lots = entryId ? await ledger.lotsOfEntry(trx, entryId) : [];
+        // The purchase's own lots first: a refund takes back the points it gave.
+        const lots = await ledger.lotsOfRef(trx, ref);
         await ledger.clawback(trx, {
           memberId: p.member_id,
           partnerId,
