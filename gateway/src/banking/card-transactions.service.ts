@@ -422,6 +422,17 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
   async function ingest(trx: Trx, bankId: string, events: CardEventInput[], offset = 0): Promise<IngestResult> {
     const now = clock.now();
     const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
+    // The batch's cards and their members' round-up settings in two queries, not two per event.
+    const tokens = [...new Set(events.map((e) => e.card_token))].filter((t) => !cacheOf(trx).cards.has(`${bankId}|${t}`));
+    if (tokens.length > 1) {
+      const rows: Array<{ id: string; member_id: string; card_token: string }> = await trx("payment_cards")
+        .where({ bank_partner_id: bankId, status: "active" })
+        .whereIn("card_token", tokens)
+        .select("id", "member_id", "card_token");
+      const found = new Map(rows.map((r) => [r.card_token, { id: r.id, member_id: r.member_id }]));
+      for (const t of tokens) cacheOf(trx).cards.set(`${bankId}|${t}`, Promise.resolve(found.get(t)));
+      await roundup.preload(trx, [...new Set(rows.map((r) => r.member_id))]);
+    }
     for (let i = 0; i < events.length; i++) {
       const r = await applyEvent(trx, bankId, events[i]!, now);
       if (r.result === "accepted") out.accepted++;

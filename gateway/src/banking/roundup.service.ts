@@ -92,6 +92,14 @@ function settingsView(s: SettingsRow | undefined) {
  */
 export function createRoundupService(deps: { db: Db; clock: Clock; money: MoneyLedger }) {
   const { db, clock, money } = deps;
+  // Settings read ahead for a batch, for as long as its transaction lives.
+  const preloaded = new WeakMap<Trx, Map<string, SettingsRow | undefined>>();
+
+  async function settingsOf(trx: Trx, memberId: string): Promise<SettingsRow | undefined> {
+    const m = preloaded.get(trx);
+    if (m?.has(memberId)) return m.get(memberId);
+    return trx("roundup_settings").where({ member_id: memberId }).first();
+  }
 
   /** Re-allocates a member's week: swept items are fixed; the rest fill what is left of the cap. */
   async function allocateWeek(trx: Trx, memberId: string, week: string, cap: bigint | null): Promise<void> {
@@ -114,6 +122,16 @@ export function createRoundupService(deps: { db: Db; clock: Clock; money: MoneyL
   }
 
   return {
+    /** Reads the settings of a batch's members at once (the batch's transaction only). */
+    async preload(trx: Trx, memberIds: string[]): Promise<void> {
+      if (memberIds.length === 0) return;
+      let m = preloaded.get(trx);
+      if (!m) preloaded.set(trx, (m = new Map()));
+      const rows: SettingsRow[] = await trx("roundup_settings").whereIn("member_id", memberIds).select("*");
+      for (const id of memberIds) m.set(id, undefined);
+      for (const r of rows) m.set(r.member_id, r);
+    },
+
     async getSettings(memberId: string) {
       return settingsView(await db("roundup_settings").where({ member_id: memberId }).first());
     },
@@ -139,7 +157,7 @@ export function createRoundupService(deps: { db: Db; clock: Clock; money: MoneyL
       match: { partnerId: string; matchBps: number } | null,
     ): Promise<void> {
       if (!p.member_id) return;
-      const s: SettingsRow | undefined = await trx("roundup_settings").where({ member_id: p.member_id }).first();
+      const s = await settingsOf(trx, p.member_id);
       if (!s || !s.enabled || s.bank_partner_id !== p.bank_partner_id) return;
       const existing: ItemRow | undefined = await trx("roundup_items").where({ purchase_id: p.id }).first();
       if (existing?.sweep_id) return;
