@@ -14,7 +14,6 @@ import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createLedger } from "./ledger/ledger.service.ts";
 import { createIdempotency } from "./idempotency/idempotency.service.ts";
-import { createMemberAccess } from "./members/member-access.ts";
 import { createEarnService } from "./earn/earn.service.ts";
 import { earnRoutes } from "./earn/earn.routes.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
@@ -25,7 +24,7 @@ import { partnersRoutes } from "./partners/partners.routes.ts";
 import { createMembersService } from "./members/members.service.ts";
 import { createProgrammeService } from "./members/programme.service.ts";
 import { membersRoutes } from "./members/members.routes.ts";
-import { createCardResolver, createCardsService } from "./cards/cards.service.ts";
+import { createCardResolver, createCardsService, createNetworkMemberAccess } from "./cards/cards.service.ts";
 import { cardsRoutes } from "./cards/cards.routes.ts";
 import { createBanking } from "./banking/banking.module.ts";
 import { bankingRoutes } from "./banking/banking.routes.ts";
@@ -67,7 +66,7 @@ export function createHub(deps: HubDeps): Hub {
 
   const ledger = createLedger({ db: deps.db, log });
   const idempotency = createIdempotency({ db: deps.db });
-  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createMemberAccess() });
+  const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: createNetworkMemberAccess(deps) });
   const banking = createBanking({ ...deps, ledger });
 
   const handlers: Handlers = {

@@ -6,6 +6,7 @@ import { createMember } from "../../../test/factories/network.ts";
 import { createEarningPartner, ledgerScenario } from "../../../test/factories/ledger.ts";
 import { expectRouteSecurity } from "../../../test/security.ts";
 import { createLedger } from "../ledger/ledger.service.ts";
+import { createCardsService } from "../cards/cards.service.ts";
 
 let hub: TestHub;
 beforeAll(async () => {
@@ -41,6 +42,19 @@ describe("POST /v1/earn", () => {
     expect(body.lot.expires_at).toBe(new Date(new Date(body.occurred_at).getTime() + 730 * 86_400_000).toISOString());
     const bal = await json(await s.get(`/v1/members/${s.member.id}/balance`));
     expect(bal).toMatchObject({ available: 123, held: 0, pending: 0, owed: 0, net: 123, expiring: [{ points: 123, expires_at: body.lot.expires_at }] });
+  });
+
+  it("finds the member by a co-branded card presented at another partner, which links them", async () => {
+    const issuer = await ledgerScenario(hub);
+    const card = await createCardsService(hub.deps).issue(issuer.partner.id, issuer.member.id, { form: "virtual" });
+    const other = await ledgerScenario(hub);
+    expect((await other.get(`/v1/members/${issuer.member.id}/balance`)).status).toBe(404);
+    const res = await other.post("/v1/earn", { card_number: card.number, partner_transaction_id: "card-1", amount_minor: 20_000, currency: "EUR" });
+    expect(res.status).toBe(201);
+    expect(await json(res)).toMatchObject({ member_id: issuer.member.id, points_earned: 20 });
+    expect((await json(await other.get(`/v1/members/${issuer.member.id}/balance`))).available).toBe(20);
+    const unknown = await other.post("/v1/earn", { card_number: "0000000000000000", partner_transaction_id: "card-2", amount_minor: 20_000, currency: "EUR" });
+    expect(unknown.status).toBe(404);
   });
 
   it("answers a dry run with the same computation and writes nothing", async () => {
