@@ -44,6 +44,10 @@ import { rulesRoutes } from "./rules/rules.routes.ts";
 import { registerRulesJobs } from "./rules/rules.jobs.ts";
 import { createMembershipService } from "./rules/membership.service.ts";
 import { membershipRoutes } from "./rules/membership.routes.ts";
+import { createBanking } from "./banking/banking.module.ts";
+import { bankingRoutes } from "./banking/banking.routes.ts";
+import { registerBankingJobs } from "./banking/banking.jobs.ts";
+import { assertNoPan } from "./banking/pan-guard.ts";
 
 export interface HubDeps {
   config: Config;
@@ -100,6 +104,7 @@ export function createHub(deps: HubDeps): Hub {
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
+  const banking = createBanking({ ...deps, ledger });
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -124,6 +129,9 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: rules ---
     ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: memberAccess }),
     ...membershipRoutes(memberships),
+
+    // --- handlers: banking ---
+    ...bankingRoutes({ db: deps.db, idempotency, ...banking }),
   };
 
   const { router, operations } = createApiRouter({
@@ -133,6 +141,10 @@ export function createHub(deps: HubDeps): Hub {
     validateResponses: config.NODE_ENV !== "production",
     log,
     bodyLimit: config.BODY_LIMIT,
+    // Banks' routes and card-linked offers never see a full card number, not even in an error.
+    beforeValidate: (op, parts) => {
+      if (op.path.startsWith("/v1/bank/") || op.path.startsWith("/v1/card-offers")) assertNoPan(parts);
+    },
   });
 
   const app = express();
@@ -197,6 +209,9 @@ export function createHub(deps: HubDeps): Hub {
 
       // --- workers: rules ---
       registerRulesJobs(deps, rules, tiers, memberships);
+
+      // --- workers: banking ---
+      registerBankingJobs(deps, banking);
       relay.start();
     },
     async stopWorkers() {

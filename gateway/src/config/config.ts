@@ -51,6 +51,10 @@ const schema = z.object({
   STRIPE_SECRET_KEY: z.string().min(1).optional(),
   STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
   STRIPE_API_URL: url(["http:", "https:"]).optional(),
+  // Banks: an auth with no clearing after this many days expires (its pending reward lapses).
+  CARD_AUTH_EXPIRY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  // Banks: available cashback is paid out through the member's bank from this amount (minor units).
+  CASHBACK_PAYOUT_THRESHOLD_MINOR: z.coerce.number().int().min(1).max(100_000_000).default(1000),
 });
 
 /** "5s,5m,2h" → milliseconds; undefined when any part is not a duration. */

@@ -1560,6 +1560,317 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/bank/payment-cards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link a member's payment card (never its number)
+         * @description Send what a bank can share outside PCI scope: its card token or keyed fingerprint, the BIN,
+         *     the last four digits and the expiry month. A request carrying a Luhn-valid 13–19 digit number
+         *     in any field is refused with 422 `pan-refused`, and the number is neither stored nor logged.
+         *     Bank partners only; the member must be known to the bank.
+         */
+        post: operations["linkPaymentCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/payment-cards/{paymentCardId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unlink a payment card (its purchases stop earning; the past stays) */
+        delete: operations["unlinkPaymentCard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/members/{memberId}/payment-cards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The member's payment cards this bank linked, masked */
+        get: operations["listMemberPaymentCards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/card-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send card events — one, a JSON array, or NDJSON
+         * @description Each event carries the bank's `event_id` (a repeat is reported as a duplicate and changes
+         *     nothing) and the bank's `purchase_id` that ties the auth, clearing, reversal and refunds of
+         *     one purchase together. Events may arrive in any order and any number of times: the
+         *     purchase's state is computed from the set of its events. NDJSON lines that are not valid are
+         *     reported by line number and skipped; the rest are applied.
+         */
+        post: operations["ingestCardEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/clearing-files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the daily clearing file (CSV)
+         * @description A header line, then one event per line: `event_id,type,purchase_id,card_token,amount_minor,currency,mid,mcc,merchant_name,transaction_at`
+         *     (`type` may be omitted: every line is then a `clearing`). Lines already sent are duplicates
+         *     and change nothing, so a file may be sent again whole.
+         */
+        post: operations["uploadClearingFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/card-purchases/{purchaseId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A purchase by the bank's purchase id, with its state and reward */
+        get: operations["getCardPurchase"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/members/{memberId}/money-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The member's cashback and round-up accounts in one currency */
+        get: operations["getMemberMoneyAccounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/members/{memberId}/roundup-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Turn round-up on or off and set its rule
+         * @description Round-ups of this member's cleared purchases through this bank go to savings held by this bank.
+         */
+        put: operations["putRoundupSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/payout-instructions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The day's cashback payout instructions (JSON, or the CSV file) */
+        get: operations["listPayoutInstructions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/roundup-sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The day's round-up sweep instructions (JSON, or the CSV file) */
+        get: operations["listRoundupSweeps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/roundup-sweeps/{sweepId}/confirmation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm what the bank moved for a sweep; the hub books it */
+        post: operations["confirmRoundupSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The card-linked offers running now, to show members */
+        get: operations["listBankOffers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bank/offers/{offerId}/activations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Activate an offer for a member who opted in (offers that need activation) */
+        post: operations["activateCardOffer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/card-offers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's own card-linked offers */
+        get: operations["listCardOffers"];
+        put?: never;
+        /** A merchant sets a card-linked offer (cashback or points) */
+        post: operations["createCardOffer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/card-offers/{offerId}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End an offer now (purchases already made keep their reward) */
+        post: operations["endCardOffer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/card-purchases/unmatched": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Purchases of linked cards that matched no partner, for review */
+        get: operations["listUnmatchedCardPurchases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/card-purchases/{cardPurchaseId}/rematch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Match a purchase again (after adding a MID or MCC), or to a named partner */
+        post: operations["rematchCardPurchase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2834,6 +3145,202 @@ export interface components {
                 transaction_id: string;
                 member_id: string;
             }[];
+        };
+        LinkPaymentCardRequest: {
+            member_id: string;
+            /** @description The bank's card token or keyed fingerprint (never the card number). */
+            card_token: string;
+            bin: string;
+            last_four: string;
+            /** @description YYYY-MM */
+            expiry_month: string;
+        };
+        PaymentCard: {
+            id: string;
+            member_id: string;
+            /** @description BIN, dots, last four. */
+            masked: string;
+            bin: string;
+            last_four: string;
+            expiry_month: string;
+            /** @enum {string} */
+            status: "active" | "unlinked";
+            /** Format: date-time */
+            linked_at: string;
+            /** Format: date-time */
+            unlinked_at: string | null;
+        };
+        CardEvent: {
+            /** @description The bank's id of this event; a repeat is a duplicate. */
+            event_id: string;
+            /** @enum {string} */
+            type: "auth" | "clearing" | "reversal" | "refund";
+            /** @description The bank's id of the purchase, the same on all its events. */
+            purchase_id: string;
+            card_token: string;
+            amount_minor: components["schemas"]["MinorAmount"];
+            currency: components["schemas"]["Currency"];
+            mid?: string | null;
+            mcc?: string | null;
+            merchant_name?: string | null;
+            /**
+             * Format: date-time
+             * @description When the purchase was made (the same on its auth and clearing).
+             */
+            transaction_at: string;
+        };
+        CardEventsReport: {
+            received: number;
+            accepted: number;
+            duplicates: number;
+            rejected: {
+                /** @description The line of an NDJSON or CSV body (1-based). */
+                line?: number;
+                /** @description The position in a JSON array (0-based). */
+                index?: number;
+                event_id?: string | null;
+                reason: string;
+            }[];
+        };
+        CardPurchase: {
+            id: string;
+            purchase_id: string;
+            member_id: string | null;
+            payment_card_id: string | null;
+            /** @enum {string} */
+            status: "authorized" | "cleared" | "reversed" | "expired" | "refunded";
+            currency: string;
+            authorized_minor: number;
+            cleared_minor: number;
+            refunded_minor: number;
+            /** Format: date-time */
+            transaction_at: string;
+            merchant: {
+                mid: string | null;
+                mcc: string | null;
+                name: string | null;
+            };
+            match: {
+                partner_id: string;
+                location_id: string | null;
+                /** @enum {string|null} */
+                method: "mid" | "mcc_name" | "manual" | null;
+            } | null;
+            offer_id: string | null;
+            reward: {
+                /** @enum {string|null} */
+                type: "cashback" | "points" | null;
+                /** @description Estimated on the auth; not booked, not spendable. */
+                pending_cashback_minor: number;
+                pending_points: number;
+                /** @description Booked in the cashback account (after refunds). */
+                cashback_minor: number;
+                /** @description Booked in the points account (after refunds). */
+                points: number;
+                /** Format: date-time */
+                cashback_available_at: string | null;
+            };
+        };
+        MoneyAccounts: {
+            cashback: {
+                currency: string;
+                /** @description The ledger balance: pending + available. */
+                balance_minor: number;
+                /** @description Cleared, within the return period. */
+                pending_minor: number;
+                /** @description Past the return period, not yet paid out. */
+                available_minor: number;
+                /** @description Estimated on auths not cleared yet (not booked). */
+                authorized_minor: number;
+                paid_out_minor: number;
+            };
+            roundup: {
+                enabled: boolean;
+                /** @description Booked: what banks confirmed. */
+                saved_minor: number;
+                to_sweep_minor: number;
+                instructed_minor: number;
+            };
+        };
+        RoundupSettings: {
+            enabled: boolean;
+            /** @enum {integer} */
+            round_to_units: 1 | 10;
+            multiplier: number;
+            weekly_cap_minor: number | null;
+        };
+        PayoutInstruction: {
+            id: string;
+            member_id: string;
+            currency: string;
+            amount_minor: number;
+            /** Format: date */
+            business_day: string;
+            /** Format: date-time */
+            instructed_at: string;
+        };
+        RoundupSweep: {
+            id: string;
+            member_id: string;
+            currency: string;
+            /** Format: date */
+            business_day: string;
+            roundup_minor: number;
+            /** @description Partners' matches the bank credits on the hub's behalf. */
+            match_minor: number;
+            /** @enum {string} */
+            status: "instructed" | "confirmed" | "failed";
+            confirmed_roundup_minor: number | null;
+            confirmed_match_minor: number | null;
+            /** Format: date-time */
+            instructed_at: string;
+            /** Format: date-time */
+            confirmed_at: string | null;
+        };
+        CardOfferRequest: {
+            name: string;
+            /** @enum {string} */
+            reward_type: "cashback" | "points";
+            /** @description Cashback in basis points: floor(amount × bps ÷ 10000). */
+            cashback_bps?: number;
+            points?: components["schemas"]["PointsAmount"];
+            currency: components["schemas"]["Currency"];
+            min_spend_minor?: components["schemas"]["MinorAmount"];
+            max_reward_per_purchase?: number;
+            max_reward_per_member?: number;
+            /** @description ISO weekdays (1 = Monday), UTC; empty or absent: every day. */
+            days_of_week?: number[];
+            /** Format: date-time */
+            starts_at: string;
+            /** Format: date-time */
+            ends_at?: string;
+            requires_activation?: boolean;
+            /** @description Cashback stays pending this long after the purchase. */
+            return_period_days?: number;
+        };
+        CardOffer: {
+            id: string;
+            partner_id: string;
+            name: string;
+            /** @enum {string} */
+            reward_type: "cashback" | "points";
+            cashback_bps: number | null;
+            points: number | null;
+            currency: string;
+            min_spend_minor: number;
+            max_reward_per_purchase: number | null;
+            max_reward_per_member: number | null;
+            days_of_week: number[];
+            /** Format: date-time */
+            starts_at: string;
+            /** Format: date-time */
+            ends_at: string | null;
+            requires_activation: boolean;
+            return_period_days: number;
+            /** @enum {string} */
+            status: "active" | "ended";
+            /** Format: date-time */
+            created_at: string;
         };
         /** @description An RFC 9457 problem document. */
         Problem: {
@@ -7654,6 +8161,541 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+        };
+    };
+    linkPaymentCard: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkPaymentCardRequest"];
+            };
+        };
+        responses: {
+            /** @description Linked. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentCard"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    unlinkPaymentCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                paymentCardId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unlinked (again, if it was). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentCard"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    listMemberPaymentCards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cards. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PaymentCard"][];
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    ingestCardEvents: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardEvent"] | components["schemas"]["CardEvent"][];
+                "application/x-ndjson": string;
+            };
+        };
+        responses: {
+            /** @description What became of each event. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardEventsReport"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    uploadClearingFile: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description What became of each line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardEventsReport"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    getCardPurchase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                purchaseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardPurchase"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    getMemberMoneyAccounts: {
+        parameters: {
+            query: {
+                currency: components["schemas"]["Currency"];
+            };
+            header?: never;
+            path: {
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The accounts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoneyAccounts"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    putRoundupSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                memberId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoundupSettings"];
+            };
+        };
+        responses: {
+            /** @description The settings now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoundupSettings"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    listPayoutInstructions: {
+        parameters: {
+            query: {
+                day: string;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The instructions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PayoutInstruction"][];
+                    };
+                    "text/csv": string;
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    listRoundupSweeps: {
+        parameters: {
+            query: {
+                day: string;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sweeps. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RoundupSweep"][];
+                    };
+                    "text/csv": string;
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    confirmRoundupSweep: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                sweepId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    roundup_minor: components["schemas"]["MinorAmount"];
+                };
+            };
+        };
+        responses: {
+            /** @description Booked. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoundupSweep"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    listBankOffers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The offers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CardOffer"][];
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    activateCardOffer: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                offerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    member_id: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Active for the member from now on. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        offer_id: string;
+                        member_id: string;
+                        /** Format: date-time */
+                        activated_at: string;
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    listCardOffers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The offers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CardOffer"][];
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    createCardOffer: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CardOfferRequest"];
+            };
+        };
+        responses: {
+            /** @description The offer. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardOffer"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    endCardOffer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                offerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardOffer"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    listUnmatchedCardPurchases: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CardPurchase"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    rematchCardPurchase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cardPurchaseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    partner_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The purchase after matching. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CardPurchase"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
 }

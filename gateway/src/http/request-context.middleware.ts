@@ -5,6 +5,11 @@ import { newId } from "../infra/ids.ts";
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
 
+/** A path never reaches the log with a long run of digits in it: it could be a card number. */
+function redactLongNumbers(path: string): string {
+  return path.replace(/\d(?:[ -]?\d|%20\d){12,}/g, "[redacted]");
+}
+
 /**
  * Gives every request an id (the caller's X-Request-Id when it is sane, else ours), echoes it in
  * the response, and logs one line per request with it. The same id is in every problem body, so a
@@ -23,7 +28,7 @@ export function requestContext(log: Logger): RequestHandler[] {
     genReqId: (_req, res) => (res as unknown as { locals: { requestId: string } }).locals.requestId,
     customProps: (_req, res) => ({ request_id: (res as unknown as { locals: { requestId: string } }).locals.requestId }),
     serializers: {
-      req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0] }),
+      req: (req: { method: string; url: string }) => ({ method: req.method, url: redactLongNumbers(req.url.split("?")[0]!) }),
       res: (res: { statusCode: number }) => ({ status: res.statusCode }),
     },
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : "info"),

@@ -49,6 +49,11 @@ export interface RouterOptions {
   log: Logger;
   /** Largest JSON body accepted (bank files have their own, larger limit). */
   bodyLimit?: string;
+  /**
+   * Runs after authentication and parsing, before validation: a guard that must see the request
+   * before anything could echo it (the banks' PAN guard). Throws an AppError to refuse.
+   */
+  beforeValidate?: (op: Operation, parts: { params: unknown; query: unknown; body: unknown }) => void;
 }
 
 function mediaType(req: Request): string | undefined {
@@ -123,6 +128,7 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
           accepted: op.requestContentTypes,
         });
       }
+      opts.beforeValidate?.(op, { params: req.params, query: req.query, body: req.body });
       const errors: FieldError[] = [];
       const params = { ...req.params } as Record<string, unknown>;
       if (op.validateParams && !op.validateParams(params)) errors.push(...fieldErrors("path", op.validateParams.errors));

@@ -32,6 +32,10 @@ export interface QueueJobs {
   // --- queues: rules ---
   /** The daily rules run: referral bonuses that cleared, tier grace periods and downgrades. */
   "rules.daily": { day: string };
+
+  // --- queues: banking ---
+  /** The banks' daily run: expire stale auths, release cashback and instruct payouts, instruct round-up sweeps. */
+  "banking.daily": { day: string };
 }
 
 export type QueueName = keyof QueueJobs;

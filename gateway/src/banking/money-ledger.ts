@@ -1,0 +1,172 @@
+import type { Db, Trx } from "../infra/db.ts";
+import type { Ledger } from "../ledger/ledger.service.ts";
+import type { EntryRef } from "../ledger/ledger.types.ts";
+
+/**
+ * The money side of banking in the ledger: cashback and round-up accounts of members, and the
+ * partners' and banks' money accounts, each in one currency, amounts in minor units. Sign: a
+ * balance is what the hub owes the holder (positive) or the holder owes the hub (negative); every
+ * entry sums to zero per currency, so the money of the network sums to zero like the points do.
+ *
+ * The ledger's interface posts entries but only opens points accounts (lockMember), so this module
+ * opens the money accounts it posts to — the one write to a ledger table outside ledger/, idempotent
+ * (ON CONFLICT DO NOTHING), until the ledger grows an openAccount of its own.
+ */
+export const moneyAccounts = {
+  cashback: (memberId: string, currency: string) => `acc_cb_${memberId}_${currency}`,
+  roundup: (memberId: string, currency: string) => `acc_ru_${memberId}_${currency}`,
+  /** What a partner owes the hub: cashback and round-up matches it funds. */
+  receivable: (partnerId: string, currency: string) => `acc_rcv_${partnerId}_${currency}`,
+  /** What the hub owes a bank: cashback it paid out and matches it credited for the hub. */
+  payable: (partnerId: string, currency: string) => `acc_pay_${partnerId}_${currency}`,
+  /** The members' money held at a bank (round-up savings it moved). */
+  heldAtBank: (partnerId: string, currency: string) => `acc_fund_${partnerId}_${currency}`,
+  /** The operator's own share of cashback it funds (the contract's cashback_funding_bps below 100%). */
+  operator: (currency: string) => `acc_opfund_${currency}`,
+};
+
+type Spec = { id: string; kind: string; memberId: string | null; partnerId: string | null; maintained: boolean };
+
+export function createMoneyLedger(deps: { ledger: Ledger }) {
+  const { ledger } = deps;
+  // Per transaction: an account opened in a transaction that rolls back does not exist afterwards.
+  const openedIn = new WeakMap<Trx, Set<string>>();
+
+  async function open(trx: Trx, currency: string, specs: Spec[]): Promise<void> {
+    let opened = openedIn.get(trx);
+    if (!opened) openedIn.set(trx, (opened = new Set()));
+    const todo = specs.filter((s) => !opened.has(s.id));
+    if (todo.length === 0) return;
+    const tuples = todo.map((s) => `(?, ?, ?, ?, ?, ${s.maintained ? "0" : "NULL::bigint"})`).join(", ");
+    await trx.raw(
+      `INSERT INTO ledger_accounts (id, kind, asset, member_id, partner_id, balance) VALUES ${tuples} ON CONFLICT DO NOTHING`,
+      todo.flatMap((s) => [s.id, s.kind, currency, s.memberId, s.partnerId]),
+    );
+    for (const s of todo) opened.add(s.id);
+  }
+
+  const member = (kind: "member_cashback" | "member_roundup", memberId: string, currency: string): Spec => ({
+    id: kind === "member_cashback" ? moneyAccounts.cashback(memberId, currency) : moneyAccounts.roundup(memberId, currency),
+    kind,
+    memberId,
+    partnerId: null,
+    maintained: true,
+  });
+  const partner = (kind: "partner_receivable" | "partner_payable" | "funding", partnerId: string, currency: string): Spec => ({
+    id: kind === "partner_receivable" ? moneyAccounts.receivable(partnerId, currency) : kind === "partner_payable" ? moneyAccounts.payable(partnerId, currency) : moneyAccounts.heldAtBank(partnerId, currency),
+    kind,
+    memberId: null,
+    partnerId,
+    maintained: false,
+  });
+
+  return {
+    /**
+     * Opens the network's side of the money accounts (partners' receivable and payable, the
+     * operator's funding) ahead of a large batch, in a transaction of their own: lanes that open the
+     * same shared account for the first time at once would otherwise wait on each other's insert.
+     */
+    async openNetwork(trx: Trx, partnerIds: string[], currencies: string[]): Promise<void> {
+      for (const c of currencies) {
+        await open(trx, c, [
+          ...partnerIds.flatMap((p) => [partner("partner_receivable", p, c), partner("partner_payable", p, c)]),
+          { id: moneyAccounts.operator(c), kind: "funding", memberId: null, partnerId: null, maintained: false },
+        ]);
+      }
+    },
+
+    /**
+     * Credits (amount > 0) or claws back (amount < 0) a purchase's cashback: the merchant funds its
+     * share floor(|amount| × funding_bps / 10000), the operator the rest.
+     */
+    async cashback(
+      trx: Trx,
+      input: { memberId: string; partnerId: string; currency: string; amount: bigint; fundingBps: number; occurredAt: Date; ref: EntryRef; contractVersionId: string | null },
+    ): Promise<string | null> {
+      if (input.amount === 0n) return null;
+      const { memberId, partnerId, currency } = input;
+      await open(trx, currency, [
+        member("member_cashback", memberId, currency),
+        partner("partner_receivable", partnerId, currency),
+        { id: moneyAccounts.operator(currency), kind: "funding", memberId: null, partnerId: null, maintained: false },
+      ]);
+      const abs = input.amount < 0n ? -input.amount : input.amount;
+      const sign = input.amount < 0n ? -1n : 1n;
+      // Rule: the merchant's share rounds down; the operator's is the remainder.
+      const merchant = (abs * BigInt(input.fundingBps)) / 10000n;
+      const operator = abs - merchant;
+      return ledger.post(trx, {
+        kind: input.amount > 0n ? "earn" : "refund",
+        partnerId,
+        memberId,
+        ref: input.ref,
+        contractVersionId: input.contractVersionId,
+        occurredAt: input.occurredAt,
+        memo: { money: "cashback", merchant_share: (sign * merchant).toString(), operator_share: (sign * operator).toString() },
+        postings: [
+          { accountId: moneyAccounts.cashback(memberId, currency), asset: currency, amount: input.amount },
+          { accountId: moneyAccounts.receivable(partnerId, currency), asset: currency, amount: -sign * merchant },
+          { accountId: moneyAccounts.operator(currency), asset: currency, amount: -sign * operator },
+        ],
+      });
+    },
+
+    /** A payout instruction: the cashback leaves the member's account; the hub owes the bank that pays it. */
+    async payout(trx: Trx, input: { memberId: string; bankId: string; currency: string; amount: bigint; occurredAt: Date; ref: EntryRef }): Promise<string> {
+      await open(trx, input.currency, [member("member_cashback", input.memberId, input.currency), partner("partner_payable", input.bankId, input.currency)]);
+      return ledger.post(trx, {
+        kind: "adjust",
+        partnerId: input.bankId,
+        memberId: input.memberId,
+        ref: input.ref,
+        occurredAt: input.occurredAt,
+        memo: { money: "cashback_payout" },
+        postings: [
+          { accountId: moneyAccounts.cashback(input.memberId, input.currency), asset: input.currency, amount: -input.amount },
+          { accountId: moneyAccounts.payable(input.bankId, input.currency), asset: input.currency, amount: input.amount },
+        ],
+      });
+    },
+
+    /**
+     * What a bank confirmed it moved into the member's savings: the round-up (the member's own money,
+     * now held at the bank) and the partners' matches (owed to the hub by each partner, owed by the
+     * hub to the bank that credited them).
+     */
+    async roundup(
+      trx: Trx,
+      input: { memberId: string; bankId: string; currency: string; roundup: bigint; matches: Array<{ partnerId: string; amount: bigint }>; occurredAt: Date; ref: EntryRef },
+    ): Promise<string | null> {
+      const matchTotal = input.matches.reduce((s, m) => s + m.amount, 0n);
+      if (input.roundup + matchTotal === 0n) return null;
+      const c = input.currency;
+      await open(trx, c, [
+        member("member_roundup", input.memberId, c),
+        partner("funding", input.bankId, c),
+        partner("partner_payable", input.bankId, c),
+        ...input.matches.map((m) => partner("partner_receivable", m.partnerId, c)),
+      ]);
+      return ledger.post(trx, {
+        kind: "adjust",
+        partnerId: input.bankId,
+        memberId: input.memberId,
+        ref: input.ref,
+        occurredAt: input.occurredAt,
+        memo: { money: "roundup_sweep", roundup: input.roundup.toString(), match: matchTotal.toString() },
+        postings: [
+          { accountId: moneyAccounts.roundup(input.memberId, c), asset: c, amount: input.roundup + matchTotal },
+          { accountId: moneyAccounts.heldAtBank(input.bankId, c), asset: c, amount: -(input.roundup + matchTotal) },
+          { accountId: moneyAccounts.payable(input.bankId, c), asset: c, amount: matchTotal },
+          ...input.matches.map((m) => ({ accountId: moneyAccounts.receivable(m.partnerId, c), asset: c, amount: -m.amount })),
+        ],
+      });
+    },
+
+    async balance(conn: Trx | Db, accountId: string): Promise<bigint> {
+      const row: { balance: bigint | null } | undefined = await conn("ledger_accounts").where({ id: accountId }).first("balance");
+      return BigInt(row?.balance ?? 0n);
+    },
+  };
+}
+
+export type MoneyLedger = ReturnType<typeof createMoneyLedger>;
