@@ -39,7 +39,8 @@ export async function createDb(opts: DbOptions): Promise<Db> {
   const pglite = await PGlite.create({
     ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
     ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
-    parsers: { [DATE]: (v: string) => v },
+    // PGlite answers int8 as a number when it fits and a bigint when not; pin it to bigint, as pg.
+    parsers: { [DATE]: (v: string) => v, [INT8]: (v: string) => BigInt(v) },
   });
   const db = knexFactory({ client: ClientPGLite as unknown as typeof knexFactory.Client, connection: () => ({ pglite }) } as Knex.Config);
   embedded.set(db, pglite);
