@@ -45,18 +45,7 @@ export function bankingRoutes(deps: BankingRouteDeps): Handlers {
   }
   const bankOf = (ctx: HandlerContext) => partnerOfKind(ctx, "bank");
 
-  const idempotent = (ctx: HandlerContext, partnerId: string, work: Parameters<Idempotency["run"]>[1]) =>
-    idempotency.run(
-      {
-        principal: `partner:${partnerId}`,
-        key: ctx.headers["idempotency-key"]!,
-        method: ctx.req.method,
-        path: ctx.req.originalUrl,
-        body: ctx.body ?? null,
-        requestId: ctx.requestId,
-      },
-      work,
-    );
+  const idempotent = (ctx: HandlerContext, partnerId: string, work: Parameters<Idempotency["run"]>[1]) => idempotency.forRequest(ctx, partnerId, work);
 
   async function ingestLines(ctx: HandlerContext, bankId: string, parsed: ParsedLines): Promise<HandlerResult> {
     return idempotent(ctx, bankId, async (trx) => {

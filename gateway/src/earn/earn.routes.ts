@@ -13,18 +13,7 @@ function partnerOf(ctx: HandlerContext): string {
 export function earnRoutes(deps: { earn: EarnService; idempotency: Idempotency }): Handlers {
   const { earn, idempotency } = deps;
 
-  const idempotent = (ctx: HandlerContext, work: Parameters<Idempotency["run"]>[1]) =>
-    idempotency.run(
-      {
-        principal: `partner:${partnerOf(ctx)}`,
-        key: ctx.headers["idempotency-key"]!,
-        method: ctx.req.method,
-        path: ctx.req.originalUrl,
-        body: ctx.body ?? null,
-        requestId: ctx.requestId,
-      },
-      work,
-    );
+  const idempotent = (ctx: HandlerContext, work: Parameters<Idempotency["run"]>[1]) => idempotency.forRequest(ctx, partnerOf(ctx), work);
 
   return {
     async earnPoints(ctx) {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Db, Trx } from "../infra/db.ts";
 import { AppError } from "../http/problem.ts";
-import type { HandlerResult } from "../http/router.ts";
+import type { HandlerContext, HandlerResult } from "../http/router.ts";
 import { idempotencyErrors } from "./idempotency.errors.ts";
 
 export interface IdempotentRequest {
@@ -45,6 +45,21 @@ export const REPLAY_HEADER = "Idempotent-Replayed";
 export function createIdempotency(deps: { db: Db }) {
   const { db } = deps;
   return {
+    /** The same as run(), for a partner's API request: key from the Idempotency-Key header, scoped to the partner. */
+    forRequest(ctx: HandlerContext, partnerId: string, work: (trx: Trx) => Promise<HandlerResult>): Promise<HandlerResult> {
+      return this.run(
+        {
+          principal: `partner:${partnerId}`,
+          key: ctx.headers["idempotency-key"]!,
+          method: ctx.req.method,
+          path: ctx.req.originalUrl,
+          body: ctx.body ?? null,
+          requestId: ctx.requestId,
+        },
+        work,
+      );
+    },
+
     async run(req: IdempotentRequest, work: (trx: Trx) => Promise<HandlerResult>): Promise<HandlerResult> {
       const hash = requestHash(req);
       const outcome = await db.transaction(async (trx): Promise<{ result: HandlerResult } | { error: AppError }> => {

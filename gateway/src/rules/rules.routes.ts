@@ -60,10 +60,7 @@ export function rulesRoutes(deps: { db: Db; rules: RulesService; tiers: TiersSer
     },
     async recordRuleEvent(ctx) {
       const partnerId = partnerOf(ctx);
-      return idempotency.run(
-        { principal: `partner:${partnerId}`, key: ctx.headers["idempotency-key"]!, method: ctx.req.method, path: ctx.req.originalUrl, body: ctx.body ?? null, requestId: ctx.requestId },
-        async (trx) => ({ status: 201, body: await rules.customEvent(trx, partnerId, ctx.body as OpBody<"recordRuleEvent">) }),
-      );
+      return idempotency.forRequest(ctx, partnerId, async (trx) => ({ status: 201, body: await rules.customEvent(trx, partnerId, ctx.body as OpBody<"recordRuleEvent">) }));
     },
 
     async setTierLadder(ctx) {
