@@ -89,7 +89,8 @@ describe.runIf(process.env.DATABASE_URL && process.env.REDIS_URL)("with Redis cu
       expect(await h.relay.pending()).toBe(3);
       await proxy.restore();
       const end = Date.now() + 20_000;
-      while (seen.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      // A worker may run a job before the relay's transaction marking it relayed commits: wait for both.
+      while ((seen.length < 3 || (await h.relay.pending()) > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       expect(seen.sort()).toEqual(["while-down-0", "while-down-1", "while-down-2"]);
       expect(await h.relay.pending()).toBe(0);
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
