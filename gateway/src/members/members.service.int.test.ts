@@ -94,7 +94,7 @@ describe("enrolment and matching", () => {
 
   it("refuses enrolment through a suspended partner", async () => {
     const s = await createPartner(db, { status: "suspended" });
-    await expect(members.enrol(s.id, { customer_ref: "x" })).rejects.toMatchObject({ status: 422, code: "partner-not-active" });
+    await expect(members.enrol(s.id, { customer_ref: "x" })).rejects.toMatchObject({ status: 403, code: "partner-not-active" });
   });
 });
 

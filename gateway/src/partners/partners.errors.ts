@@ -11,5 +11,5 @@ export const partnerErrors = defineErrors({
   "contract-start-in-past": { status: 422, title: "A contract version cannot start in the past" },
   "contract-start-taken": { status: 409, title: "A contract version already starts at that moment" },
   "contract-not-in-force": { status: 404, title: "No contract version in force at that time" },
-  "partner-not-active": { status: 422, title: "The partner is not active" },
+  "partner-not-active": { status: 403, title: "The partner is not active in the network" },
 });

@@ -85,7 +85,7 @@ describe("lifecycle", () => {
     await svc.changeStatus(actor, p.id, { status: "approved" });
     await svc.changeStatus(actor, p.id, { status: "active" });
     await svc.changeStatus(actor, p.id, { status: "suspended", reason: "late payment" });
-    await expect(assertPartnerActive(db, p.id)).rejects.toMatchObject({ status: 422, code: "partner-not-active" });
+    await expect(assertPartnerActive(db, p.id)).rejects.toMatchObject({ status: 403, code: "partner-not-active" });
     await svc.changeStatus(actor, p.id, { status: "active" });
     await expect(assertPartnerActive(db, p.id)).resolves.toBeUndefined();
     await svc.changeStatus(actor, p.id, { status: "terminated" });

@@ -88,7 +88,7 @@ function isUniqueViolation(err: unknown, constraint?: string): boolean {
 
 /**
  * Earn and burn call this before moving value: a partner that is not active (suspended, or not
- * yet admitted, or terminated) is refused with 422 `partner-not-active`.
+ * yet admitted, or terminated) is refused with 403 `partner-not-active`, as on every other route.
  */
 export async function assertPartnerActive(db: DbOrTrx, partnerId: string): Promise<void> {
   const p = await db("partners").where({ id: partnerId }).first("status");
