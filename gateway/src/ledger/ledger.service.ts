@@ -322,40 +322,26 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint; balances: MemberBalances | null }> {
       if (input.points < 0n) throw new Error("earn of negative points");
       if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n, balances: null };
-      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
-      const repay = min(input.points, -bal.debt);
-      const credited = input.points - repay;
-      const lotId = credited > 0n ? newId("lot") : null;
-      const entryId = await post(
-        trx,
-        {
-          kind: "earn",
-          partnerId: input.partnerId,
-          memberId: input.memberId,
-          ref: input.ref,
-          contractVersionId: input.contractVersionId,
-          occurredAt: input.earnedAt,
-          ...(input.memo ? { memo: input.memo } : {}),
-          postings: [
-            { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
-            { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
-            { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
-          ],
-        },
-        lotId
-          ? {
-              id: lotId,
-              memberId: input.memberId,
-              issuingPartnerId: input.partnerId,
-              contractVersionId: input.contractVersionId,
-              earnedAt: input.earnedAt,
-              expiresAt: input.expiresAt,
-              amount: credited,
-            }
-          : undefined,
+      // One round trip: ledger_earn (migration 20261130090000) creates the accounts if new, locks the
+      // member's as lockMember does, repays debt first and writes the entry, postings and lot.
+      const entryId = newId("ent");
+      const [row] = rowsOf<{ points: bigint; held: bigint; debt: bigint; debt_floor: bigint; repaid: bigint; lot_id: string | null }>(
+        await trx.raw("SELECT * FROM ledger_earn(?, ?, ?::bigint, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?, ?, ?::jsonb)", [
+          input.memberId,
+          input.partnerId,
+          input.points.toString(),
+          input.contractVersionId,
+          input.earnedAt.toISOString(),
+          input.expiresAt.toISOString(),
+          input.ref.type,
+          input.ref.id,
+          entryId,
+          newId("lot"),
+          input.memo ? JSON.stringify(input.memo) : null,
+        ]),
       );
-      const balances = { ...bal, points: bal.points + credited, debt: bal.debt + repay };
-      return { entryId, lotId, repaidDebt: repay, balances };
+      const balances = { points: BigInt(row!.points), held: BigInt(row!.held), debt: BigInt(row!.debt), debtFloor: BigInt(row!.debt_floor) };
+      return { entryId, lotId: row!.lot_id, repaidDebt: BigInt(row!.repaid), balances };
     },
 
     /** Spends points at once (soonest-expiring lots first); 422 insufficient-points when short. */
