@@ -52,7 +52,7 @@ export async function up(knex: Knex): Promise<void> {
 
           v_body := (it->'body') || jsonb_build_object('lot',
                       CASE WHEN r.lot_id IS NULL THEN 'null'::jsonb
-                           ELSE jsonb_build_object('id', r.lot_id, 'expires_at', it->>'expires_at_iso') END,
+                           ELSE jsonb_build_object('id', r.lot_id, 'expires_at', it->>'expires_at') END,
                       'balance', jsonb_build_object('available', r.points, 'held', r.held, 'owed', -r.debt));
           -- Last, so that a twin of this key in flight elsewhere is waited for, then handed to the
           -- one-by-one path, which replays the answer that committed first.

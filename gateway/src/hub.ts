@@ -17,6 +17,7 @@ import { createLedger } from "./ledger/ledger.service.ts";
 import { createIdempotency } from "./idempotency/idempotency.service.ts";
 import { createEarnService } from "./earn/earn.service.ts";
 import { earnRoutes } from "./earn/earn.routes.ts";
+import { createEarnBatch } from "./earn/earn.batch.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
@@ -101,6 +102,18 @@ export function createHub(deps: HubDeps): Hub {
   const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: memberAccess, tiers });
   const draws = createDrawsService({ db: deps.db, clock: deps.clock });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: memberAccess, rules: rules.earnRules });
+  const earnBatch =
+    config.EARN_BATCH_MAX_ITEMS > 1
+      ? createEarnBatch({
+          db: deps.db,
+          clock: deps.clock,
+          log,
+          rules: rules.earnRules,
+          earn,
+          idempotency,
+          options: { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT },
+        })
+      : undefined;
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
@@ -117,7 +130,7 @@ export function createHub(deps: HubDeps): Hub {
     ...cardsRoutes(createCardsService(deps)),
 
     // --- handlers: ledger ---
-    ...earnRoutes({ earn, idempotency }),
+    ...earnRoutes({ earn, idempotency, ...(earnBatch ? { batch: earnBatch } : {}) }),
 
     // --- handlers: webhooks ---
     ...eventsRoutes({ feed: createEventFeed(deps) }),

@@ -32,6 +32,11 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   SEED_DEMO: bool.optional(),
   OUTBOX_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  // Group commit of plain earns: up to this many calls per batch (1 turns batching off), a batch
+  // leaves at most this many ms after its first call, and this many batches run at once.
+  EARN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
+  EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
+  EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),

@@ -2,6 +2,7 @@ import type { HandlerContext, Handlers } from "../http/router.ts";
 import { httpErrors } from "../http/problem.ts";
 import type { Idempotency } from "../idempotency/idempotency.service.ts";
 import type { BurnInput, EarnInput, EarnService, RedemptionInput, RefundInput } from "./earn.service.ts";
+import type { EarnBatch } from "./earn.batch.ts";
 
 function partnerOf(ctx: HandlerContext): string {
   const id = ctx.principal?.partnerId;
@@ -10,8 +11,8 @@ function partnerOf(ctx: HandlerContext): string {
 }
 
 /** Thin handlers: who is calling, run the service under the Idempotency-Key, answer. */
-export function earnRoutes(deps: { earn: EarnService; idempotency: Idempotency }): Handlers {
-  const { earn, idempotency } = deps;
+export function earnRoutes(deps: { earn: EarnService; idempotency: Idempotency; batch?: EarnBatch }): Handlers {
+  const { earn, idempotency, batch } = deps;
 
   const idempotent = (ctx: HandlerContext, work: Parameters<Idempotency["run"]>[1]) => idempotency.forRequest(ctx, partnerOf(ctx), work);
 
@@ -23,6 +24,8 @@ export function earnRoutes(deps: { earn: EarnService; idempotency: Idempotency }
         throw httpErrors.make("insufficient-scope", "Paying with points needs the scope burn:write as well.", { required_scopes: ["earn:write", "burn:write"] });
       }
       if (ctx.query.dry_run === true) return { status: 200, body: await earn.previewEarn(partnerId, input) };
+      // Plain earns are written together with their concurrent neighbours (group commit).
+      if (batch?.accepts(input)) return batch.submit({ partnerId, input, request: idempotency.requestOf(ctx, partnerId) });
       return idempotent(ctx, async (trx) => ({ status: 201, body: await earn.earn(trx, partnerId, input) }));
     },
 

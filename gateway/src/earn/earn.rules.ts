@@ -49,6 +49,13 @@ export interface EarnComputation {
 
 export interface EarnRules {
   compute(ctx: EarnContext): Promise<EarnComputation>;
+  /**
+   * For the batched earn: where `whenSql(at)` is true, compute() needs nothing but the contract,
+   * and `compute` gives the same answer without the database. `whenSql` builds a boolean SQL
+   * expression over `at` (an SQL expression for the purchase's instant, a timestamptz) that the
+   * batch evaluates with its other checks. Without it, every earn takes the one-by-one path.
+   */
+  contractOnly?: { whenSql(at: string): string; compute(ctx: EarnContext): EarnComputation };
 }
 
 /** Rounding rule: floor(amount_minor × earn_points ÷ earn_per_minor), on the basket total, once. */
@@ -57,20 +64,26 @@ export function basePoints(amountMinor: bigint, earnPoints: bigint, earnPerMinor
   return (amountMinor * earnPoints) / earnPerMinor;
 }
 
+/** The contract's base rate alone, computed without the database. */
+export function baseRateComputation(ctx: EarnContext): EarnComputation {
+  const c = ctx.contract;
+  const points = basePoints(ctx.earnableMinor, c.earnPoints, c.earnPerMinor);
+  return {
+    points,
+    items: [
+      {
+        kind: "base_rate",
+        description: `${c.earnPoints} point(s) per ${c.earnPerMinor} minor units of ${c.currency} (contract v${c.version}), rounded down on the total`,
+        amount_minor: Number(ctx.earnableMinor),
+        points: Number(points),
+      },
+    ],
+  };
+}
+
 export const baseRateRules: EarnRules = {
   async compute(ctx) {
-    const c = ctx.contract;
-    const points = basePoints(ctx.earnableMinor, c.earnPoints, c.earnPerMinor);
-    return {
-      points,
-      items: [
-        {
-          kind: "base_rate",
-          description: `${c.earnPoints} point(s) per ${c.earnPerMinor} minor units of ${c.currency} (contract v${c.version}), rounded down on the total`,
-          amount_minor: Number(ctx.earnableMinor),
-          points: Number(points),
-        },
-      ],
-    };
+    return baseRateComputation(ctx);
   },
+  contractOnly: { whenSql: () => "true", compute: baseRateComputation },
 };

@@ -45,7 +45,7 @@ export interface RedemptionInput extends MemberRef {
   occurred_at?: string;
 }
 
-interface ContractRow {
+export interface ContractRow {
   id: string;
   version: number;
   currency: string;
@@ -92,7 +92,7 @@ interface RedemptionRow {
   created_at: Date | string;
 }
 
-function toTerms(r: ContractRow): ContractTerms {
+export function toTerms(r: ContractRow): ContractTerms {
   return {
     id: r.id,
     version: r.version,
@@ -106,6 +106,14 @@ function toTerms(r: ContractRow): ContractTerms {
 }
 
 const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function computationView(contract: ContractTerms, items: EarnItem[]) {
+  return {
+    contract_version: contract.version,
+    rounding: "floor(amount_minor × earn_points ÷ earn_per_minor) on the amount earned on, rounded down to whole points",
+    items,
+  };
+}
 
 export function redemptionView(r: RedemptionRow) {
   return {
@@ -199,14 +207,6 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       conn,
     });
     return { contract, computed };
-  }
-
-  function computationView(contract: ContractTerms, items: EarnItem[]) {
-    return {
-      contract_version: contract.version,
-      rounding: "floor(amount_minor × earn_points ÷ earn_per_minor) on the amount earned on, rounded down to whole points",
-      items,
-    };
   }
 
   return {

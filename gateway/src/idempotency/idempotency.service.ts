@@ -47,17 +47,19 @@ export function createIdempotency(deps: { db: Db }) {
   return {
     /** The same as run(), for a partner's API request: key from the Idempotency-Key header, scoped to the partner. */
     forRequest(ctx: HandlerContext, partnerId: string, work: (trx: Trx) => Promise<HandlerResult>): Promise<HandlerResult> {
-      return this.run(
-        {
-          principal: `partner:${partnerId}`,
-          key: ctx.headers["idempotency-key"]!,
-          method: ctx.req.method,
-          path: ctx.req.originalUrl,
-          body: ctx.body ?? null,
-          requestId: ctx.requestId,
-        },
-        work,
-      );
+      return this.run(this.requestOf(ctx, partnerId), work);
+    },
+
+    /** A partner's API request as the idempotency layer keys it (the batched earn writes the same row). */
+    requestOf(ctx: HandlerContext, partnerId: string): IdempotentRequest {
+      return {
+        principal: `partner:${partnerId}`,
+        key: ctx.headers["idempotency-key"]!,
+        method: ctx.req.method,
+        path: ctx.req.originalUrl,
+        body: ctx.body ?? null,
+        requestId: ctx.requestId,
+      };
     },
 
     async run(req: IdempotentRequest, work: (trx: Trx) => Promise<HandlerResult>): Promise<HandlerResult> {

@@ -4,7 +4,7 @@ import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
 import type { MemberAccess } from "../members/member-access.ts";
-import { baseRateRules, type EarnComputation, type EarnRules } from "../earn/earn.rules.ts";
+import { baseRateComputation, baseRateRules, type EarnComputation, type EarnRules } from "../earn/earn.rules.ts";
 import { rulesErrors } from "./rules.errors.ts";
 import { applyCaps, applyRules, partnerScope, periodOf, ruleMatches, RULE_TYPES, type Caps, type RuleDef, type RuleState, type RuleType, type Target } from "./rules.engine.ts";
 import type { TiersService } from "./tiers.service.ts";
@@ -212,6 +212,14 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
       const points = items.reduce((s, i) => s + BigInt(i.points), base.points);
       if (live && ladder) await tiers.afterPurchase(conn, ctx.memberId, ctx.occurredAt, ctx.earnableMinor, points);
       return { points, items: [...withFunding(base, ctx.partnerId).items, ...items] };
+    },
+    // The batched earn's shortcut: no purchase rule active at that instant and no tier ladder is
+    // exactly the "nothing configured" case above, answered without the database.
+    contractOnly: {
+      whenSql: (at) => `NOT EXISTS (SELECT 1 FROM earn_rules r WHERE r.status = 'active' AND r.type IN (${PURCHASE_TYPES.map((t) => `'${t}'`).join(", ")})
+                  AND r.valid_from <= ${at} AND (r.valid_until IS NULL OR r.valid_until > ${at}))
+                AND NOT EXISTS (SELECT 1 FROM tier_ladder WHERE id = 1)`,
+      compute: (ctx) => withFunding(baseRateComputation(ctx), ctx.partnerId),
     },
   };
 

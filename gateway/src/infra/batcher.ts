@@ -1,0 +1,81 @@
+/**
+ * Group commit for concurrent calls: callers submit one item each and get their own answer back;
+ * items are handed to `flush` together. A batch leaves when `maxItems` are waiting, or `maxWaitMs`
+ * after its first item arrived (0: at once when a slot is free), and at most `maxInFlight` batches
+ * run at a time — while they run, the next batch fills up, so batches grow with the load and an
+ * idle caller waits for nobody.
+ *
+ * `flush` answers item by item: one item's failure is that caller's alone. If `flush` itself throws,
+ * every caller of that batch gets the error.
+ */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+export interface BatcherOptions {
+  maxItems: number;
+  maxWaitMs: number;
+  maxInFlight: number;
+}
+
+export interface Batcher<I, O> {
+  submit(item: I): Promise<O>;
+  /** Batches sent so far and the items they held (for the bench and the logs). */
+  stats(): { batches: number; items: number };
+}
+
+export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) => Promise<Array<Settled<O>>>): Batcher<I, O> {
+  const maxItems = Math.max(1, opts.maxItems);
+  const maxInFlight = Math.max(1, opts.maxInFlight);
+  let waiting: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight = 0;
+  let batches = 0;
+  let items = 0;
+
+  function schedule(): void {
+    if (waiting.length === 0 || inFlight >= maxInFlight) return;
+    if (waiting.length >= maxItems || opts.maxWaitMs <= 0) {
+      send();
+      return;
+    }
+    timer ??= setTimeout(send, opts.maxWaitMs);
+  }
+
+  function send(): void {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (waiting.length === 0 || inFlight >= maxInFlight) return;
+    const batch = waiting.slice(0, maxItems);
+    waiting = waiting.slice(batch.length);
+    inFlight++;
+    batches++;
+    items += batch.length;
+    flush(batch.map((b) => b.item)).then(
+      (results) => {
+        batch.forEach((b, i) => {
+          const r = results[i];
+          if (!r) b.reject(new Error("batch flush returned no answer for an item"));
+          else if (r.ok) b.resolve(r.value);
+          else b.reject(r.error);
+        });
+      },
+      (err: unknown) => {
+        for (const b of batch) b.reject(err);
+      },
+    ).finally(() => {
+      inFlight--;
+      // What queued up meanwhile has waited long enough: it leaves now, as one batch.
+      if (waiting.length > 0) send();
+    });
+    if (waiting.length > 0) schedule();
+  }
+
+  return {
+    submit(item: I): Promise<O> {
+      return new Promise<O>((resolve, reject) => {
+        waiting.push({ item, resolve, reject });
+        schedule();
+      });
+    },
+    stats: () => ({ batches, items }),
+  };
+}
