@@ -11,11 +11,13 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
  *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000)
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { Worker } from "node:worker_threads";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { createDb } from "../../gateway/src/infra/db.ts";
@@ -30,6 +32,7 @@ import { createLedger } from "../../gateway/src/ledger/ledger.service.ts";
 import { createIdempotency } from "../../gateway/src/idempotency/idempotency.service.ts";
 import { createMemberAccess } from "../../gateway/src/members/member-access.ts";
 import { createEarnService } from "../../gateway/src/earn/earn.service.ts";
+import type { LoadResult, LoadSpec } from "./http-load.worker.ts";
 
 const run = promisify(execFile);
 const url = process.env.DATABASE_URL;
@@ -40,6 +43,34 @@ if (!url) {
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const DURATION_S = Number(process.env.DURATION_S ?? 15);
 const MEMBERS = Number(process.env.MEMBERS ?? 2000);
+// Which phases run (all by default); e.g. PHASES=earn to profile the earn path alone.
+const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench").split(",").map((p) => p.trim()));
+// The API in its own processes (0: in this process), and their log level (production logs at info).
+const API_PROCESSES = Number(process.env.API_PROCESSES ?? os.cpus().length);
+const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
+const root = path.resolve(import.meta.dirname, "../..");
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function waitReady(base: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await fetch(`${base}/readyz`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${base} did not become ready`);
+}
+const skipped = { name: "", perSec: NaN, p50: NaN, p99: NaN, total: 0, statuses: {} };
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -60,7 +91,8 @@ async function main() {
   try {
     await migrateLatest(db);
     // Production settings: responses are not re-validated against the contract.
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir() });
+    const batchEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_")));
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), ...batchEnv });
     const hub = createHub({ config, db, queue, log, clock: systemClock });
     await hub.init();
     server = hub.app.listen(0, "127.0.0.1");
@@ -124,48 +156,64 @@ async function main() {
       return { name, perSec: ok / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: Object.fromEntries(statuses) };
     }
 
-    async function load(name: string, body: (i: number, member: string) => unknown, path: string) {
-      const lat: number[] = [];
-      const statuses = new Map<number, number>();
-      const firstError = new Map<number, string>();
-      let seq = 0;
-      const until = Date.now() + DURATION_S * 1000;
-      const worker = async (c: number) => {
-        while (Date.now() < until) {
-          const i = ++seq;
-          const member = members[(i * 7919) % members.length]!;
-          const t0 = performance.now();
-          const res = await fetch(`${base}${path}`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${tokens[c]}`, "content-type": "application/json", "idempotency-key": `${name}-${i}` },
-            body: JSON.stringify(body(i, member)),
-          });
-          const text = await res.text();
-          if (res.status >= 300 && !firstError.has(res.status)) firstError.set(res.status, text.slice(0, 300));
-          lat.push(performance.now() - t0);
-          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        }
-      };
-      const started = performance.now();
-      await Promise.all(Array.from({ length: CONCURRENCY }, (_, c) => worker(c)));
-      const secs = (performance.now() - started) / 1000;
-      lat.sort((a, b) => a - b);
-      for (const [status, text] of firstError) process.stderr.write(`${name}: first ${status}: ${text}\n`);
-      const ok = [...statuses.entries()].filter(([s]) => s < 300).reduce((n, [, k]) => n + k, 0);
-      return { name, perSec: ok / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: Object.fromEntries(statuses) };
+    // API_PROCESSES > 0: the API runs as that many `hub api` processes (the real role, production
+    // settings), each on its own port, the clients spread over them as a load balancer would.
+    // 0: the hub in this process. Tokens are issued above; the issuer (PUBLIC_URL) is the same.
+    const bases: string[] = [];
+    if (API_PROCESSES > 0) {
+      for (let i = 0; i < API_PROCESSES; i++) {
+        const port = await freePort();
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          ...batchEnv,
+          NODE_ENV: "production",
+          LOG_LEVEL: API_LOG_LEVEL,
+          DATABASE_URL: benchUrl,
+          DATABASE_POOL_MAX: String(Math.max(4, Math.ceil(CONCURRENCY / API_PROCESSES) + 4)),
+          PORT: String(port),
+          HOST: "127.0.0.1",
+          PUBLIC_URL: base,
+        };
+        // The in-process queue and rate limiter: the bench measures the API and the database.
+        delete env.REDIS_URL;
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "gateway/src/main.ts"), "api"], {
+          cwd: root,
+          env,
+          stdio: ["ignore", "ignore", "inherit"],
+        });
+        children.push(child);
+        bases.push(`http://127.0.0.1:${port}`);
+      }
+      for (const b of bases) await waitReady(b);
+    } else {
+      bases.push(base);
+    }
+
+    // HTTP load from a thread of its own (see http-load.worker.ts): the server's event loop serves only.
+    async function httpLoad(phase: LoadSpec["phase"]) {
+      const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS: DURATION_S };
+      // A TypeScript worker: register tsx's loader in the thread, then load the file.
+      const file = new URL("./http-load.worker.ts", import.meta.url).href;
+      const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(file)}); })`;
+      const worker = new Worker(boot, { eval: true, workerData: spec });
+      const r = await new Promise<LoadResult>((resolve, reject) => {
+        worker.once("message", resolve);
+        worker.once("error", reject);
+      });
+      await worker.terminate();
+      const lat = r.latencies.sort((a, b) => a - b);
+      for (const [status, text] of Object.entries(r.firstErrors)) process.stderr.write(`${phase}: first ${status}: ${text}\n`);
+      const ok = Object.entries(r.statuses).filter(([st]) => Number(st) < 300).reduce((n, [, k]) => n + k, 0);
+      return { name: phase, perSec: ok / r.seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: r.statuses };
     }
 
     // Where the time goes: the HTTP stack alone (no database), and the earn service without HTTP.
-    const health = await timed("health", async () => {
-      const res = await fetch(`${base}/healthz`);
-      await res.arrayBuffer();
-      return res.status;
-    });
+    const health = PHASES.has("health") ? await httpLoad("health") : skipped;
     const ledger = createLedger({ db });
     const idem = createIdempotency({ db });
     const earnService = createEarnService({ db, clock: systemClock, log, ledger, members: createMemberAccess() });
     let svc = 0;
-    const service = await timed("service", async () => {
+    const service = !PHASES.has("service") ? skipped : await timed("service", async () => {
       const i = ++svc;
       const body = { member_id: members[(i * 104729) % members.length]!, partner_transaction_id: `s-${i}`, amount_minor: 12_345, currency: "EUR" };
       const r = await idem.run({ principal: `partner:${partnerId}`, key: `svc-${i}`, method: "POST", path: "/v1/earn", body }, async (trx) => ({
@@ -174,8 +222,13 @@ async function main() {
       }));
       return r.status;
     });
-    const earn = await load("earn", (i, m) => ({ member_id: m, partner_transaction_id: `e-${i}`, amount_minor: 12_345, currency: "EUR" }), "/v1/earn");
-    const burn = await load("burn", (i, m) => ({ member_id: m, partner_transaction_id: `b-${i}`, points: 1, amount_minor: 10, currency: "EUR" }), "/v1/burn");
+    // Earns per commit (group commit): every event of one transaction carries its transaction id.
+    const commits = async () =>
+      ((await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted'")).rows as Array<{ n: number }>)[0]!.n;
+    const commitsBefore = await commits();
+    const earn = PHASES.has("earn") ? await httpLoad("earn") : skipped;
+    const earnCommits = (await commits()) - commitsBefore;
+    const burn = PHASES.has("burn") ? await httpLoad("burn") : skipped;
     await new Promise<void>((r) => server!.close(() => r()));
     server.closeAllConnections();
     server = undefined;
@@ -204,6 +257,7 @@ COMMIT;
 `,
     );
     const pgbench = async (file: string) => {
+      if (!PHASES.has("pgbench")) return { tps: NaN, lat: NaN };
       const out = (await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", file, benchUrl], { maxBuffer: 10 << 20 })).stdout;
       fs.rmSync(file, { force: true });
       return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN), lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
@@ -235,7 +289,7 @@ COMMIT;
     const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
     const rows = [
       ["what", "per second", "p50 ms", "p99 ms", "requests", "statuses"],
-      ["HTTP POST /v1/earn", f(earn.perSec), f(earn.p50), f(earn.p99), String(earn.total), JSON.stringify(earn.statuses)],
+      ["HTTP POST /v1/earn", f(earn.perSec), f(earn.p50), f(earn.p99), String(earn.total), `${JSON.stringify(earn.statuses)} in ${earnCommits} commits`],
       ["HTTP POST /v1/burn", f(burn.perSec), f(burn.p50), f(burn.p99), String(burn.total), JSON.stringify(burn.statuses)],
       ["pgbench raw SQL earn", f(tps), `avg ${f(pgLat)}`, "-", "-", "-"],
       ["(diag) pgbench earn on ledger tables", f(onLedger.tps), `avg ${f(onLedger.lat)}`, "-", "-", "-"],
@@ -250,6 +304,8 @@ COMMIT;
     const ratio = earn.perSec / tps;
     process.stdout.write(`ratio HTTP earn/s ÷ pgbench tps = ${f(ratio, 2)}x (target ≥ 1.00x with p99 ≤ 50 ms: ${ratio >= 1 && earn.p99 <= 50 ? "met" : "NOT met"})\n`);
   } finally {
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
     if (server) server.close();
     await queue.close();
     await db.destroy();

@@ -10,6 +10,14 @@ import type { ClientsService, OAuthClient } from "./clients.service.ts";
 import { DpopError, verifyDpopProof } from "./dpop.ts";
 import { SIGNING_ALG, type KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import { createBatcher } from "../infra/batcher.ts";
+
+interface ClientState {
+  status: string;
+  partner_id: string | null;
+  rate_limit_per_minute: number;
+  revoked: boolean;
+}
 
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const CLOCK_TOLERANCE_S = 60;
@@ -54,6 +62,33 @@ export function audienceFor(issuer: string, audience: "partner" | "admin"): stri
  */
 export function createOAuthService(deps: OAuthDeps) {
   const { db, clock, log, keys, clients, limiter } = deps;
+
+  // A kid's key never changes: import it once, not on every request.
+  const verifyKeys = new Map<string, ReturnType<typeof importJWK>>();
+  const verifyKey = (kid: string, jwk: Parameters<typeof importJWK>[0]) => {
+    let k = verifyKeys.get(kid);
+    if (!k) {
+      k = importJWK(jwk, SIGNING_ALG);
+      verifyKeys.set(kid, k);
+    }
+    return k;
+  };
+
+  // Every request still reads its client's status and its token's revocation from the database;
+  // requests that arrive while a read is in flight share the next one (one query for many).
+  const clientStates = createBatcher<{ clientId: string; jti: string }, ClientState | undefined>({ maxItems: 200, maxWaitMs: 0, maxInFlight: 2 }, async (asks) => {
+    const rows = (
+      await db.raw(
+        `SELECT k.i, c.status, c.partner_id, c.rate_limit_per_minute,
+                EXISTS (SELECT 1 FROM oauth_revoked_tokens r WHERE r.jti = k.jti) AS revoked
+           FROM jsonb_to_recordset(?::jsonb) AS k(i integer, client_id text, jti text)
+           JOIN oauth_clients c ON c.id = k.client_id`,
+        [JSON.stringify(asks.map((a, i) => ({ i, client_id: a.clientId, jti: a.jti })))],
+      )
+    ).rows as Array<ClientState & { i: number }>;
+    const by = new Map(rows.map((r) => [Number(r.i), r]));
+    return asks.map((_, i) => ({ ok: true as const, value: by.get(i) }));
+  });
 
   async function audit(action: string, clientId: string, detail: Record<string, unknown>, requestId?: string) {
     await db("audit_log").insert({
@@ -242,7 +277,7 @@ export function createOAuthService(deps: OAuthDeps) {
       const issuer = deps.issuer();
       let claims: AccessTokenClaims;
       try {
-        const { payload } = await jwtVerify<AccessTokenClaims>(token, await importJWK(jwk, SIGNING_ALG), {
+        const { payload } = await jwtVerify<AccessTokenClaims>(token, await verifyKey(header.kid, jwk), {
           issuer,
           audience: [audienceFor(issuer, "partner"), audienceFor(issuer, "admin")],
           algorithms: [SIGNING_ALG],
@@ -262,9 +297,7 @@ export function createOAuthService(deps: OAuthDeps) {
         throw invalidToken(why, scheme);
       }
       const audience = claims.aud === audienceFor(issuer, "admin") ? "admin" : "partner";
-      const row = await db("oauth_clients as c")
-        .where("c.id", claims.client_id)
-        .first("c.status", "c.partner_id", "c.rate_limit_per_minute", db.raw("EXISTS (SELECT 1 FROM oauth_revoked_tokens r WHERE r.jti = ?) AS revoked", [String(claims.jti)]));
+      const row = await clientStates.submit({ clientId: claims.client_id, jti: String(claims.jti) });
       if (!row || row.status !== "active") throw invalidToken("The client is disabled.", scheme);
       if (row.revoked) throw invalidToken("The token was revoked.", scheme);
       if (row.partner_id !== claims.partner_id) throw invalidToken("The token's partner does not match its client.", scheme);

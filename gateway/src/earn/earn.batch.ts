@@ -68,6 +68,7 @@ export function createEarnBatch(deps: {
 }) {
   const { db, clock, log, rules, earn, idempotency } = deps;
   const contractOnly = rules.contractOnly;
+  let written = 0;
 
   const oneByOne = (call: EarnCall): Promise<HandlerResult> =>
     idempotency.run(call.request, async (trx) => ({ status: 201, body: await earn.earn(trx, call.partnerId, call.input) }));
@@ -75,7 +76,18 @@ export function createEarnBatch(deps: {
   const settle = async (calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> =>
     Promise.all(calls.map((c) => oneByOne(c).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))));
 
+  // Whatever goes wrong in a batch, its calls are answered one by one: nothing of a failed batch
+  // committed, and if it did, the one-by-one path finds each key and replays its answer.
   async function flush(calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> {
+    try {
+      return await write(calls);
+    } catch (err) {
+      log.warn({ err }, "earn batch failed; its calls go one by one");
+      return settle(calls);
+    }
+  }
+
+  async function write(calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> {
     const results: Array<Settled<HandlerResult> | undefined> = new Array(calls.length);
     const now = clock.now();
     const at = calls.map((c) => (c.input.occurred_at ? new Date(c.input.occurred_at) : now));
@@ -178,11 +190,11 @@ export function createEarnBatch(deps: {
     });
 
     // 3. Write them in one statement, members in one order so that two batches never deadlock.
-    items.sort((a, b) => (a.member_id as string).localeCompare(b.member_id as string) || (a.idx as number) - (b.idx as number));
+    items.sort((a, b) => (a.member_id === b.member_id ? (a.idx as number) - (b.idx as number) : (a.member_id as string) < (b.member_id as string) ? -1 : 1));
     if (items.length > 0) {
       try {
-        const written = (await db.raw("SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)])).rows as WrittenRow[];
-        for (const w of written) {
+        const rows = (await db.raw("SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)])).rows as WrittenRow[];
+        for (const w of rows) {
           const idx = Number(w.idx);
           const answer = answers.get(idx)!;
           if (!w.ok) {
@@ -192,6 +204,7 @@ export function createEarnBatch(deps: {
           answer.body.lot = w.lot_id ? { id: w.lot_id, expires_at: answer.expiresAt } : null;
           answer.body.balance = { available: Number(w.points), held: Number(w.held), owed: Number(-BigInt(w.debt!)) };
           results[idx] = { ok: true, value: { status: 201, body: answer.body } };
+          written++;
         }
       } catch (err) {
         log.warn({ err }, "earn batch: the write failed; its calls go one by one");
@@ -221,7 +234,8 @@ export function createEarnBatch(deps: {
     submit(call: EarnCall): Promise<HandlerResult> {
       return batcher.submit(call);
     },
-    stats: () => batcher.stats(),
+    /** Batches sent, calls they held, and calls the batch wrote itself (the rest went one by one). */
+    stats: () => ({ ...batcher.stats(), written }),
   };
 }
 

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestHub, type TestHub } from "../../../test/harness.ts";
+import { json } from "../../../test/http.ts";
+import { createMember } from "../../../test/factories/network.ts";
+import { ledgerScenario } from "../../../test/factories/ledger.ts";
+import { createLogger } from "../infra/logger.ts";
+import { createLedger } from "../ledger/ledger.service.ts";
+import { createIdempotency } from "../idempotency/idempotency.service.ts";
+import { createMemberAccess } from "../members/member-access.ts";
+import { createEarnService } from "./earn.service.ts";
+import { createEarnBatch } from "./earn.batch.ts";
+import { baseRateComputation, baseRateRules } from "./earn.rules.ts";
+
+// A wide batching window, so that calls sent together are written together on any machine.
+let hub: TestHub;
+beforeAll(async () => {
+  hub = await startTestHub({ config: { EARN_BATCH_MAX_WAIT_MS: "40" } });
+});
+afterAll(async () => {
+  expect(await createLedger({ db: hub.db }).checkInvariants()).toEqual([]);
+  await hub.close();
+});
+
+const earnBody = (memberId: string, amount: number, txn: string, currency = "EUR") => ({ member_id: memberId, partner_transaction_id: txn, amount_minor: amount, currency });
+
+/** How many transactions committed the earn.posted events of these transactions. */
+async function commitsOf(transactionIds: string[]): Promise<number> {
+  const rows = (await hub.db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted' AND data->>'transaction_id' = ANY(?)", [transactionIds]))
+    .rows as Array<{ n: number }>;
+  return rows[0]!.n;
+}
+
+describe("the batched earn (group commit)", () => {
+  it("writes concurrent earns together, answers each caller with its own result, and replays each", async () => {
+    const s = await ledgerScenario(hub);
+    const members = [s.member.id, ...(await Promise.all(Array.from({ length: 5 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id)];
+    const calls = members.flatMap((m, i) => [
+      { body: earnBody(m, 10_000 + i * 1_000, `a-${i}`), key: `ka-${i}` },
+      { body: earnBody(m, 3_000, `b-${i}`), key: `kb-${i}` },
+    ]);
+    const answers = await Promise.all(calls.map((c) => s.post("/v1/earn", c.body, c.key)));
+    const bodies = await Promise.all(answers.map((a) => json(a)));
+    expect(answers.map((a) => a.status)).toEqual(calls.map(() => 201));
+    bodies.forEach((b, i) => {
+      const c = calls[i]!;
+      expect(b).toMatchObject({ member_id: c.body.member_id, partner_transaction_id: c.body.partner_transaction_id, points_earned: Math.floor(c.body.amount_minor / 1_000) });
+      expect(b.lot.id).toMatch(/^lot_/);
+    });
+    // Each member's two answers show the balance after one earn, then after both.
+    members.forEach((m, i) => {
+      const total = 10 + i + 3;
+      const seen = bodies.filter((b) => b.member_id === m).map((b) => b.balance.available as number).sort((a, b) => a - b);
+      expect(seen[1]).toBe(total);
+      expect([10 + i, 3]).toContain(seen[0]);
+    });
+    for (const [i, m] of members.entries()) expect((await json(await s.get(`/v1/members/${m}/balance`))).available).toBe(10 + i + 3);
+
+    // Fewer commits than earns: they were written together.
+    const txns = bodies.map((b) => b.transaction_id as string);
+    expect(await commitsOf(txns)).toBeLessThan(txns.length);
+    // Each earn has its purchase row, its ledger entry, one event and its outbox row.
+    const counts = (
+      await hub.db.raw(
+        `SELECT (SELECT count(*)::int FROM point_transactions WHERE id = ANY(:t)) AS txns,
+                (SELECT count(*)::int FROM ledger_entries WHERE kind = 'earn' AND ref_type = 'transaction' AND ref_id = ANY(:t)) AS entries,
+                (SELECT count(*)::int FROM events e JOIN outbox o ON o.job_id = 'evt:' || e.id WHERE e.data->>'transaction_id' = ANY(:t)) AS events`,
+        { t: txns },
+      )
+    ).rows[0];
+    expect(counts).toEqual({ txns: 12, entries: 12, events: 12 });
+
+    // A retry replays the first answer exactly, and writes nothing.
+    const again = await Promise.all(calls.slice(0, 4).map((c) => s.post("/v1/earn", c.body, c.key)));
+    for (const [i, a] of again.entries()) {
+      expect(a.status).toBe(201);
+      expect(a.headers.get("idempotent-replayed")).toBe("true");
+      expect(await json(a)).toEqual(bodies[i]);
+    }
+    expect((await json(await s.get(`/v1/members/${members[0]}/balance`))).available).toBe(13);
+  });
+
+  it("gives concurrent calls with one key one effect, and refuses the key with another body", async () => {
+    const s = await ledgerScenario(hub);
+    const body = earnBody(s.member.id, 25_000, "same-1");
+    const answers = await Promise.all(Array.from({ length: 8 }, () => s.post("/v1/earn", body, "one-key")));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(201));
+    const bodies = await Promise.all(answers.map((a) => json(a)));
+    expect(new Set(bodies.map((b) => b.transaction_id)).size).toBe(1);
+    expect(answers.filter((a) => a.headers.get("idempotent-replayed") === "true")).toHaveLength(7);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(25);
+
+    const mixed = await Promise.all([10_000, 20_000, 30_000, 40_000].map((amount) => s.post("/v1/earn", earnBody(s.member.id, amount, "same-2"), "other-key")));
+    const statuses = mixed.map((a) => a.status).sort();
+    expect(statuses).toEqual([201, 422, 422, 422]);
+    for (const a of mixed.filter((x) => x.status === 422)) expect((await json(a)).code).toBe("idempotency-key-reused");
+    const won = await json(mixed.find((a) => a.status === 201)!);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(25 + won.points_earned);
+  });
+
+  it("answers each call of a batch on its own when some of them are refused", async () => {
+    const s = await ledgerScenario(hub);
+    const other = await ledgerScenario(hub);
+    const second = await createMember(hub.db, s.partner.id);
+    expect((await s.post("/v1/earn", earnBody(s.member.id, 1_000, "used"), "first-use")).status).toBe(201);
+
+    const calls = [
+      { name: "good", body: earnBody(s.member.id, 40_000, "g-1"), key: "b-good" },
+      { name: "good2", body: earnBody(second.id, 70_000, "g-2"), key: "b-good2" },
+      { name: "duplicate", body: earnBody(s.member.id, 5_000, "used"), key: "b-dup" },
+      { name: "not-linked", body: earnBody(other.member.id, 5_000, "g-3"), key: "b-404" },
+      { name: "currency", body: earnBody(second.id, 5_000, "g-4", "USD"), key: "b-usd" },
+      { name: "twin-a", body: earnBody(second.id, 2_000, "twin"), key: "b-twin-a" },
+      { name: "twin-b", body: earnBody(second.id, 2_000, "twin"), key: "b-twin-b" },
+      { name: "no-points", body: earnBody(s.member.id, 500, "g-5"), key: "b-zero" },
+    ];
+    const answers = await Promise.all(calls.map((c) => s.post("/v1/earn", c.body, c.key)));
+    const by = Object.fromEntries(await Promise.all(answers.map(async (a, i) => [calls[i]!.name, { status: a.status, body: await json(a) }] as const)));
+    expect(by.good).toMatchObject({ status: 201, body: { points_earned: 40, balance: { available: 41 } } });
+    expect(by["no-points"]).toMatchObject({ status: 201, body: { points_earned: 0, lot: null } });
+    expect(by.duplicate).toMatchObject({ status: 409, body: { code: "duplicate-transaction" } });
+    expect(by["not-linked"]).toMatchObject({ status: 404, body: { code: "member-not-found" } });
+    expect(by.currency).toMatchObject({ status: 422, body: { code: "currency-mismatch", expected_currency: "EUR" } });
+    expect([by["twin-a"]!.status, by["twin-b"]!.status].sort()).toEqual([201, 409]);
+    expect(by.good2!.status).toBe(201);
+    expect((await json(await s.get(`/v1/members/${second.id}/balance`))).available).toBe(72);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(41);
+
+    // The refusals were stored under their keys like any other answer: a retry gets the same one.
+    for (const name of ["duplicate", "not-linked", "currency"]) {
+      const c = calls.find((x) => x.name === name)!;
+      const retry = await s.post("/v1/earn", c.body, c.key);
+      expect(retry.status).toBe(by[name]!.status);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      expect((await json(retry)).code).toBe(by[name]!.body.code);
+    }
+  });
+
+  it("answers every call one by one when the batch's checks cannot run", async () => {
+    const s = await ledgerScenario(hub);
+    const db = hub.db;
+    const log = createLogger("silent");
+    const ledger = createLedger({ db });
+    const idempotency = createIdempotency({ db });
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger, members: createMemberAccess() });
+    // Rules whose condition fails in the database: the whole check read fails.
+    const broken = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency, options: { maxWaitMs: 20 } });
+    const results = await Promise.all(
+      [11_000, 12_000, 13_000].map((amount, i) => {
+        const input = earnBody(s.member.id, amount, `x-${i}`);
+        return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `x-${i}`, method: "POST", path: "/v1/earn", body: input } });
+      }),
+    );
+    expect(results.map((r) => r.status)).toEqual([201, 201, 201]);
+    expect(batch.stats()).toMatchObject({ batches: 1, items: 3, written: 0 });
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(36);
+  });
+});
