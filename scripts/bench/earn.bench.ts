@@ -2,14 +2,16 @@
  * npm run bench — the earn and burn endpoints under load, against the raw SQL of one earn.
  *
  * Needs DATABASE_URL (a PostgreSQL server; a fresh database is created on it and dropped after).
- * Starts the hub in this process on that database, seeds a partner, members and OAuth clients, then
- * drives POST /v1/earn and POST /v1/burn with CONCURRENCY HTTP clients for DURATION_S seconds each,
- * and runs pgbench on the same database with a script doing one equivalent earn per transaction
- * (member row lock, journal entry, two postings, a lot, a balance update) at the same concurrency.
+ * Seeds a partner, members and OAuth clients, starts the API as API_PROCESSES `hub api` processes
+ * (production settings; 0: in this process), then drives POST /v1/earn and POST /v1/burn from a
+ * thread of its own with CONCURRENCY keep-alive HTTP clients for DURATION_S seconds each, and runs
+ * pgbench on the same database with a script doing one equivalent earn per transaction (member row
+ * lock, journal entry, two postings, a lot, a balance update) at the same concurrency.
  * Prints a table; the last line is the ratio HTTP earn/s ÷ pgbench tps.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
- *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000)
+ *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000), API_PROCESSES (CPUs), API_LOG_LEVEL (info),
+ *        PHASES (health,service,earn,burn,pgbench), EARN_BATCH_* (passed to the API)
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
