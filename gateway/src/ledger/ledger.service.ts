@@ -21,7 +21,57 @@ export const accountIds = {
   redemption: (partnerId: string) => `acc_red_${partnerId}`,
   recovery: (partnerId: string) => `acc_rec_${partnerId}`,
   breakage: "acc_breakage",
+  /** The operator's points account: points its own promotions (rules, tier multipliers) put into circulation. */
+  operatorFunding: "acc_iss_operator",
 } as const;
+
+/** Who pays for points: the operator, or a partner (`partner:<id>`), as the rules' `funded_by` says. */
+export type FundedBy = "operator" | `partner:${string}`;
+
+export interface Funding {
+  fundedBy: FundedBy;
+  points: bigint;
+}
+
+export const partnerFunded = (partnerId: string): FundedBy => `partner:${partnerId}`;
+
+/** The ledger account that pays for a funder's points. */
+function fundingAccount(f: FundedBy): string {
+  return f === "operator" ? accountIds.operatorFunding : accountIds.issuance(f.slice("partner:".length));
+}
+
+function fundingPartners(funding: Funding[]): string[] {
+  return funding.filter((f) => f.fundedBy !== "operator").map((f) => f.fundedBy.slice("partner:".length));
+}
+
+/** One entry per funder (summed), in first-seen order; zero amounts dropped. */
+function mergeFunding(funding: Funding[]): Funding[] {
+  const by = new Map<FundedBy, bigint>();
+  for (const f of funding) {
+    if (f.points < 0n) throw new Error(`negative funding of ${f.fundedBy}`);
+    by.set(f.fundedBy, (by.get(f.fundedBy) ?? 0n) + f.points);
+  }
+  return [...by].filter(([, p]) => p > 0n).map(([fundedBy, points]) => ({ fundedBy, points }));
+}
+
+/**
+ * Splits `total` over the funders in proportion to their points, largest remainder: each gets
+ * floor(total × points ÷ Σ points), the units left go one each to the largest remainders (ties: the
+ * order given). No share exceeds its funder's points when total ≤ Σ points.
+ */
+export function splitByFunding(total: bigint, funding: Funding[]): bigint[] {
+  const sum = funding.reduce((s, f) => s + f.points, 0n);
+  if (sum === 0n) return funding.map(() => 0n);
+  const shares = funding.map((f) => (total * f.points) / sum);
+  let left = total - shares.reduce((s, x) => s + x, 0n);
+  const order = funding.map((f, i) => ({ i, rem: (total * f.points) % sum })).sort((a, b) => (a.rem === b.rem ? a.i - b.i : a.rem > b.rem ? -1 : 1));
+  for (const o of order) {
+    if (left === 0n) break;
+    shares[o.i]! += 1n;
+    left -= 1n;
+  }
+  return shares;
+}
 
 interface AccountRow {
   id: string;
@@ -40,6 +90,7 @@ interface LotRow {
   expires_at: Date | string;
   amount: bigint;
   remaining: bigint;
+  funded_by: FundedBy;
 }
 
 function rowsOf<T>(result: unknown): T[] {
@@ -57,6 +108,7 @@ function toLot(r: LotRow): Lot {
     expiresAt: new Date(r.expires_at),
     amount: BigInt(r.amount),
     remaining: BigInt(r.remaining),
+    fundedBy: r.funded_by,
   };
 }
 
@@ -72,6 +124,11 @@ export interface EarnInput {
   expiresAt: Date;
   ref: EntryRef;
   memo?: Record<string, unknown>;
+  /**
+   * Who pays for the points (summing to `points`); all by `partnerId` when absent. Each funder's
+   * points are posted to its own account and become a lot of their own.
+   */
+  funding?: Funding[];
 }
 
 export interface SpendInput {
@@ -99,6 +156,8 @@ export interface ClawbackInput {
   ref: EntryRef;
   contractVersionId?: string | null;
   memo?: Record<string, unknown>;
+  /** Whose points the refund takes back (summing to `points`); all `partnerId`'s when absent. */
+  funding?: Funding[];
 }
 
 export interface ClawbackResult {
@@ -116,6 +175,7 @@ interface NewLot {
   earnedAt: Date;
   expiresAt: Date;
   amount: bigint;
+  fundedBy: FundedBy;
 }
 
 export interface HistoryEntry {
@@ -140,7 +200,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * the member's three points accounts for the rest of the transaction. One round trip when the
    * accounts exist already.
    */
-  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = []): Promise<MemberBalances> {
+  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = [], operatorFunded = false): Promise<MemberBalances> {
     const values: Array<string | null> = [];
     const tuples: string[] = [];
     const add = (id: string, kind: string, member: string | null, partner: string | null, maintained: boolean) => {
@@ -156,6 +216,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       add(accountIds.recovery(p), "partner_recovery", null, p, false);
     }
     add(accountIds.breakage, "breakage", null, null, false);
+    if (operatorFunded) add(accountIds.operatorFunding, "funding", null, null, false);
     const ids = [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)];
     const lockSql = "SELECT id, kind, balance, floor FROM ledger_accounts WHERE id IN (?, ?, ?) ORDER BY id FOR UPDATE";
     let rows = rowsOf<AccountRow>(
@@ -180,7 +241,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * Writes one journal entry, its postings and (for an earn) its lot in one statement. The database
    * checks the balance at commit.
    */
-  async function post(trx: Trx, entry: NewEntry, lot?: NewLot): Promise<string> {
+  async function post(trx: Trx, entry: NewEntry, lots: NewLot[] = []): Promise<string> {
     const postings = entry.postings.filter((p) => p.amount !== 0n);
     const sums = new Map<string, bigint>();
     for (const p of postings) sums.set(p.asset, (sums.get(p.asset) ?? 0n) + p.amount);
@@ -199,21 +260,24 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     ];
     let sql = `WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at, memo)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?::jsonb))`;
-    if (lot) {
-      sql += `, l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining)
-                 VALUES (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?::bigint, ?::bigint))`;
-      binds.push(
-        lot.id,
-        lot.memberId,
-        accountIds.points(lot.memberId),
-        lot.issuingPartnerId,
-        lot.contractVersionId,
-        id,
-        lot.earnedAt.toISOString(),
-        lot.expiresAt.toISOString(),
-        lot.amount.toString(),
-        lot.amount.toString(),
-      );
+    if (lots.length > 0) {
+      sql += `, l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining, funded_by)
+                 VALUES ${lots.map(() => "(?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?::bigint, ?::bigint, ?)").join(", ")})`;
+      for (const lot of lots) {
+        binds.push(
+          lot.id,
+          lot.memberId,
+          accountIds.points(lot.memberId),
+          lot.issuingPartnerId,
+          lot.contractVersionId,
+          id,
+          lot.earnedAt.toISOString(),
+          lot.expiresAt.toISOString(),
+          lot.amount.toString(),
+          lot.amount.toString(),
+          lot.fundedBy,
+        );
+      }
     }
     sql += ` INSERT INTO ledger_postings (entry_id, account_id, asset, amount) VALUES ${postings.map(() => "(?, ?, ?, ?::bigint)").join(", ")}`;
     for (const p of postings) binds.push(id, p.accountId, p.asset, p.amount.toString());
@@ -319,13 +383,36 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
      * Credits earned points: they first pay off any points debt, the rest becomes a lot with its
      * provenance (issuing partner, contract version, earned and expiry dates).
      */
-    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint; balances: MemberBalances | null }> {
+    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; lotIds: string[]; repaidDebt: bigint; balances: MemberBalances | null }> {
       if (input.points < 0n) throw new Error("earn of negative points");
-      if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n, balances: null };
-      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
+      if (input.points === 0n) return { entryId: null, lotId: null, lotIds: [], repaidDebt: 0n, balances: null };
+      const funding = mergeFunding(input.funding ?? [{ fundedBy: partnerFunded(input.partnerId), points: input.points }]);
+      const funded = funding.reduce((s, f) => s + f.points, 0n);
+      if (funded !== input.points) throw new Error(`earn of ${input.points} points funded for ${funded}`);
+      const operatorFunded = funding.some((f) => f.fundedBy === "operator");
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], operatorFunded);
       const repay = min(input.points, -bal.debt);
       const credited = input.points - repay;
-      const lotId = credited > 0n ? newId("lot") : null;
+      // Rule: the member's points debt is repaid from the funders in the order given (the caller
+      // lists the issuing partner's own points first); what is left of each funder becomes its lot.
+      let toRepay = repay;
+      const lots: NewLot[] = [];
+      for (const f of funding) {
+        const used = min(toRepay, f.points);
+        toRepay -= used;
+        if (f.points - used > 0n) {
+          lots.push({
+            id: newId("lot"),
+            memberId: input.memberId,
+            issuingPartnerId: input.partnerId,
+            contractVersionId: input.contractVersionId,
+            earnedAt: input.earnedAt,
+            expiresAt: input.expiresAt,
+            amount: f.points - used,
+            fundedBy: f.fundedBy,
+          });
+        }
+      }
       const entryId = await post(
         trx,
         {
@@ -337,25 +424,15 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
           occurredAt: input.earnedAt,
           ...(input.memo ? { memo: input.memo } : {}),
           postings: [
-            { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
+            ...funding.map((f) => ({ accountId: fundingAccount(f.fundedBy), asset: POINTS, amount: -f.points })),
             { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
             { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
           ],
         },
-        lotId
-          ? {
-              id: lotId,
-              memberId: input.memberId,
-              issuingPartnerId: input.partnerId,
-              contractVersionId: input.contractVersionId,
-              earnedAt: input.earnedAt,
-              expiresAt: input.expiresAt,
-              amount: credited,
-            }
-          : undefined,
+        lots,
       );
       const balances = { ...bal, points: bal.points + credited, debt: bal.debt + repay };
-      return { entryId, lotId, repaidDebt: repay, balances };
+      return { entryId, lotId: lots[0]?.id ?? null, lotIds: lots.map((l) => l.id), repaidDebt: repay, balances };
     },
 
     /** Spends points at once (soonest-expiring lots first); 422 insufficient-points when short. */
@@ -425,7 +502,10 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
      * is always the points asked for: a refund never fails and no point goes unaccounted.
      */
     async clawback(trx: Trx, input: ClawbackInput): Promise<ClawbackResult> {
-      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
+      const funding = mergeFunding(input.funding ?? [{ fundedBy: partnerFunded(input.partnerId), points: input.points }]);
+      const funded = funding.reduce((s, f) => s + f.points, 0n);
+      if (funded !== input.points) throw new Error(`clawback of ${input.points} points funded for ${funded}`);
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], funding.some((f) => f.fundedBy === "operator"));
       const fromBalance = min(input.points, bal.points);
       let rest = input.points - fromBalance;
       let toDebt = 0n;
@@ -438,6 +518,19 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         rest -= toDebt;
       }
       const toRecovery = rest;
+      // The points that cannot be taken back are borne by the funders in proportion to the points
+      // each gets back (largest remainder): a partner's on its recovery account, the operator's on
+      // its own funding account (netted: the operator gets back only what was recovered).
+      const unrecovered = splitByFunding(toRecovery, funding);
+      const funderPostings = funding.flatMap((f, i) => {
+        const lost = unrecovered[i]!;
+        if (f.fundedBy === "operator") return [{ accountId: accountIds.operatorFunding, asset: POINTS, amount: f.points - lost }];
+        const partner = f.fundedBy.slice("partner:".length);
+        return [
+          { accountId: accountIds.recovery(partner), asset: POINTS, amount: -lost },
+          { accountId: accountIds.issuance(partner), asset: POINTS, amount: f.points },
+        ];
+      });
       const entryId = await post(trx, {
         kind: "refund",
         partnerId: input.partnerId,
@@ -445,12 +538,17 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         ref: input.ref,
         contractVersionId: input.contractVersionId ?? null,
         occurredAt: input.occurredAt,
-        memo: { from_balance: fromBalance.toString(), to_debt: toDebt.toString(), to_recovery: toRecovery.toString(), ...(input.memo ?? {}) },
+        memo: {
+          from_balance: fromBalance.toString(),
+          to_debt: toDebt.toString(),
+          to_recovery: toRecovery.toString(),
+          ...(input.funding ? { funding: Object.fromEntries(funding.map((f, i) => [f.fundedBy, { points: f.points.toString(), unrecovered: unrecovered[i]!.toString() }])) } : {}),
+          ...(input.memo ?? {}),
+        },
         postings: [
           { accountId: accountIds.points(input.memberId), asset: POINTS, amount: -fromBalance },
           { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: -toDebt },
-          { accountId: accountIds.recovery(input.partnerId), asset: POINTS, amount: -toRecovery },
-          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: input.points },
+          ...funderPostings,
         ],
       });
       if (fromBalance > 0n) await moveLots(trx, entryId, await pickLots(trx, input.memberId, fromBalance, input.preferLotIds));
