@@ -312,6 +312,37 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     return moves;
   }
 
+  /**
+   * Picks lots to take back per funder, so the points a refund takes from the balance come from the
+   * funders it credits: for each funder, its lots among the preferred ones first, then other
+   * preferred lots, then its other lots, then any (each soonest-expiring first).
+   */
+  async function pickLotsByFunder(trx: Trx, memberId: string, funding: Funding[], shares: bigint[], preferLotIds: string[]): Promise<LotMovement[]> {
+    const rows: Array<{ id: string; remaining: bigint; funded_by: string }> = await trx("ledger_lots")
+      .where({ member_id: memberId })
+      .andWhere("remaining", ">", 0)
+      .orderBy([{ column: "expires_at" }, { column: "id" }])
+      .select("id", "remaining", "funded_by");
+    const left = new Map(rows.map((r) => [r.id, BigInt(r.remaining)]));
+    const prefer = new Set(preferLotIds);
+    const taken = new Map<string, bigint>();
+    funding.forEach((f, i) => {
+      let need = shares[i]!;
+      const rank = (r: { id: string; funded_by: string }) => (prefer.has(r.id) ? 0 : 2) + (r.funded_by === f.fundedBy ? 0 : 1);
+      const ordered = rows.map((r, k) => ({ r, k })).sort((a, b) => rank(a.r) - rank(b.r) || a.k - b.k);
+      for (const { r } of ordered) {
+        if (need === 0n) break;
+        const take = min(need, left.get(r.id)!);
+        if (take === 0n) continue;
+        left.set(r.id, left.get(r.id)! - take);
+        taken.set(r.id, (taken.get(r.id) ?? 0n) + take);
+        need -= take;
+      }
+      if (need !== 0n) throw new Error(`lots of ${memberId} cannot cover ${shares[i]} points: lots and balance disagree`);
+    });
+    return [...taken].map(([lotId, amount]) => ({ lotId, amount }));
+  }
+
   /** Gives back, latest-expiring first, up to `points` that entries of `ref` took from lots. */
   async function pickRestore(trx: Trx, ref: EntryRef, points: bigint): Promise<LotMovement[]> {
     const rows = rowsOf<{ lot_id: string; net: bigint }>(
@@ -397,12 +428,15 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       // lists the issuing partner's own points first); what is left of each funder becomes its lot.
       let toRepay = repay;
       const lots: NewLot[] = [];
+      // Ids in funding order, so that of one earn's lots (same expiry) the first funder's is spent first.
+      const ids = funding.map(() => newId("lot")).sort();
       for (const f of funding) {
         const used = min(toRepay, f.points);
         toRepay -= used;
+        const id = ids.shift()!;
         if (f.points - used > 0n) {
           lots.push({
-            id: newId("lot"),
+            id,
             memberId: input.memberId,
             issuingPartnerId: input.partnerId,
             contractVersionId: input.contractVersionId,
@@ -551,7 +585,13 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
           ...funderPostings,
         ],
       });
-      if (fromBalance > 0n) await moveLots(trx, entryId, await pickLots(trx, input.memberId, fromBalance, input.preferLotIds));
+      if (fromBalance > 0n) {
+        const moves =
+          funding.length > 1
+            ? await pickLotsByFunder(trx, input.memberId, funding, splitByFunding(fromBalance, funding), input.preferLotIds)
+            : await pickLots(trx, input.memberId, fromBalance, input.preferLotIds);
+        await moveLots(trx, entryId, moves);
+      }
       return { entryId, fromBalance, toDebt, toRecovery };
     },
 
