@@ -224,8 +224,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
          FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
                  FROM ledger_postings p WHERE p.account_id = ? AND p.id <= ? GROUP BY p.entry_id) x
          JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.partner_id = ? AND e.occurred_at < ? AND ${notYet(operatorGroup)}`,
-      [st.id, partner, p.start, partner, partner, accountIds.operatorFunding, watermark, partner, p.end, partner],
+        WHERE e.occurred_at < ? AND ${notYet(operatorGroup)}`,
+      [st.id, partner, p.start, partner, partner, accountIds.operatorFunding(partner), watermark, p.end, partner],
     );
     // Breakage: expiry entries, lot by lot — the lots this partner funded (its share, priced by the
     // contract under which the lot was earned), and the operator-funded lots earned with it (memo).
@@ -490,7 +490,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                WHEN i.line_group IN (${operatorGroups}) THEN
                  (SELECT sum(CASE WHEN e.kind = 'earn' THEN -p.amount ELSE p.amount END)
                     FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
-                   WHERE p.entry_id = i.entry_id AND p.account_id = ? AND e.partner_id = i.partner_id)
+                   WHERE p.entry_id = i.entry_id AND p.account_id = ?)
                WHEN i.line_group IN (${moneyGroups}) THEN
                  (SELECT sum(p.amount) FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
                    WHERE p.entry_id = i.entry_id AND a.partner_id = i.partner_id
@@ -503,7 +503,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
            ) d ON true
           WHERE i.statement_id = ? AND (d.figure IS NULL OR d.figure <> coalesce(i.amount_minor, i.points))
           LIMIT 5`,
-        [accountIds.operatorFunding, st.id],
+        [accountIds.operatorFunding(st.partner_id), st.id],
       ),
     );
     for (const m of itemMismatch) {
@@ -837,9 +837,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           WHERE e.occurred_at < ?
             AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
                          WHERE p.entry_id = e.id AND p.id <= ?
-                           AND (a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'partner_receivable', 'partner_payable', 'breakage') OR a.id = ?))
+                           AND (a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'partner_receivable', 'partner_payable', 'breakage')
+                                OR (a.kind = 'funding' AND a.asset = 'PTS')))
             AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
-        [p.end, String(run.posting_watermark ?? 0), accountIds.operatorFunding],
+        [p.end, String(run.posting_watermark ?? 0)],
       ),
     );
     if ((uncleared?.n ?? 0) > 0) problems.push(`${uncleared?.n} ledger entries before the period's end that move partners' points or money, operator-funded points or breakage are in no statement`);

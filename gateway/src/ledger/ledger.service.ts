@@ -21,8 +21,12 @@ export const accountIds = {
   redemption: (partnerId: string) => `acc_red_${partnerId}`,
   recovery: (partnerId: string) => `acc_rec_${partnerId}`,
   breakage: "acc_breakage",
-  /** The operator's points account: points its own promotions (rules, tier multipliers) put into circulation. */
-  operatorFunding: "acc_iss_operator",
+  /**
+   * The operator's points account at a partner: points the operator's promotions (its rules, tier
+   * multipliers) put into circulation with that partner's purchases — one per partner, so clearing
+   * reads a partner's operator-funded points by account, like its own.
+   */
+  operatorFunding: (partnerId: string) => `acc_opf_${partnerId}`,
 } as const;
 
 /** Who pays for points: the operator, or a partner (`partner:<id>`), as the rules' `funded_by` says. */
@@ -36,8 +40,8 @@ export interface Funding {
 export const partnerFunded = (partnerId: string): FundedBy => `partner:${partnerId}`;
 
 /** The ledger account that pays for a funder's points. */
-function fundingAccount(f: FundedBy): string {
-  return f === "operator" ? accountIds.operatorFunding : accountIds.issuance(f.slice("partner:".length));
+function fundingAccount(f: FundedBy, issuingPartnerId: string): string {
+  return f === "operator" ? accountIds.operatorFunding(issuingPartnerId) : accountIds.issuance(f.slice("partner:".length));
 }
 
 function fundingPartners(funding: Funding[]): string[] {
@@ -200,7 +204,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * the member's three points accounts for the rest of the transaction. One round trip when the
    * accounts exist already.
    */
-  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = [], operatorFunded = false): Promise<MemberBalances> {
+  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = [], operatorFundedAt: string | null = null): Promise<MemberBalances> {
     const values: Array<string | null> = [];
     const tuples: string[] = [];
     const add = (id: string, kind: string, member: string | null, partner: string | null, maintained: boolean) => {
@@ -216,7 +220,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       add(accountIds.recovery(p), "partner_recovery", null, p, false);
     }
     add(accountIds.breakage, "breakage", null, null, false);
-    if (operatorFunded) add(accountIds.operatorFunding, "funding", null, null, false);
+    if (operatorFundedAt) add(accountIds.operatorFunding(operatorFundedAt), "funding", null, operatorFundedAt, false);
     const ids = [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)];
     const lockSql = "SELECT id, kind, balance, floor FROM ledger_accounts WHERE id IN (?, ?, ?) ORDER BY id FOR UPDATE";
     let rows = rowsOf<AccountRow>(
@@ -421,7 +425,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       const funded = funding.reduce((s, f) => s + f.points, 0n);
       if (funded !== input.points) throw new Error(`earn of ${input.points} points funded for ${funded}`);
       const operatorFunded = funding.some((f) => f.fundedBy === "operator");
-      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], operatorFunded);
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], operatorFunded ? input.partnerId : null);
       const repay = min(input.points, -bal.debt);
       const credited = input.points - repay;
       // Rule: the member's points debt is repaid from the funders in the order given (the caller
@@ -458,7 +462,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
           occurredAt: input.earnedAt,
           ...(input.memo ? { memo: input.memo } : {}),
           postings: [
-            ...funding.map((f) => ({ accountId: fundingAccount(f.fundedBy), asset: POINTS, amount: -f.points })),
+            ...funding.map((f) => ({ accountId: fundingAccount(f.fundedBy, input.partnerId), asset: POINTS, amount: -f.points })),
             { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
             { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
           ],
@@ -539,7 +543,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       const funding = mergeFunding(input.funding ?? [{ fundedBy: partnerFunded(input.partnerId), points: input.points }]);
       const funded = funding.reduce((s, f) => s + f.points, 0n);
       if (funded !== input.points) throw new Error(`clawback of ${input.points} points funded for ${funded}`);
-      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], funding.some((f) => f.fundedBy === "operator"));
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], funding.some((f) => f.fundedBy === "operator") ? input.partnerId : null);
       const fromBalance = min(input.points, bal.points);
       let rest = input.points - fromBalance;
       let toDebt = 0n;
@@ -558,7 +562,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       const unrecovered = splitByFunding(toRecovery, funding);
       const funderPostings = funding.flatMap((f, i) => {
         const lost = unrecovered[i]!;
-        if (f.fundedBy === "operator") return [{ accountId: accountIds.operatorFunding, asset: POINTS, amount: f.points - lost }];
+        if (f.fundedBy === "operator") return [{ accountId: accountIds.operatorFunding(input.partnerId), asset: POINTS, amount: f.points - lost }];
         const partner = f.fundedBy.slice("partner:".length);
         return [
           { accountId: accountIds.recovery(partner), asset: POINTS, amount: -lost },
