@@ -433,17 +433,14 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         })),
       );
     }
-    // Each item learns its line, then its place in the CSV (by line, then time, then id).
+    // Each item learns its line and its place in the CSV (by line, then time, then id) in one pass.
     await trx.raw(
-      `UPDATE settlement_items i SET line_no = l.line_no
-         FROM settlement_lines l
-        WHERE i.statement_id = ? AND l.statement_id = i.statement_id AND l.line_group = i.line_group
-          AND l.contract_version_id IS NOT DISTINCT FROM i.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM i.corrects_period`,
-      [st.id],
-    );
-    await trx.raw(
-      `UPDATE settlement_items i SET seq = x.rn
-         FROM (SELECT id, row_number() OVER (ORDER BY line_no, occurred_at, entry_id, lot_id) AS rn FROM settlement_items WHERE statement_id = ?) x
+      `UPDATE settlement_items i SET line_no = x.line_no, seq = x.rn
+         FROM (SELECT it.id, l.line_no, row_number() OVER (ORDER BY l.line_no, it.occurred_at, it.entry_id, it.lot_id) AS rn
+                 FROM settlement_items it
+                 JOIN settlement_lines l ON l.statement_id = it.statement_id AND l.line_group = it.line_group
+                  AND l.contract_version_id IS NOT DISTINCT FROM it.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM it.corrects_period
+                WHERE it.statement_id = ?) x
         WHERE i.id = x.id`,
       [st.id],
     );
@@ -476,34 +473,52 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // lot movements of the lots the partner (or, at it, the operator) funded, money on its money accounts.
     const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
     const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
+    // Set-based: the ledger's figures per (entry, lot, source) for this statement's entries, joined
+    // to the items (hash joins, not a look-up per item). A figure is the absolute points the partner's
+    // (or, at it, the operator's) accounts moved, the signed money on its money accounts, or a lot's
+    // movements; an item with no such figure, or another one, is a mismatch.
+    const partner = st.partner_id;
     const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
-        `SELECT i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points) AS figure, d.figure AS ledger
-           FROM settlement_items i
-           LEFT JOIN LATERAL (
-             SELECT CASE
-               WHEN i.lot_id <> '' THEN
-                 (SELECT sum(m.amount) FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
-                   WHERE m.entry_id = i.entry_id AND m.lot_id = i.lot_id
-                     AND CASE WHEN i.line_group = 'operator_funded_breakage' THEN l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id
-                              ELSE l.funded_by = 'partner:' || i.partner_id END)
-               WHEN i.line_group IN (${operatorGroups}) THEN
-                 (SELECT sum(CASE WHEN e.kind = 'earn' THEN -p.amount ELSE p.amount END)
-                    FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
-                   WHERE p.entry_id = i.entry_id AND p.account_id = ?)
-               WHEN i.line_group IN (${moneyGroups}) THEN
-                 (SELECT sum(p.amount) FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                   WHERE p.entry_id = i.entry_id AND a.partner_id = i.partner_id
-                     AND a.kind = CASE WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable' ELSE 'partner_receivable' END)
-               ELSE
-                 (SELECT sum(CASE WHEN e.kind IN ('earn', 'release') THEN -p.amount ELSE p.amount END)
-                    FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
-                   WHERE p.entry_id = i.entry_id AND a.partner_id = i.partner_id
-                     AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery')) END::bigint AS figure
-           ) d ON true
-          WHERE i.statement_id = ? AND (d.figure IS NULL OR d.figure <> coalesce(i.amount_minor, i.points))
+        `WITH i AS (SELECT entry_id, lot_id, line_group, coalesce(amount_minor, points) AS figure,
+                           CASE WHEN lot_id <> '' THEN CASE WHEN line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
+                                WHEN line_group IN (${operatorGroups}) THEN 'operator'
+                                WHEN line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
+                                WHEN line_group IN (${moneyGroups}) THEN 'partner_receivable'
+                                ELSE 'points' END AS src
+                      FROM settlement_items WHERE statement_id = ?),
+              e AS (SELECT DISTINCT entry_id FROM i),
+              d AS (
+                SELECT p.entry_id, '' AS lot_id, 'points' AS src, abs(sum(p.amount))::bigint AS figure
+                  FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
+                UNION ALL
+                SELECT p.entry_id, '', 'operator', abs(sum(p.amount))::bigint
+                  FROM ledger_postings p WHERE p.account_id = ? AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
+                UNION ALL
+                SELECT p.entry_id, '', a.kind, sum(p.amount)::bigint
+                  FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                 WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.entry_id IN (SELECT entry_id FROM e)
+                 GROUP BY p.entry_id, a.kind
+                UNION ALL
+                SELECT m.entry_id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END, sum(m.amount)::bigint
+                  FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
+                 WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?))
+                   AND (m.entry_id, m.lot_id) IN (SELECT entry_id, lot_id FROM i WHERE lot_id <> '')
+                 GROUP BY m.entry_id, m.lot_id, l.funded_by)
+         SELECT i.entry_id, i.lot_id, i.line_group, i.figure, d.figure AS ledger
+           FROM i LEFT JOIN d ON d.entry_id = i.entry_id AND d.lot_id = i.lot_id AND d.src = i.src
+          WHERE d.figure IS DISTINCT FROM i.figure
           LIMIT 5`,
-        [accountIds.operatorFunding(st.partner_id), st.id],
+        [
+          st.id,
+          accountIds.issuance(partner),
+          accountIds.redemption(partner),
+          accountIds.recovery(partner),
+          accountIds.operatorFunding(partner),
+          partner,
+          partnerFunded(partner),
+          partner,
+        ],
       ),
     );
     for (const m of itemMismatch) {
