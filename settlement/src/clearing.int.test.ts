@@ -173,7 +173,7 @@ describe("clearing May 2026: late entries, refunds of a closed month, expiry, a 
     const rows = csv.trimEnd().split("\r\n").map((r) => r.split(","));
     expect(rows[0]).toEqual([
       "statement_id", "line_no", "line_group", "occurred_at", "entry_kind", "partner_transaction_id", "partner_refund_id", "hub_transaction_id",
-      "ledger_entry_id", "lot_id", "member_id", "points", "price_micros", "share_bps", "corrects_period", "corrects_statement_id",
+      "ledger_entry_id", "lot_id", "member_id", "points", "price_micros", "share_bps", "corrects_period", "corrects_statement_id", "amount_minor",
     ]);
     const byPtx = (id: string, group: string) => rows.find((r) => r[5] === id && r[2] === group)!;
     expect(byPtx("A-T4", "issuance").slice(0, 6)).toEqual([stmtId("2026-05", A), "1", "issuance", "2026-05-03T10:00:00.000Z", "earn", "A-T4"]);

@@ -3,7 +3,7 @@ import type { Clock } from "../../gateway/src/infra/clock.ts";
 import type { Logger } from "../../gateway/src/infra/logger.ts";
 import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
 import { recordEvent } from "../../gateway/src/events/events.service.ts";
-import { accountIds } from "../../gateway/src/ledger/ledger.service.ts";
+import { accountIds, partnerFunded } from "../../gateway/src/ledger/ledger.service.ts";
 import { decimal, microsPerMinor, minorExponent, pricePoints, priceShare } from "./money.ts";
 import { dueDate, parsePeriod, type Period } from "./period.ts";
 import { ClearingImbalance, settlementErrors } from "./settlement.errors.ts";
@@ -52,27 +52,79 @@ interface ContractRow {
   breakage_share_bps: number;
 }
 
-type Group = "issuance" | "issuance_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "transaction_fee" | "monthly_fee";
+type Group =
+  | "issuance"
+  | "issuance_reversal"
+  | "operator_funded_issuance"
+  | "operator_funded_reversal"
+  | "redemption"
+  | "redemption_reversal"
+  | "breakage_share"
+  | "operator_funded_breakage"
+  | "cashback_funding"
+  | "cashback_funding_reversal"
+  | "roundup_match_funding"
+  | "cashback_payout"
+  | "roundup_match_credited"
+  | "transaction_fee"
+  | "monthly_fee";
 
-const GROUP_ORDER: Group[] = ["issuance", "issuance_reversal", "redemption", "redemption_reversal", "breakage_share", "transaction_fee", "monthly_fee"];
+const GROUP_ORDER: Group[] = [
+  "issuance",
+  "issuance_reversal",
+  "operator_funded_issuance",
+  "operator_funded_reversal",
+  "redemption",
+  "redemption_reversal",
+  "breakage_share",
+  "operator_funded_breakage",
+  "cashback_funding",
+  "cashback_funding_reversal",
+  "roundup_match_funding",
+  "cashback_payout",
+  "roundup_match_credited",
+  "transaction_fee",
+  "monthly_fee",
+];
+
+/** Points the operator funds, shown on the statement of the partner where they were earned: no charge. */
+const OPERATOR_FUNDED: ReadonlySet<string> = new Set(["operator_funded_issuance", "operator_funded_reversal", "operator_funded_breakage"]);
+/** Money lines: the exact sum of the ledger's money postings on the partner's accounts, no price. */
+const MONEY: ReadonlySet<string> = new Set(["cashback_funding", "cashback_funding_reversal", "roundup_match_funding", "cashback_payout", "roundup_match_credited"]);
 
 /** Sign from the partner's side: +1, the operator owes the partner; −1, the partner owes. */
 const SIGN: Record<Group, bigint> = {
   issuance: -1n,
   issuance_reversal: 1n,
+  operator_funded_issuance: 0n,
+  operator_funded_reversal: 0n,
   redemption: 1n,
   redemption_reversal: -1n,
   breakage_share: 1n,
+  operator_funded_breakage: 0n,
+  cashback_funding: 1n,
+  cashback_funding_reversal: 1n,
+  roundup_match_funding: 1n,
+  cashback_payout: 1n,
+  roundup_match_credited: 1n,
   transaction_fee: -1n,
   monthly_fee: -1n,
 };
 
 const WORDS: Record<Group, string> = {
-  issuance: "Points issued to members (you pay the issuance price)",
+  issuance: "Points issued to members that you fund — the base rate and your own promotions (you pay the issuance price)",
   issuance_reversal: "Issued points taken back by refunds (issuance price credited; points the member had already spent are not)",
+  operator_funded_issuance: "Points your members earned with you under the operator's promotions (the operator funds them: no charge to you)",
+  operator_funded_reversal: "Operator-funded points taken back by refunds (no credit to you)",
   redemption: "Points redeemed with you (you are paid the redemption price)",
   redemption_reversal: "Redeemed points given back to members by refunds (redemption price reversed)",
-  breakage_share: "Your share of the funded value of your points that expired",
+  breakage_share: "Your share of the funded value of the points you funded that expired",
+  operator_funded_breakage: "Operator-funded points earned with you that expired (no share: you did not fund them)",
+  cashback_funding: "Cashback credited to members for purchases with you, your funded share",
+  cashback_funding_reversal: "Cashback taken back by refunds or reversals, your funded share returned",
+  roundup_match_funding: "Your match of members' round-up savings",
+  cashback_payout: "Cashback you paid out to members for the hub (owed to you)",
+  roundup_match_credited: "Partners' round-up matches you credited to members' savings for the hub (owed to you)",
   transaction_fee: "Per-transaction platform fee",
   monthly_fee: "Monthly platform fee",
 };
@@ -81,7 +133,18 @@ const ROUNDING = {
   price: "points × price_micros ÷ micros per minor unit, rounded half-even once on the line",
   share: "points × issuance price_micros × share_bps ÷ 10,000 ÷ micros per minor unit, rounded half-even once on the line",
   fee: "exact: count × fee_minor, no rounding",
+  none: "no charge: the operator funds these points (valued in the network report at this price)",
+  money: "exact: the sum of the ledger's money postings on your account, no rounding",
 } as const;
+
+/** How a money posting on a partner's account is classified: by the account's kind and the entry's memo. */
+const MONEY_GROUP_SQL = `CASE
+  WHEN a.kind = 'partner_receivable' AND e.memo->>'money' = 'cashback' AND e.kind = 'earn' THEN 'cashback_funding'
+  WHEN a.kind = 'partner_receivable' AND e.memo->>'money' = 'cashback' AND e.kind = 'refund' THEN 'cashback_funding_reversal'
+  WHEN a.kind = 'partner_receivable' AND e.memo->>'money' = 'roundup_sweep' THEN 'roundup_match_funding'
+  WHEN a.kind = 'partner_payable' AND e.memo->>'money' = 'cashback_payout' THEN 'cashback_payout'
+  WHEN a.kind = 'partner_payable' AND e.memo->>'money' = 'roundup_sweep' THEN 'roundup_match_credited'
+  ELSE 'unclassified' END`;
 
 function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
@@ -123,42 +186,78 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // Statement steps
   // ---------------------------------------------------------------------------------------------
 
-  /** collect: the partner's ledger entries up to the period's end that no statement cleared yet. */
+  /**
+   * collect: the partner's ledger entries up to the period's end that no statement cleared yet —
+   * points on its issuance, redemption and recovery accounts; operator-funded points of entries that
+   * happened with it; expired lots it funded (or that the operator funded at it); money on its
+   * receivable and payable accounts. Set-based: nothing is read into this process.
+   */
   async function collect(trx: Trx, st: StatementRow, p: Period, watermark: string): Promise<void> {
     const partner = st.partner_id;
+    // The contract that prices an item: the entry's own when it is this partner's, else the
+    // partner's version in force when the entry happened.
+    const contractOf = (at: string) =>
+      `coalesce(CASE WHEN e.partner_id = ? THEN e.contract_version_id END,
+                (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= ${at} ORDER BY c.effective_from DESC LIMIT 1))`;
+    const late = `CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END`;
+    const cols = "(statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points, amount_minor)";
+    const notYet = (group: string) => `NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '' AND s.line_group = ${group})`;
+    const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
+                              WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
+    const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
+    // Points the partner funds or is paid for.
     await trx.raw(
-      `INSERT INTO settlement_items (statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points)
-       SELECT ?, ?, e.id, '',
-              CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
-                          WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END,
-              e.kind, e.ref_type, e.ref_id, e.occurred_at,
-              CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END,
-              coalesce(e.contract_version_id,
-                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= e.occurred_at ORDER BY c.effective_from DESC LIMIT 1)),
-              CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
+      `INSERT INTO settlement_items ${cols}
+       SELECT ?, ?, e.id, '', ${pointsGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
+              CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END, NULL
+         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
+                 FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
          JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ?
-          AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '')`,
-      [st.id, partner, p.start, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
+        WHERE e.occurred_at < ? AND ${notYet(pointsGroup)}`,
+      [st.id, partner, p.start, partner, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
     );
-    // Breakage: expiry entries, lot by lot, for the lots this partner issued. The funded value is
-    // priced by the contract version under which the lot was earned.
+    // Points the operator funds, earned (or taken back) at this partner: memo lines, no charge.
     await trx.raw(
-      `INSERT INTO settlement_items (statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points)
-       SELECT ?, ?, e.id, m.lot_id, 'breakage_share', e.kind, e.ref_type, e.ref_id, e.occurred_at,
-              CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END,
-              coalesce(l.contract_version_id,
-                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = l.issuing_partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
-              sum(m.amount)::bigint
+      `INSERT INTO settlement_items ${cols}
+       SELECT ?, ?, e.id, '', ${operatorGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
+              CASE WHEN e.kind = 'earn' THEN -x.total ELSE x.total END, NULL
+         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
+                 FROM ledger_postings p WHERE p.account_id = ? AND p.id <= ? GROUP BY p.entry_id) x
+         JOIN ledger_entries e ON e.id = x.entry_id
+        WHERE e.occurred_at < ? AND ${notYet(operatorGroup)}`,
+      [st.id, partner, p.start, partner, partner, accountIds.operatorFunding(partner), watermark, p.end, partner],
+    );
+    // Breakage: expiry entries, lot by lot — the lots this partner funded (its share, priced by the
+    // contract under which the lot was earned), and the operator-funded lots earned with it (memo).
+    await trx.raw(
+      `INSERT INTO settlement_items ${cols}
+       SELECT ?, ?, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END, e.kind, e.ref_type, e.ref_id, e.occurred_at,
+              ${late},
+              coalesce(CASE WHEN l.issuing_partner_id = ? THEN l.contract_version_id END,
+                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
+              sum(m.amount)::bigint, NULL
          FROM ledger_lots l
          JOIN ledger_lot_movements m ON m.lot_id = l.id
          JOIN ledger_entries e ON e.id = m.entry_id
-        WHERE l.issuing_partner_id = ? AND e.kind = 'expire' AND e.occurred_at < ?
+        WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?)) AND e.kind = 'expire' AND e.occurred_at < ?
           AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
           AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
-        GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at`,
-      [st.id, partner, p.start, partner, p.end, watermark, partner],
+        GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by`,
+      [st.id, partner, p.start, partner, partner, partnerFunded(partner), partner, p.end, watermark, partner],
+    );
+    // Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
+    await trx.raw(
+      `INSERT INTO settlement_items ${cols}
+       SELECT ?, ?, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")}, 0, x.total
+         FROM (SELECT p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
+                 FROM ledger_postings p
+                 JOIN ledger_accounts a ON a.id = p.account_id
+                 JOIN ledger_entries e3 ON e3.id = p.entry_id
+                WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= ?
+                GROUP BY p.entry_id, 2) x
+         JOIN ledger_entries e ON e.id = x.entry_id
+        WHERE e.occurred_at < ? AND ${notYet("x.line_group")}`,
+      [st.id, partner, p.start, partner, partner, partner, watermark, p.end, partner],
     );
   }
 
@@ -169,9 +268,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       await trx.raw("SELECT entry_id, entry_kind FROM settlement_items WHERE statement_id = ? AND line_group = 'unclassified' ORDER BY entry_id LIMIT 5", [st.id]),
     );
     for (const u of unclassified) problems.push(`entry ${u.entry_id} of kind ${u.entry_kind} moves the partner's points but clearing has no rule for it`);
-    const groups = rowsOf<{ line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; item_count: number }>(
+    const groups = rowsOf<{ line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; amount: bigint | null; item_count: number }>(
       await trx.raw(
-        `SELECT line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, count(*)::int AS item_count
+        `SELECT line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, sum(amount_minor)::bigint AS amount, count(*)::int AS item_count
            FROM settlement_items WHERE statement_id = ? AND line_group <> 'unclassified'
           GROUP BY line_group, contract_version_id, corrects_period`,
         [st.id],
@@ -196,6 +295,17 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     for (const g of groups) if (g.contract_version_id === null) problems.push(`${g.points} ${g.line_group} points have no contract in force`);
     for (const c of contracts.values()) if (c.partner_id !== st.partner_id) problems.push(`contract ${c.id} of ${c.partner_id} priced an entry of ${st.partner_id}`);
     const currencies = new Set([...contracts.values()].map((c) => c.currency));
+    // Money lines are in the currency of the partner's money account they were posted to.
+    const moneyCurrencies = rowsOf<{ asset: string }>(
+      await trx.raw(
+        `SELECT DISTINCT a.asset FROM settlement_items i
+           JOIN ledger_postings p ON p.entry_id = i.entry_id
+           JOIN ledger_accounts a ON a.id = p.account_id AND a.partner_id = i.partner_id AND a.kind IN ('partner_receivable', 'partner_payable')
+          WHERE i.statement_id = ? AND i.amount_minor IS NOT NULL`,
+        [st.id],
+      ),
+    );
+    for (const m of moneyCurrencies) currencies.add(m.asset);
     if (currencies.size > 1) problems.push(`the partner's contracts mix currencies (${[...currencies].sort().join(", ")}); one statement is one currency`);
     if (problems.length > 0) throw new ClearingImbalance(problems);
     const currency = monthly?.currency ?? [...currencies][0] ?? "EUR";
@@ -203,7 +313,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string };
     const drafts: Draft[] = [];
     const key = (group: Group, c: ContractRow | undefined, corrects: string | null) =>
-      `${GROUP_ORDER.indexOf(group)}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+      `${String(GROUP_ORDER.indexOf(group)).padStart(2, "0")}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
     for (const g of groups) {
       const c = contracts.get(g.contract_version_id!)!;
       const points = BigInt(g.points);
@@ -218,7 +328,28 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         fee_minor: null,
         sortKey: key(g.line_group, c, g.corrects_period),
       };
-      if (g.line_group === "breakage_share") {
+      if (OPERATOR_FUNDED.has(g.line_group)) {
+        drafts.push({
+          ...base,
+          price_micros: BigInt(c.issuance_price_micros),
+          share_bps: null,
+          exact_amount: decimal(0n, minorExponent(currency)),
+          amount_minor: 0n,
+          rounding: ROUNDING.none,
+          description: WORDS[g.line_group],
+        });
+      } else if (MONEY.has(g.line_group)) {
+        const amount = BigInt(g.amount ?? 0n);
+        drafts.push({
+          ...base,
+          price_micros: null,
+          share_bps: null,
+          exact_amount: decimal(amount, minorExponent(currency)),
+          amount_minor: SIGN[g.line_group] * amount,
+          rounding: ROUNDING.money,
+          description: WORDS[g.line_group],
+        });
+      } else if (g.line_group === "breakage_share") {
         const v = priceShare(points, BigInt(c.issuance_price_micros), BigInt(c.breakage_share_bps), currency);
         drafts.push({
           ...base,
@@ -302,17 +433,14 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         })),
       );
     }
-    // Each item learns its line, then its place in the CSV (by line, then time, then id).
+    // Each item learns its line and its place in the CSV (by line, then time, then id) in one pass.
     await trx.raw(
-      `UPDATE settlement_items i SET line_no = l.line_no
-         FROM settlement_lines l
-        WHERE i.statement_id = ? AND l.statement_id = i.statement_id AND l.line_group = i.line_group
-          AND l.contract_version_id IS NOT DISTINCT FROM i.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM i.corrects_period`,
-      [st.id],
-    );
-    await trx.raw(
-      `UPDATE settlement_items i SET seq = x.rn
-         FROM (SELECT id, row_number() OVER (ORDER BY line_no, occurred_at, entry_id, lot_id) AS rn FROM settlement_items WHERE statement_id = ?) x
+      `UPDATE settlement_items i SET line_no = x.line_no, seq = x.rn
+         FROM (SELECT it.id, l.line_no, row_number() OVER (ORDER BY l.line_no, it.occurred_at, it.entry_id, it.lot_id) AS rn
+                 FROM settlement_items it
+                 JOIN settlement_lines l ON l.statement_id = it.statement_id AND l.line_group = it.line_group
+                  AND l.contract_version_id IS NOT DISTINCT FROM it.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM it.corrects_period
+                WHERE it.statement_id = ?) x
         WHERE i.id = x.id`,
       [st.id],
     );
@@ -340,24 +468,74 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    */
   async function verify(trx: Trx, st: StatementRow): Promise<void> {
     const problems: string[] = [];
-    const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; points: bigint; ledger: bigint | null }>(
+    // Each item's figure again from the ledger, found by owner and kind: points on the partner's
+    // points accounts, operator-funded points on the operator's account for entries with the partner,
+    // lot movements of the lots the partner (or, at it, the operator) funded, money on its money accounts.
+    const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
+    const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
+    // Set-based: the ledger's figures per (entry, lot, source) for this statement's entries, joined
+    // to the items (hash joins, not a look-up per item). A figure is the absolute points the partner's
+    // (or, at it, the operator's) accounts moved, the signed money on its money accounts, or a lot's
+    // movements; an item with no such figure, or another one, is a mismatch.
+    const partner = st.partner_id;
+    const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
-        `SELECT i.entry_id, i.lot_id, i.points, d.points AS ledger
-           FROM settlement_items i
-           LEFT JOIN LATERAL (
-             SELECT CASE WHEN i.lot_id <> '' THEN (SELECT sum(m.amount) FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
-                                                     WHERE m.entry_id = i.entry_id AND m.lot_id = i.lot_id AND l.issuing_partner_id = i.partner_id)
-                         ELSE (SELECT sum(CASE WHEN e.kind IN ('earn', 'release') THEN -p.amount ELSE p.amount END)
-                                 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
-                                WHERE p.entry_id = i.entry_id AND a.partner_id = i.partner_id
-                                  AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery')) END::bigint AS points
-           ) d ON true
-          WHERE i.statement_id = ? AND (d.points IS NULL OR d.points <> i.points)
+        `WITH i AS (SELECT entry_id, lot_id, line_group, coalesce(amount_minor, points) AS figure,
+                           CASE WHEN lot_id <> '' THEN CASE WHEN line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
+                                WHEN line_group IN (${operatorGroups}) THEN 'operator'
+                                WHEN line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
+                                WHEN line_group IN (${moneyGroups}) THEN 'partner_receivable'
+                                ELSE 'points' END AS src
+                      FROM settlement_items WHERE statement_id = ?),
+              e AS (SELECT DISTINCT entry_id FROM i),
+              d AS (
+                SELECT p.entry_id, '' AS lot_id, 'points' AS src, abs(sum(p.amount))::bigint AS figure
+                  FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
+                UNION ALL
+                SELECT p.entry_id, '', 'operator', abs(sum(p.amount))::bigint
+                  FROM ledger_postings p WHERE p.account_id = ? AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
+                UNION ALL
+                SELECT p.entry_id, '', a.kind, sum(p.amount)::bigint
+                  FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                 WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.entry_id IN (SELECT entry_id FROM e)
+                 GROUP BY p.entry_id, a.kind
+                UNION ALL
+                SELECT m.entry_id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END, sum(m.amount)::bigint
+                  FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
+                 WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?))
+                   AND (m.entry_id, m.lot_id) IN (SELECT entry_id, lot_id FROM i WHERE lot_id <> '')
+                 GROUP BY m.entry_id, m.lot_id, l.funded_by)
+         SELECT i.entry_id, i.lot_id, i.line_group, i.figure, d.figure AS ledger
+           FROM i LEFT JOIN d ON d.entry_id = i.entry_id AND d.lot_id = i.lot_id AND d.src = i.src
+          WHERE d.figure IS DISTINCT FROM i.figure
           LIMIT 5`,
+        [
+          st.id,
+          accountIds.issuance(partner),
+          accountIds.redemption(partner),
+          accountIds.recovery(partner),
+          accountIds.operatorFunding(partner),
+          partner,
+          partnerFunded(partner),
+          partner,
+        ],
+      ),
+    );
+    for (const m of itemMismatch) {
+      const unit = MONEY.has(m.line_group) ? "minor units" : "points";
+      problems.push(`item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} (${m.line_group}) says ${m.figure} ${unit}, the ledger ${m.ledger ?? "nothing"}`);
+    }
+    const moneyLineMismatch = rowsOf<{ line_no: number; amount_minor: bigint; items: bigint | null }>(
+      await trx.raw(
+        `SELECT l.line_no, l.amount_minor, (SELECT sum(i.amount_minor)::bigint FROM settlement_items i WHERE i.statement_id = l.statement_id AND i.line_no = l.line_no) AS items
+           FROM settlement_lines l
+          WHERE l.statement_id = ? AND l.line_group IN (${moneyGroups}, ${operatorGroups})
+            AND l.amount_minor IS DISTINCT FROM CASE WHEN l.line_group IN (${operatorGroups}) THEN 0
+                                                     ELSE (SELECT sum(i.amount_minor) FROM settlement_items i WHERE i.statement_id = l.statement_id AND i.line_no = l.line_no) END`,
         [st.id],
       ),
     );
-    for (const m of itemMismatch) problems.push(`item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} says ${m.points} points, the ledger ${m.ledger ?? "nothing"}`);
+    for (const m of moneyLineMismatch) problems.push(`line ${m.line_no} says ${m.amount_minor} minor units, its items ${m.items ?? "nothing"}`);
     const lineMismatch = rowsOf<{ line_no: number | null; line_points: bigint | null; item_points: bigint | null }>(
       await trx.raw(
         `SELECT coalesce(l.line_no, i.line_no) AS line_no, l.points AS line_points, i.points AS item_points
@@ -380,7 +558,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                     ELSE l.points::numeric * l.price_micros END AS n,
                   CASE l.line_group WHEN 'breakage_share' THEN ?::numeric * 10000 WHEN 'transaction_fee' THEN 1 WHEN 'monthly_fee' THEN 1 ELSE ?::numeric END AS d,
                   CASE WHEN l.line_group IN ('issuance', 'redemption_reversal', 'transaction_fee', 'monthly_fee') THEN -1 ELSE 1 END AS sign
-             FROM settlement_lines l WHERE l.statement_id = ?),
+             FROM settlement_lines l WHERE l.statement_id = ? AND l.line_group NOT IN (${moneyGroups}, ${operatorGroups})),
          q AS (SELECT *, floor(n / d) AS q FROM x)
          SELECT line_no, amount_minor,
                 (sign * CASE WHEN 2 * (n - q * d) > d OR (2 * (n - q * d) = d AND mod(q, 2) = 1) THEN q + 1 ELSE q END)::text AS expected
@@ -521,15 +699,29 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       operator_revenue_total_minor: number;
       partners_net_total_minor: number;
       network_sum_minor: number;
+      operator_funded: { points_issued: number; points_clawed_back: number; points_expired: number; promotion_cost_minor: number };
+      money: { partners_lines_minor: number; ledger_counterpart_minor: Record<string, number> };
     }>;
-    points: { issued: number; clawed_back: number; redeemed: number; restored: number; expired: number; members_change: number; liability_outstanding: number };
+    points: {
+      issued: number;
+      clawed_back: number;
+      redeemed: number;
+      restored: number;
+      expired: number;
+      members_change: number;
+      liability_outstanding: number;
+      operator_funded: { issued: number; clawed_back: number; expired: number };
+    };
     breakage: { points: number; shares_paid_minor: Record<string, number> };
   }
 
   /**
    * network: the whole month must balance. Partners' nets plus the operator's revenue by source are
-   * zero in every currency; and the points the lines say moved equal what the members' accounts
-   * moved in the ledger for the same entries (points conservation through the postings).
+   * zero in every currency; the points the lines say moved equal what the members' accounts moved in
+   * the ledger for the same entries (points conservation through the postings); the money lines equal
+   * the opposite of what those entries moved on the members', the operator's and the banks' holding
+   * accounts (money conservation through the postings); every entry that moves a partner's points or
+   * money, the operator's points or breakage is in a statement.
    */
   async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
     const problems: string[] = [];
@@ -544,26 +736,69 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         [run.id],
       ),
     );
-    const currencies = [...new Set(statements.map((s) => s.currency ?? "EUR"))].sort();
+    // Operator-funded points valued at the issuance price the partner where they were earned would
+    // have paid: per line, half-even, like every priced line.
+    const operatorLines: Array<{ currency: string; line_group: string; points: bigint; price_micros: bigint }> = await trx("settlement_lines as l")
+      .join("settlement_statements as s", "s.id", "l.statement_id")
+      .where("s.run_id", run.id)
+      .whereIn("l.line_group", ["operator_funded_issuance", "operator_funded_reversal"])
+      .select("s.currency", "l.line_group", "l.points", "l.price_micros");
+    const moneySide = rowsOf<{ asset: string; kind: string; amount: bigint }>(
+      await trx.raw(
+        `SELECT a.asset, a.kind, sum(p.amount)::bigint AS amount
+           FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+          WHERE a.kind NOT IN ('partner_receivable', 'partner_payable') AND a.asset <> 'PTS'
+            AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id
+                                WHERE s.run_id = ? AND i.amount_minor IS NOT NULL)
+          GROUP BY a.asset, a.kind ORDER BY a.asset, a.kind`,
+        [run.id],
+      ),
+    );
+    const currencies = [...new Set([...statements.map((s) => s.currency ?? "EUR"), ...moneySide.map((m) => m.asset)])].sort();
     const report: NetworkReport = {
       period: run.period,
       currencies: [],
-      points: { issued: 0, clawed_back: 0, redeemed: 0, restored: 0, expired: 0, members_change: 0, liability_outstanding: 0 },
+      points: { issued: 0, clawed_back: 0, redeemed: 0, restored: 0, expired: 0, members_change: 0, liability_outstanding: 0, operator_funded: { issued: 0, clawed_back: 0, expired: 0 } },
       breakage: { points: 0, shares_paid_minor: {} },
     };
     for (const cur of currencies) {
       const revenue: Record<string, number> = {};
       let revenueTotal = 0n;
+      const row = (g: string) => byGroup.find((r) => r.currency === cur && r.line_group === g);
+      const value = (g: string) =>
+        operatorLines.filter((l) => l.currency === cur && l.line_group === g).reduce((s, l) => s + pricePoints(BigInt(l.points), BigInt(l.price_micros), cur).minor, 0n);
+      const promotionIssued = value("operator_funded_issuance");
+      const promotionReturned = value("operator_funded_reversal");
       for (const g of GROUP_ORDER) {
-        const row = byGroup.find((r) => r.currency === cur && r.line_group === g);
-        const v = -BigInt(row?.amount ?? 0n);
+        let v = -BigInt(row(g)?.amount ?? 0n);
+        // The points programme is credited the issuance price of operator-funded points as if the
+        // operator were their partner, and the operator's promotions are charged the same below:
+        // the pair cancels, so the total stays the cash the operator keeps.
+        if (g === "operator_funded_issuance") v = promotionIssued;
+        if (g === "operator_funded_reversal") v = -promotionReturned;
+        if (g === "operator_funded_breakage") continue;
         revenue[g] = Number(v);
         revenueTotal += v;
       }
+      revenue.operator_funded_promotion = Number(-(promotionIssued - promotionReturned));
+      revenueTotal += -(promotionIssued - promotionReturned);
       const mine = statements.filter((s) => (s.currency ?? "EUR") === cur);
       const nets = mine.reduce((s, st) => s + BigInt(st.net_amount_minor ?? 0n), 0n);
       const sum = nets + revenueTotal;
       if (sum !== 0n) problems.push(`${cur}: partners' nets ${nets} and operator revenue ${revenueTotal} sum to ${sum}, not 0`);
+      const moneyLines = [...MONEY].reduce((s, g) => s + BigInt(row(g)?.amount ?? 0n), 0n);
+      const counterpart: Record<string, number> = {};
+      let counterpartTotal = 0n;
+      for (const m of moneySide.filter((x) => x.asset === cur)) {
+        counterpart[m.kind] = Number(m.amount);
+        counterpartTotal += BigInt(m.amount);
+      }
+      if (moneyLines + counterpartTotal !== 0n) {
+        problems.push(
+          `${cur}: money does not conserve: the partners' money lines sum to ${moneyLines}, the same entries moved ${counterpartTotal} on members', operator and bank holding accounts (they must cancel)`,
+        );
+      }
+      const pts = (g: string) => BigInt(row(g)?.points ?? 0n);
       report.currencies.push({
         currency: cur,
         partners: mine.map((s) => {
@@ -574,16 +809,31 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         operator_revenue_total_minor: Number(revenueTotal),
         partners_net_total_minor: Number(nets),
         network_sum_minor: Number(sum),
+        operator_funded: {
+          points_issued: Number(pts("operator_funded_issuance")),
+          points_clawed_back: Number(pts("operator_funded_reversal")),
+          points_expired: Number(pts("operator_funded_breakage")),
+          promotion_cost_minor: Number(promotionIssued - promotionReturned),
+        },
+        money: { partners_lines_minor: Number(moneyLines), ledger_counterpart_minor: counterpart },
       });
       report.breakage.shares_paid_minor[cur] = -(revenue.breakage_share ?? 0);
     }
     const pts = (g: string) => byGroup.filter((r) => r.line_group === g).reduce((s, r) => s + BigInt(r.points), 0n);
-    const flows = { issued: pts("issuance"), clawed: pts("issuance_reversal"), redeemed: pts("redemption"), restored: pts("redemption_reversal"), expired: pts("breakage_share") };
+    const op = { issued: pts("operator_funded_issuance"), clawed: pts("operator_funded_reversal"), expired: pts("operator_funded_breakage") };
+    const flows = {
+      issued: pts("issuance") + op.issued,
+      clawed: pts("issuance_reversal") + op.clawed,
+      redeemed: pts("redemption"),
+      restored: pts("redemption_reversal"),
+      expired: pts("breakage_share") + op.expired,
+    };
     const [ledger] = rowsOf<{ members_change: bigint | null; liability: bigint | null }>(
       await trx.raw(
         `SELECT (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
                   WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt')
-                    AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id WHERE s.run_id = ?)) AS members_change,
+                    AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id
+                                        WHERE s.run_id = ? AND i.amount_minor IS NULL)) AS members_change,
                 (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
                   WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?) AS liability`,
         [run.id, p.end],
@@ -601,12 +851,14 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         `SELECT count(*)::int AS n FROM ledger_entries e
           WHERE e.occurred_at < ?
             AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                         WHERE p.entry_id = e.id AND p.id <= ? AND a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'breakage'))
+                         WHERE p.entry_id = e.id AND p.id <= ?
+                           AND (a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'partner_receivable', 'partner_payable', 'breakage')
+                                OR (a.kind = 'funding' AND a.asset = 'PTS')))
             AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
         [p.end, String(run.posting_watermark ?? 0)],
       ),
     );
-    if ((uncleared?.n ?? 0) > 0) problems.push(`${uncleared?.n} ledger entries before the period's end that move partners' points or breakage are in no statement`);
+    if ((uncleared?.n ?? 0) > 0) problems.push(`${uncleared?.n} ledger entries before the period's end that move partners' points or money, operator-funded points or breakage are in no statement`);
     report.points = {
       issued: Number(flows.issued),
       clawed_back: Number(flows.clawed),
@@ -615,6 +867,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       expired: Number(flows.expired),
       members_change: Number(membersChange),
       liability_outstanding: Number(ledger?.liability ?? 0n),
+      operator_funded: { issued: Number(op.issued), clawed_back: Number(op.clawed), expired: Number(op.expired) },
     };
     report.breakage.points = Number(flows.expired);
     if (problems.length > 0) throw new ClearingImbalance(problems);

@@ -21,6 +21,7 @@ export const CSV_HEADER = [
   "share_bps",
   "corrects_period",
   "corrects_statement_id",
+  "amount_minor",
 ] as const;
 
 const PAGE = 2_000;
@@ -42,6 +43,7 @@ interface CsvItemRow {
   partner_refund_id: string | null;
   hub_transaction_id: string | null;
   corrects_statement_id: string | null;
+  amount_minor: bigint | null;
 }
 
 function rowsOf<T>(result: unknown): T[] {
@@ -67,7 +69,9 @@ export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chun
     const rows = rowsOf<CsvItemRow>(
       await conn.raw(
         `SELECT i.seq, i.line_no, i.line_group, i.occurred_at, i.entry_kind, i.entry_id, i.lot_id, e.member_id, i.points,
-                CASE WHEN i.line_group IN ('issuance', 'issuance_reversal', 'breakage_share') THEN c.issuance_price_micros ELSE c.redemption_price_micros END AS price_micros,
+                CASE WHEN i.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
+                     WHEN i.line_group IN ('redemption', 'redemption_reversal') THEN c.redemption_price_micros END AS price_micros,
+                i.amount_minor,
                 CASE WHEN i.line_group = 'breakage_share' THEN c.breakage_share_bps END AS share_bps,
                 i.corrects_period,
                 coalesce(t.partner_transaction_id, r.partner_transaction_id, ft.partner_transaction_id, lt.partner_transaction_id) AS partner_transaction_id,
@@ -117,6 +121,7 @@ export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chun
           r.share_bps,
           r.corrects_period,
           r.corrects_statement_id,
+          r.amount_minor === null ? null : BigInt(r.amount_minor),
         ]),
       );
     }

@@ -5,7 +5,7 @@ import { newId } from "../infra/ids.ts";
 import { enqueueInTx } from "../infra/outbox/outbox.ts";
 import { recordEvent } from "../events/events.service.ts";
 import { memberAccessErrors, type MemberAccess, type MemberRef } from "../members/member-access.ts";
-import type { Ledger } from "../ledger/ledger.service.ts";
+import { partnerFunded, type Funding, type FundedBy, type Ledger } from "../ledger/ledger.service.ts";
 import type { MemberBalances } from "../ledger/ledger.types.ts";
 import { earnErrors } from "./earn.errors.ts";
 import { baseRateRules, type BasketLine, type ContractTerms, type EarnItem, type EarnRules } from "./earn.rules.ts";
@@ -73,6 +73,38 @@ interface TransactionRow {
   points_restored: bigint;
   ledger_ref_type: string;
   ledger_ref_id: string;
+  computation: { items?: Array<{ points?: number; funded_by?: string }> } | string | null;
+}
+
+/**
+ * Who pays for a purchase's points, from its computation's items (`funded_by` of each rule line;
+ * an item without one is the partner's own base rate). The issuing partner comes first.
+ */
+export function fundingOf(partnerId: string, items: Array<{ points?: number; funded_by?: string }>): Funding[] {
+  const own = partnerFunded(partnerId);
+  const by = new Map<FundedBy, bigint>([[own, 0n]]);
+  for (const i of items) {
+    const f = (i.funded_by ?? own) as FundedBy;
+    by.set(f, (by.get(f) ?? 0n) + BigInt(i.points ?? 0));
+  }
+  return [...by].map(([fundedBy, points]) => ({ fundedBy, points }));
+}
+
+/**
+ * Whose points a refund takes back. Each other funder's share is cumulative over the purchase's
+ * refunds — floor(its points × points clawed back so far ÷ points earned) minus what earlier refunds
+ * took — so partial refunds add up to a full one exactly; the issuing partner takes the rest.
+ */
+export function refundFunding(funding: Funding[], earned: bigint, clawedBefore: bigint, claw: bigint): Funding[] {
+  if (earned === 0n) return [{ fundedBy: funding[0]!.fundedBy, points: claw }];
+  let left = claw;
+  const others = funding.slice(1).map((f) => {
+    const due = (f.points * (clawedBefore + claw)) / earned - (f.points * clawedBefore) / earned;
+    const take = due < 0n ? 0n : due > left ? left : due;
+    left -= take;
+    return { fundedBy: f.fundedBy, points: take };
+  });
+  return [{ fundedBy: funding[0]!.fundedBy, points: left }, ...others];
 }
 
 interface RedemptionRow {
@@ -279,6 +311,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         earnedAt: occurredAt,
         expiresAt,
         ref,
+        funding: fundingOf(partnerId, computed.items as Array<{ points?: number; funded_by?: string }>),
       });
       if (res.entryId) {
         await recordEvent(trx, {
@@ -408,6 +441,12 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
           ref: { type: "refund", id },
           contractVersionId: contract.id,
           memo: { transaction_id: t.id },
+          funding: refundFunding(
+            fundingOf(partnerId, (typeof t.computation === "string" ? JSON.parse(t.computation) : t.computation)?.items ?? []),
+            BigInt(t.points_earned),
+            BigInt(t.points_clawed_back),
+            claw,
+          ),
         });
         await trx("point_refunds")
           .where({ id })

@@ -2686,7 +2686,7 @@ export interface components {
             /** @description Joins the CSV's line_no. */
             line_no: number;
             /** @enum {string} */
-            group: "issuance" | "issuance_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "transaction_fee" | "monthly_fee";
+            group: "issuance" | "issuance_reversal" | "operator_funded_issuance" | "operator_funded_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "operator_funded_breakage" | "cashback_funding" | "cashback_funding_reversal" | "roundup_match_funding" | "cashback_payout" | "roundup_match_credited" | "transaction_fee" | "monthly_fee";
             description: string;
             /** @description The version of your contract that priced the line. */
             contract_version: number | null;

@@ -21,7 +21,61 @@ export const accountIds = {
   redemption: (partnerId: string) => `acc_red_${partnerId}`,
   recovery: (partnerId: string) => `acc_rec_${partnerId}`,
   breakage: "acc_breakage",
+  /**
+   * The operator's points account at a partner: points the operator's promotions (its rules, tier
+   * multipliers) put into circulation with that partner's purchases — one per partner, so clearing
+   * reads a partner's operator-funded points by account, like its own.
+   */
+  operatorFunding: (partnerId: string) => `acc_opf_${partnerId}`,
 } as const;
+
+/** Who pays for points: the operator, or a partner (`partner:<id>`), as the rules' `funded_by` says. */
+export type FundedBy = "operator" | `partner:${string}`;
+
+export interface Funding {
+  fundedBy: FundedBy;
+  points: bigint;
+}
+
+export const partnerFunded = (partnerId: string): FundedBy => `partner:${partnerId}`;
+
+/** The ledger account that pays for a funder's points. */
+function fundingAccount(f: FundedBy, issuingPartnerId: string): string {
+  return f === "operator" ? accountIds.operatorFunding(issuingPartnerId) : accountIds.issuance(f.slice("partner:".length));
+}
+
+function fundingPartners(funding: Funding[]): string[] {
+  return funding.filter((f) => f.fundedBy !== "operator").map((f) => f.fundedBy.slice("partner:".length));
+}
+
+/** One entry per funder (summed), in first-seen order; zero amounts dropped. */
+function mergeFunding(funding: Funding[]): Funding[] {
+  const by = new Map<FundedBy, bigint>();
+  for (const f of funding) {
+    if (f.points < 0n) throw new Error(`negative funding of ${f.fundedBy}`);
+    by.set(f.fundedBy, (by.get(f.fundedBy) ?? 0n) + f.points);
+  }
+  return [...by].filter(([, p]) => p > 0n).map(([fundedBy, points]) => ({ fundedBy, points }));
+}
+
+/**
+ * Splits `total` over the funders in proportion to their points, largest remainder: each gets
+ * floor(total × points ÷ Σ points), the units left go one each to the largest remainders (ties: the
+ * order given). No share exceeds its funder's points when total ≤ Σ points.
+ */
+export function splitByFunding(total: bigint, funding: Funding[]): bigint[] {
+  const sum = funding.reduce((s, f) => s + f.points, 0n);
+  if (sum === 0n) return funding.map(() => 0n);
+  const shares = funding.map((f) => (total * f.points) / sum);
+  let left = total - shares.reduce((s, x) => s + x, 0n);
+  const order = funding.map((f, i) => ({ i, rem: (total * f.points) % sum })).sort((a, b) => (a.rem === b.rem ? a.i - b.i : a.rem > b.rem ? -1 : 1));
+  for (const o of order) {
+    if (left === 0n) break;
+    shares[o.i]! += 1n;
+    left -= 1n;
+  }
+  return shares;
+}
 
 interface AccountRow {
   id: string;
@@ -40,6 +94,7 @@ interface LotRow {
   expires_at: Date | string;
   amount: bigint;
   remaining: bigint;
+  funded_by: FundedBy;
 }
 
 function rowsOf<T>(result: unknown): T[] {
@@ -57,6 +112,7 @@ function toLot(r: LotRow): Lot {
     expiresAt: new Date(r.expires_at),
     amount: BigInt(r.amount),
     remaining: BigInt(r.remaining),
+    fundedBy: r.funded_by,
   };
 }
 
@@ -72,6 +128,11 @@ export interface EarnInput {
   expiresAt: Date;
   ref: EntryRef;
   memo?: Record<string, unknown>;
+  /**
+   * Who pays for the points (summing to `points`); all by `partnerId` when absent. Each funder's
+   * points are posted to its own account and become a lot of their own.
+   */
+  funding?: Funding[];
 }
 
 export interface SpendInput {
@@ -99,6 +160,8 @@ export interface ClawbackInput {
   ref: EntryRef;
   contractVersionId?: string | null;
   memo?: Record<string, unknown>;
+  /** Whose points the refund takes back (summing to `points`); all `partnerId`'s when absent. */
+  funding?: Funding[];
 }
 
 export interface ClawbackResult {
@@ -116,6 +179,7 @@ interface NewLot {
   earnedAt: Date;
   expiresAt: Date;
   amount: bigint;
+  fundedBy: FundedBy;
 }
 
 export interface HistoryEntry {
@@ -140,7 +204,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * the member's three points accounts for the rest of the transaction. One round trip when the
    * accounts exist already.
    */
-  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = []): Promise<MemberBalances> {
+  async function lockMember(trx: Trx, memberId: string, partnerIds: string[] = [], operatorFundedAt: string | null = null): Promise<MemberBalances> {
     const values: Array<string | null> = [];
     const tuples: string[] = [];
     const add = (id: string, kind: string, member: string | null, partner: string | null, maintained: boolean) => {
@@ -156,6 +220,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       add(accountIds.recovery(p), "partner_recovery", null, p, false);
     }
     add(accountIds.breakage, "breakage", null, null, false);
+    if (operatorFundedAt) add(accountIds.operatorFunding(operatorFundedAt), "funding", null, operatorFundedAt, false);
     const ids = [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)];
     const lockSql = "SELECT id, kind, balance, floor FROM ledger_accounts WHERE id IN (?, ?, ?) ORDER BY id FOR UPDATE";
     let rows = rowsOf<AccountRow>(
@@ -180,7 +245,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * Writes one journal entry, its postings and (for an earn) its lot in one statement. The database
    * checks the balance at commit.
    */
-  async function post(trx: Trx, entry: NewEntry, lot?: NewLot): Promise<string> {
+  async function post(trx: Trx, entry: NewEntry, lots: NewLot[] = []): Promise<string> {
     const postings = entry.postings.filter((p) => p.amount !== 0n);
     const sums = new Map<string, bigint>();
     for (const p of postings) sums.set(p.asset, (sums.get(p.asset) ?? 0n) + p.amount);
@@ -199,21 +264,24 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     ];
     let sql = `WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at, memo)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?::jsonb))`;
-    if (lot) {
-      sql += `, l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining)
-                 VALUES (?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?::bigint, ?::bigint))`;
-      binds.push(
-        lot.id,
-        lot.memberId,
-        accountIds.points(lot.memberId),
-        lot.issuingPartnerId,
-        lot.contractVersionId,
-        id,
-        lot.earnedAt.toISOString(),
-        lot.expiresAt.toISOString(),
-        lot.amount.toString(),
-        lot.amount.toString(),
-      );
+    if (lots.length > 0) {
+      sql += `, l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining, funded_by)
+                 VALUES ${lots.map(() => "(?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?::bigint, ?::bigint, ?)").join(", ")})`;
+      for (const lot of lots) {
+        binds.push(
+          lot.id,
+          lot.memberId,
+          accountIds.points(lot.memberId),
+          lot.issuingPartnerId,
+          lot.contractVersionId,
+          id,
+          lot.earnedAt.toISOString(),
+          lot.expiresAt.toISOString(),
+          lot.amount.toString(),
+          lot.amount.toString(),
+          lot.fundedBy,
+        );
+      }
     }
     sql += ` INSERT INTO ledger_postings (entry_id, account_id, asset, amount) VALUES ${postings.map(() => "(?, ?, ?, ?::bigint)").join(", ")}`;
     for (const p of postings) binds.push(id, p.accountId, p.asset, p.amount.toString());
@@ -246,6 +314,37 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     }
     if (left !== 0n) throw new Error(`lots of ${memberId} hold ${points - left} points, ${points} needed: lots and balance disagree`);
     return moves;
+  }
+
+  /**
+   * Picks lots to take back per funder, so the points a refund takes from the balance come from the
+   * funders it credits: for each funder, its lots among the preferred ones first, then other
+   * preferred lots, then its other lots, then any (each soonest-expiring first).
+   */
+  async function pickLotsByFunder(trx: Trx, memberId: string, funding: Funding[], shares: bigint[], preferLotIds: string[]): Promise<LotMovement[]> {
+    const rows: Array<{ id: string; remaining: bigint; funded_by: string }> = await trx("ledger_lots")
+      .where({ member_id: memberId })
+      .andWhere("remaining", ">", 0)
+      .orderBy([{ column: "expires_at" }, { column: "id" }])
+      .select("id", "remaining", "funded_by");
+    const left = new Map(rows.map((r) => [r.id, BigInt(r.remaining)]));
+    const prefer = new Set(preferLotIds);
+    const taken = new Map<string, bigint>();
+    funding.forEach((f, i) => {
+      let need = shares[i]!;
+      const rank = (r: { id: string; funded_by: string }) => (prefer.has(r.id) ? 0 : 2) + (r.funded_by === f.fundedBy ? 0 : 1);
+      const ordered = rows.map((r, k) => ({ r, k })).sort((a, b) => rank(a.r) - rank(b.r) || a.k - b.k);
+      for (const { r } of ordered) {
+        if (need === 0n) break;
+        const take = min(need, left.get(r.id)!);
+        if (take === 0n) continue;
+        left.set(r.id, left.get(r.id)! - take);
+        taken.set(r.id, (taken.get(r.id) ?? 0n) + take);
+        need -= take;
+      }
+      if (need !== 0n) throw new Error(`lots of ${memberId} cannot cover ${shares[i]} points: lots and balance disagree`);
+    });
+    return [...taken].map(([lotId, amount]) => ({ lotId, amount }));
   }
 
   /** Gives back, latest-expiring first, up to `points` that entries of `ref` took from lots. */
@@ -319,29 +418,82 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
      * Credits earned points: they first pay off any points debt, the rest becomes a lot with its
      * provenance (issuing partner, contract version, earned and expiry dates).
      */
-    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; repaidDebt: bigint; balances: MemberBalances | null }> {
+    async earn(trx: Trx, input: EarnInput): Promise<{ entryId: string | null; lotId: string | null; lotIds: string[]; repaidDebt: bigint; balances: MemberBalances | null }> {
       if (input.points < 0n) throw new Error("earn of negative points");
-      if (input.points === 0n) return { entryId: null, lotId: null, repaidDebt: 0n, balances: null };
-      // One round trip: ledger_earn (migration 20261130090000) creates the accounts if new, locks the
-      // member's as lockMember does, repays debt first and writes the entry, postings and lot.
-      const entryId = newId("ent");
-      const [row] = rowsOf<{ points: bigint; held: bigint; debt: bigint; debt_floor: bigint; repaid: bigint; lot_id: string | null }>(
-        await trx.raw("SELECT * FROM ledger_earn(?, ?, ?::bigint, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?, ?, ?::jsonb)", [
-          input.memberId,
-          input.partnerId,
-          input.points.toString(),
-          input.contractVersionId,
-          input.earnedAt.toISOString(),
-          input.expiresAt.toISOString(),
-          input.ref.type,
-          input.ref.id,
-          entryId,
-          newId("lot"),
-          input.memo ? JSON.stringify(input.memo) : null,
-        ]),
+      if (input.points === 0n) return { entryId: null, lotId: null, lotIds: [], repaidDebt: 0n, balances: null };
+      const funding = mergeFunding(input.funding ?? [{ fundedBy: partnerFunded(input.partnerId), points: input.points }]);
+      const funded = funding.reduce((s, f) => s + f.points, 0n);
+      if (funded !== input.points) throw new Error(`earn of ${input.points} points funded for ${funded}`);
+      const operatorFunded = funding.some((f) => f.fundedBy === "operator");
+      if (funding.length === 1 && funding[0]!.fundedBy === partnerFunded(input.partnerId)) {
+        // The common case, points funded by the partner where they are earned: one round trip.
+        // ledger_earn (migrations 20261130090000, 20261130160000) creates the accounts if new, locks the
+        // member's as lockMember does, repays debt first and writes the entry, postings and lot.
+        const entryId = newId("ent");
+        const [row] = rowsOf<{ points: bigint; held: bigint; debt: bigint; debt_floor: bigint; repaid: bigint; lot_id: string | null }>(
+          await trx.raw("SELECT * FROM ledger_earn(?, ?, ?::bigint, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?, ?, ?::jsonb)", [
+            input.memberId,
+            input.partnerId,
+            input.points.toString(),
+            input.contractVersionId,
+            input.earnedAt.toISOString(),
+            input.expiresAt.toISOString(),
+            input.ref.type,
+            input.ref.id,
+            entryId,
+            newId("lot"),
+            input.memo ? JSON.stringify(input.memo) : null,
+          ]),
+        );
+        const balances = { points: BigInt(row!.points), held: BigInt(row!.held), debt: BigInt(row!.debt), debtFloor: BigInt(row!.debt_floor) };
+        return { entryId, lotId: row!.lot_id, lotIds: row!.lot_id ? [row!.lot_id] : [], repaidDebt: BigInt(row!.repaid), balances };
+      }
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], operatorFunded ? input.partnerId : null);
+      const repay = min(input.points, -bal.debt);
+      const credited = input.points - repay;
+      // Rule: the member's points debt is repaid from the funders in the order given (the caller
+      // lists the issuing partner's own points first); what is left of each funder becomes its lot.
+      let toRepay = repay;
+      const lots: NewLot[] = [];
+      // Ids in funding order, so that of one earn's lots (same expiry) the first funder's is spent first.
+      const ids = funding.map(() => newId("lot")).sort();
+      for (const f of funding) {
+        const used = min(toRepay, f.points);
+        toRepay -= used;
+        const id = ids.shift()!;
+        if (f.points - used > 0n) {
+          lots.push({
+            id,
+            memberId: input.memberId,
+            issuingPartnerId: input.partnerId,
+            contractVersionId: input.contractVersionId,
+            earnedAt: input.earnedAt,
+            expiresAt: input.expiresAt,
+            amount: f.points - used,
+            fundedBy: f.fundedBy,
+          });
+        }
+      }
+      const entryId = await post(
+        trx,
+        {
+          kind: "earn",
+          partnerId: input.partnerId,
+          memberId: input.memberId,
+          ref: input.ref,
+          contractVersionId: input.contractVersionId,
+          occurredAt: input.earnedAt,
+          ...(input.memo ? { memo: input.memo } : {}),
+          postings: [
+            ...funding.map((f) => ({ accountId: fundingAccount(f.fundedBy, input.partnerId), asset: POINTS, amount: -f.points })),
+            { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: repay },
+            { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
+          ],
+        },
+        lots,
       );
-      const balances = { points: BigInt(row!.points), held: BigInt(row!.held), debt: BigInt(row!.debt), debtFloor: BigInt(row!.debt_floor) };
-      return { entryId, lotId: row!.lot_id, repaidDebt: BigInt(row!.repaid), balances };
+      const balances = { ...bal, points: bal.points + credited, debt: bal.debt + repay };
+      return { entryId, lotId: lots[0]?.id ?? null, lotIds: lots.map((l) => l.id), repaidDebt: repay, balances };
     },
 
     /** Spends points at once (soonest-expiring lots first); 422 insufficient-points when short. */
@@ -411,7 +563,10 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
      * is always the points asked for: a refund never fails and no point goes unaccounted.
      */
     async clawback(trx: Trx, input: ClawbackInput): Promise<ClawbackResult> {
-      const bal = await lockMember(trx, input.memberId, [input.partnerId]);
+      const funding = mergeFunding(input.funding ?? [{ fundedBy: partnerFunded(input.partnerId), points: input.points }]);
+      const funded = funding.reduce((s, f) => s + f.points, 0n);
+      if (funded !== input.points) throw new Error(`clawback of ${input.points} points funded for ${funded}`);
+      const bal = await lockMember(trx, input.memberId, [input.partnerId, ...fundingPartners(funding)], funding.some((f) => f.fundedBy === "operator") ? input.partnerId : null);
       const fromBalance = min(input.points, bal.points);
       let rest = input.points - fromBalance;
       let toDebt = 0n;
@@ -424,6 +579,19 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         rest -= toDebt;
       }
       const toRecovery = rest;
+      // The points that cannot be taken back are borne by the funders in proportion to the points
+      // each gets back (largest remainder): a partner's on its recovery account, the operator's on
+      // its own funding account (netted: the operator gets back only what was recovered).
+      const unrecovered = splitByFunding(toRecovery, funding);
+      const funderPostings = funding.flatMap((f, i) => {
+        const lost = unrecovered[i]!;
+        if (f.fundedBy === "operator") return [{ accountId: accountIds.operatorFunding(input.partnerId), asset: POINTS, amount: f.points - lost }];
+        const partner = f.fundedBy.slice("partner:".length);
+        return [
+          { accountId: accountIds.recovery(partner), asset: POINTS, amount: -lost },
+          { accountId: accountIds.issuance(partner), asset: POINTS, amount: f.points },
+        ];
+      });
       const entryId = await post(trx, {
         kind: "refund",
         partnerId: input.partnerId,
@@ -431,15 +599,26 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         ref: input.ref,
         contractVersionId: input.contractVersionId ?? null,
         occurredAt: input.occurredAt,
-        memo: { from_balance: fromBalance.toString(), to_debt: toDebt.toString(), to_recovery: toRecovery.toString(), ...(input.memo ?? {}) },
+        memo: {
+          from_balance: fromBalance.toString(),
+          to_debt: toDebt.toString(),
+          to_recovery: toRecovery.toString(),
+          ...(input.funding ? { funding: Object.fromEntries(funding.map((f, i) => [f.fundedBy, { points: f.points.toString(), unrecovered: unrecovered[i]!.toString() }])) } : {}),
+          ...(input.memo ?? {}),
+        },
         postings: [
           { accountId: accountIds.points(input.memberId), asset: POINTS, amount: -fromBalance },
           { accountId: accountIds.debt(input.memberId), asset: POINTS, amount: -toDebt },
-          { accountId: accountIds.recovery(input.partnerId), asset: POINTS, amount: -toRecovery },
-          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: input.points },
+          ...funderPostings,
         ],
       });
-      if (fromBalance > 0n) await moveLots(trx, entryId, await pickLots(trx, input.memberId, fromBalance, input.preferLotIds));
+      if (fromBalance > 0n) {
+        const moves =
+          funding.length > 1
+            ? await pickLotsByFunder(trx, input.memberId, funding, splitByFunding(fromBalance, funding), input.preferLotIds)
+            : await pickLots(trx, input.memberId, fromBalance, input.preferLotIds);
+        await moveLots(trx, entryId, moves);
+      }
       return { entryId, fromBalance, toDebt, toRecovery };
     },
 

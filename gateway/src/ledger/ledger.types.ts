@@ -64,6 +64,8 @@ export interface Lot {
   expiresAt: Date;
   amount: bigint;
   remaining: bigint;
+  /** Who pays for these points: `operator` or `partner:<id>`. */
+  fundedBy: "operator" | `partner:${string}`;
 }
 
 /** How many points an entry took from (positive) or gave back to (negative) one lot. */

@@ -2,7 +2,7 @@ import type { Db, DbOrTrx, Trx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import { newId } from "../infra/ids.ts";
 import { recordEvent } from "../events/events.service.ts";
-import type { Ledger } from "../ledger/ledger.service.ts";
+import { partnerFunded, type Ledger } from "../ledger/ledger.service.ts";
 import type { MemberAccess } from "../members/member-access.ts";
 import { baseRateComputation, baseRateRules, type EarnComputation, type EarnRules } from "../earn/earn.rules.ts";
 import { rulesErrors } from "./rules.errors.ts";
@@ -255,6 +255,8 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
       expiresAt: new Date(a.at.getTime() + (contract?.points_validity_days ?? 730) * DAY_MS),
       ref: { type: "rule_award", id },
       memo: { rule_id: a.rule.id, source_type: a.sourceType },
+      // An operator rule's award is the operator's cost, booked at the partner where it was earned.
+      funding: [{ fundedBy: a.rule.ownerPartnerId ? partnerFunded(a.rule.ownerPartnerId) : "operator", points: a.points }],
     });
     await trx("rule_awards").where({ id }).update({ entry_id: res.entryId });
     await recordEvent(trx, {
