@@ -22,6 +22,11 @@ export function toAppError(err: unknown): AppError {
   if (isRetryableDbError(err)) {
     return httpErrors.make("concurrency-conflict", "Another request changed the same data at the same moment. Retry it.", {}, { "Retry-After": "1" });
   }
+  // The pool had no free connection within its acquire timeout: the server is saturated, which is
+  // neither the client's mistake nor a bug; it may retry, as after any 503.
+  if ((err as { name?: string } | null)?.name === "KnexTimeoutError") {
+    return httpErrors.make("overloaded", "Every database connection is busy. Retry the request shortly.", {}, { "Retry-After": "1" });
+  }
   if (pgErrorCode(err) === "23505") {
     return httpErrors.make("conflict", "This object already exists.");
   }

@@ -81,6 +81,7 @@ export const httpErrors = defineErrors({
   "conflict": { status: 409, title: "Conflict with the current state" },
   "concurrency-conflict": { status: 409, title: "A concurrent change won; retry the request" },
   "not-ready": { status: 503, title: "Not ready" },
+  "overloaded": { status: 503, title: "The hub is at capacity; retry shortly" },
   "internal": { status: 500, title: "Internal error" },
   "response-validation-failed": { status: 500, title: "The response broke the API contract" },
 });
