@@ -17,6 +17,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:settlement
  *   env: TRANSACTIONS (1000000), PARTNERS (50, of which 2 are banks), MEMBERS (100000), KEEP_DB=1
+ *        REUSE_DB=<name of a database a KEEP_DB run left>: skip the generation, clear its month again
  */
 import { createDb, type Db } from "../../gateway/src/infra/db.ts";
 import { migrateLatest } from "../../gateway/src/infra/migrate.ts";
@@ -155,16 +156,24 @@ async function generate(db: Db): Promise<void> {
 }
 
 async function main() {
-  const dbName = `hub_bench_settle_${Date.now().toString(36)}`;
+  const reuse = process.env.REUSE_DB;
+  const dbName = reuse ?? `hub_bench_settle_${Date.now().toString(36)}`;
   const admin = await createDb({ url: url!, poolMax: 1 });
-  await admin.raw(`CREATE DATABASE ${dbName}`);
+  if (!reuse) await admin.raw(`CREATE DATABASE ${dbName}`);
   const u = new URL(url!);
   u.pathname = `/${dbName}`;
   const db = await createDb({ url: u.toString(), poolMax: 4 });
   try {
     await migrateLatest(db);
     let t = performance.now();
-    await generate(db);
+    if (reuse) {
+      // A bench database only: the run's statements are dropped with their triggers off.
+      await db.transaction(async (trx) => {
+        await trx.raw("SET LOCAL session_replication_role = replica");
+        await trx.raw("DELETE FROM settlement_items; DELETE FROM settlement_lines; DELETE FROM settlement_statements; DELETE FROM settlement_runs; DELETE FROM outbox");
+      });
+      await db.raw("VACUUM ANALYZE settlement_items");
+    } else await generate(db);
     const counts = (await db.raw("SELECT (SELECT count(*) FROM ledger_entries)::int AS entries, (SELECT count(*) FROM ledger_postings)::int AS postings")).rows[0] as { entries: number; postings: number };
     console.log(`generated ${counts.entries} ledger entries (${counts.postings} postings) across ${PARTNERS} partners and ${MEMBERS} members in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
@@ -210,7 +219,7 @@ async function main() {
     console.log(seconds.toFixed(2));
   } finally {
     await db.destroy();
-    if (!process.env.KEEP_DB) await admin.raw(`DROP DATABASE IF EXISTS ${dbName}`);
+    if (!process.env.KEEP_DB && !reuse) await admin.raw(`DROP DATABASE IF EXISTS ${dbName}`);
     await admin.destroy();
   }
 }
