@@ -60,8 +60,8 @@ function rate(l: LineView, currency: string): string {
 
 function describe(l: LineView): string {
   const parts = [l.description];
+  // An adjustment line's description already names the statement and line it corrects.
   if (l.corrects_period && !l.adjustment) parts.push(`(entries of ${l.corrects_period})`);
-  if (l.adjustment) parts.push(`(corrects ${l.adjustment.corrects_statement_id} line ${l.adjustment.corrects_line_no})`);
   return parts.join(" ");
 }
 
