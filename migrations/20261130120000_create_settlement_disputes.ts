@@ -113,6 +113,8 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
+  // Lines of open statements only: a closed statement's adjustment line is final (the trigger
+  // refuses), so a database holding one cannot be rolled back past this migration — on purpose.
   await knex.raw("DELETE FROM settlement_lines WHERE line_group = 'adjustment'");
   await knex.raw(`
     ALTER TABLE settlement_lines
