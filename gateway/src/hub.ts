@@ -38,6 +38,8 @@ import { createStatementsService } from "../../settlement/src/statements.service
 import { settlementRoutes } from "../../settlement/src/settlement.routes.ts";
 import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts";
 import { createCreditTransfers } from "../../settlement/src/credit-transfers.service.ts";
+import { createDisputesService } from "../../settlement/src/disputes.service.ts";
+import { disputesRoutes } from "../../settlement/src/disputes.routes.ts";
 import { createTiersService } from "./rules/tiers.service.ts";
 import { createRulesService } from "./rules/rules.service.ts";
 import { createDrawsService } from "./rules/draws.service.ts";
@@ -138,6 +140,7 @@ export function createHub(deps: HubDeps): Hub {
 
     // --- handlers: settlement ---
     ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
+    ...disputesRoutes({ disputes: createDisputesService({ db: deps.db, clock: deps.clock }), idempotency }),
 
     // --- handlers: rules ---
     ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: memberAccess }),

@@ -5,6 +5,7 @@ import { createDb, pgliteOf, type Db } from "../../gateway/src/infra/db.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { createClearingService, type StepPoint } from "./clearing.service.ts";
 import { createStatementsService } from "./statements.service.ts";
+import { createDisputesService } from "./disputes.service.ts";
 
 /**
  * A crash at every step boundary of a run — inside each step's transaction just before COMMIT, and
@@ -52,7 +53,7 @@ async function snapshotOf(db: Db): Promise<{ clone: () => Promise<Db>; cleanup: 
 
 interface Outcome {
   status: string;
-  statements: Array<{ id: string; status: string; net: string; content: string | null; csvSha: string | null; csv: string; lines: unknown[] }>;
+  statements: Array<{ id: string; status: string; net: string; content: string | null; csvSha: string | null; csv: string; pdfSha: string | null; pdf: string | null; lines: unknown[] }>;
   report: unknown;
 }
 
@@ -67,6 +68,7 @@ async function outcome(db: Db): Promise<Outcome> {
       csv += c;
     });
     const lines = await db("settlement_lines").where({ statement_id: s.id }).orderBy("line_no").select("*");
+    const pdf: { bytes: Buffer } | undefined = await db("settlement_statement_pdfs").where({ statement_id: s.id }).first("bytes");
     out.statements.push({
       id: s.id,
       status: s.status,
@@ -74,6 +76,8 @@ async function outcome(db: Db): Promise<Outcome> {
       content: s.content_sha256,
       csvSha: s.csv_sha256,
       csv,
+      pdfSha: s.pdf_sha256 ?? null,
+      pdf: pdf ? Buffer.from(pdf.bytes).toString("base64") : null,
       lines: lines.map((l: Record<string, unknown>) => JSON.stringify(l, (_k, v) => (typeof v === "bigint" ? v.toString() : v))),
     });
   }
@@ -95,6 +99,12 @@ beforeAll(async () => {
   clock.set("2026-05-01T01:00:00Z");
   const april = createClearingService({ db, clock, log });
   await april.runToEnd((await april.startRun("2026-04")).run.id);
+  // An accepted dispute of April, booked into May: the claim of the adjustment is crashed too.
+  clock.set("2026-05-04T09:00:00Z");
+  const disputes = createDisputesService({ db, clock });
+  const aprilA = `stm_202604_${t.partners.A}`;
+  const dispute = await db.transaction((trx) => disputes.open(trx, t.partners.A, "cli_test", aprilA, { line_no: 1, reason: "cancelled basket", amount_claimed_minor: 129 }));
+  await db.transaction((trx) => disputes.resolve(trx, dispute.id, "cli_ops", { outcome: "accepted", note: "checked" }));
   await seedMay(db, clock, t);
   const snap = await snapshotOf(db);
   clone = snap.clone;
@@ -121,7 +131,8 @@ describe("a run crashed at any step, then run again", () => {
   it("the baseline is a closed, balanced month with three statements", () => {
     expect(baseline.status).toBe("closed");
     expect(baseline.statements).toHaveLength(3);
-    expect(baseline.statements.every((s) => s.csv.length > 0 && s.content !== null)).toBe(true);
+    expect(baseline.statements.every((s) => s.csv.length > 0 && s.content !== null && s.pdf !== null && s.pdfSha !== null)).toBe(true);
+    expect(baseline.statements.flatMap((s) => s.lines).filter((l) => String(l).includes('"line_group":"adjustment"'))).toHaveLength(1);
   });
 
   for (const p of points) {

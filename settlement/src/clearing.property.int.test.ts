@@ -5,10 +5,12 @@ import { seedNetwork, type MonthTraffic } from "../../test/factories/settlement.
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import type { Db } from "../../gateway/src/infra/db.ts";
 import { createClearingService, type ClearingService } from "./clearing.service.ts";
+import { createDisputesService } from "./disputes.service.ts";
 
 /**
  * Random months of traffic — earns, burns, partial refunds and expiry across three partners and
- * three members — each cleared in turn: every run must pass its own checks (trace to the ledger,
+ * three members, and disputes of earlier statements' lines accepted with random adjustments or
+ * rejected — each cleared in turn: every run must pass its own checks (trace to the ledger,
  * pricing twice, points conservation) and the network must sum to exactly zero.
  */
 
@@ -22,13 +24,22 @@ type Op =
   | { kind: "earn"; p: number; m: number; amount: number; day: number }
   | { kind: "burn"; p: number; m: number; points: number; day: number }
   | { kind: "refund"; idx: number; pct: number; day: number }
-  | { kind: "expire"; day: number };
+  | { kind: "expire"; day: number }
+  | { kind: "dispute"; idx: number; line: number; accept: boolean; amount: number; day: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("earn" as const), p: fc.nat(2), m: fc.nat(2), amount: fc.integer({ min: 1, max: 300_000 }), day: fc.integer({ min: 1, max: 28 }) }),
   fc.record({ kind: fc.constant("burn" as const), p: fc.nat(2), m: fc.nat(2), points: fc.integer({ min: 1, max: 80 }), day: fc.integer({ min: 1, max: 28 }) }),
   fc.record({ kind: fc.constant("refund" as const), idx: fc.nat(), pct: fc.integer({ min: 1, max: 100 }), day: fc.integer({ min: 1, max: 28 }) }),
   fc.record({ kind: fc.constant("expire" as const), day: fc.integer({ min: 1, max: 28 }) }),
+  fc.record({
+    kind: fc.constant("dispute" as const),
+    idx: fc.nat(),
+    line: fc.nat(),
+    accept: fc.boolean(),
+    amount: fc.integer({ min: -50_000, max: 50_000 }).filter((a) => a !== 0),
+    day: fc.integer({ min: 1, max: 28 }),
+  }),
 );
 
 beforeAll(async () => {
@@ -54,7 +65,9 @@ describe("random months", () => {
     const partners = Object.values(t.partners);
     const members = Object.values(t.members);
     const earned: Array<{ partner: string; id: string }> = [];
+    const disputes = createDisputesService({ db, clock });
     let n = 0;
+    let accepted = 0n;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 12 }), async (ops) => {
         month++;
@@ -80,6 +93,17 @@ describe("random months", () => {
               }
             } else if (o.kind === "expire") {
               await t.earn.runExpiry();
+            } else if (o.kind === "dispute") {
+              const closed: Array<{ id: string; partner_id: string }> = await db("settlement_statements").where({ status: "closed" }).orderBy("id").select("id", "partner_id");
+              const st = closed[o.idx % closed.length]!;
+              const lines: Array<{ line_no: number }> = await db("settlement_lines").where({ statement_id: st.id }).orderBy("line_no").select("line_no");
+              if (lines.length > 0) {
+                const d = await db.transaction((trx) =>
+                  disputes.open(trx, st.partner_id, "cli_p", st.id, { line_no: lines[o.line % lines.length]!.line_no, reason: "random", amount_claimed_minor: o.amount }),
+                );
+                await db.transaction((trx) => disputes.resolve(trx, d.id, "cli_o", { outcome: o.accept ? "accepted" : "rejected", note: "random" }));
+                if (o.accept) accepted += BigInt(o.amount);
+              }
             }
           } catch (err) {
             // Refusals (not enough points) are part of the traffic; anything else is a failure.
@@ -97,8 +121,19 @@ describe("random months", () => {
           [run.id, run.id],
         )) as { rows: Array<{ nets: bigint; lines: bigint }> };
         expect(BigInt(sums.rows[0]!.nets)).toBe(BigInt(sums.rows[0]!.lines));
+        // Every accepted adjustment so far is on exactly one closed statement, for its amount.
+        const adj = (await db.raw(
+          `SELECT count(*)::int AS n, coalesce(sum(a.amount_minor), 0)::bigint AS total,
+                  count(*) FILTER (WHERE s.status IS DISTINCT FROM 'closed' OR l.amount_minor IS DISTINCT FROM a.amount_minor)::int AS bad
+             FROM settlement_adjustments a
+             LEFT JOIN settlement_statements s ON s.id = a.statement_id
+             LEFT JOIN settlement_lines l ON l.statement_id = a.statement_id AND l.adjustment_id = a.id`,
+        )) as { rows: Array<{ n: number; total: bigint; bad: number }> };
+        expect(adj.rows[0]!.bad).toBe(0);
+        expect(BigInt(adj.rows[0]!.total)).toBe(accepted);
       }),
       { numRuns: 8 },
     );
-  });
+    // Eight months cleared in full (with each statement's PDF rendered): minutes on a loaded 2-core machine.
+  }, 300_000);
 });

@@ -8,6 +8,8 @@ import { decimal, microsPerMinor, minorExponent, pricePoints, priceShare } from 
 import { dueDate, parsePeriod, type Period } from "./period.ts";
 import { ClearingImbalance, settlementErrors } from "./settlement.errors.ts";
 import { contentSha256, csvSha256, type LineRow, type StatementRow } from "./statements.service.ts";
+import { ADJUSTMENT_GROUPS, adjustmentDrafts, adjustmentProblems } from "./adjustments.ts";
+import { storeStatementPdf } from "./statement-pdf.ts";
 
 /** Where a step is when a hook runs: inside its transaction before COMMIT, or just after it. */
 export interface StepPoint {
@@ -420,6 +422,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         sortKey: key("monthly_fee", monthly, null),
       });
     }
+    drafts.push(...(await adjustmentDrafts(trx, st, currency)));
     drafts.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
     const lines = drafts.map(({ sortKey: _s, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
     if (lines.length > 0) {
@@ -543,7 +546,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const lineMismatch = rowsOf<{ line_no: number | null; line_points: bigint | null; item_points: bigint | null }>(
       await trx.raw(
         `SELECT coalesce(l.line_no, i.line_no) AS line_no, l.points AS line_points, i.points AS item_points
-           FROM (SELECT line_no, points FROM settlement_lines WHERE statement_id = ? AND line_group NOT IN ('transaction_fee', 'monthly_fee')) l
+           FROM (SELECT line_no, points FROM settlement_lines WHERE statement_id = ? AND line_group NOT IN ('transaction_fee', 'monthly_fee', 'adjustment')) l
            FULL JOIN (SELECT line_no, sum(points)::bigint AS points FROM settlement_items WHERE statement_id = ? GROUP BY line_no) i ON i.line_no = l.line_no
           WHERE l.points IS DISTINCT FROM i.points`,
         [st.id, st.id],
@@ -582,6 +585,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const fresh: StatementRow = await trx("settlement_statements").where({ id: st.id }).first("*");
     if (BigInt(net?.lines ?? 0n) !== BigInt(fresh.net_amount_minor ?? 0n)) problems.push(`net ${fresh.net_amount_minor} is not the sum of the lines ${net?.lines ?? 0}`);
     if ((net?.unpriced ?? 0) > 0) problems.push(`${net?.unpriced} items are in no line`);
+    problems.push(...(await adjustmentProblems(trx, st.id)));
     if (problems.length > 0) throw new ClearingImbalance(problems);
   }
 
@@ -590,9 +594,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const csv = await csvSha256(trx, st.id);
     const fresh: StatementRow = { ...(await trx("settlement_statements").where({ id: st.id }).first("*")), csv_sha256: csv.sha256, item_count: csv.items };
     const lines: LineRow[] = await trx("settlement_lines").where({ statement_id: st.id }).orderBy("line_no").select("*");
+    const content = contentSha256(fresh, lines);
+    const pdf = await storeStatementPdf(trx, { ...fresh, content_sha256: content }, lines);
     await trx("settlement_statements")
       .where({ id: st.id })
-      .update({ csv_sha256: csv.sha256, item_count: csv.items, content_sha256: contentSha256(fresh, lines) });
+      .update({ csv_sha256: csv.sha256, item_count: csv.items, content_sha256: content, pdf_sha256: pdf });
   }
 
   const NEXT: Record<string, string> = { collect: "price", price: "verify", verify: "render", render: "ready" };
@@ -620,6 +626,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           due_date: null,
           content_sha256: null,
           csv_sha256: null,
+          pdf_sha256: null,
           item_count: null,
           attempts: trx.raw("attempts + 1"),
         });
@@ -775,7 +782,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         operatorLines.filter((l) => l.currency === cur && l.line_group === g).reduce((s, l) => s + pricePoints(BigInt(l.points), BigInt(l.price_micros), cur).minor, 0n);
       const promotionIssued = value("operator_funded_issuance");
       const promotionReturned = value("operator_funded_reversal");
-      for (const g of GROUP_ORDER) {
+      for (const g of [...GROUP_ORDER, ...ADJUSTMENT_GROUPS]) {
         let v = -BigInt(row(g)?.amount ?? 0n);
         // The points programme is credited the issuance price of operator-funded points as if the
         // operator were their partner, and the operator's promotions are charged the same below:

@@ -68,6 +68,21 @@ export function settlementRoutes(deps: { clearing: ClearingService; statements: 
       return { status: 200 };
     },
 
+    /** The summary PDF stored when the statement was priced; its bytes hash to pdf_sha256. */
+    async getSettlementStatementPdf(ctx) {
+      const pdf = await statements.pdf(partnerOf(ctx), String(ctx.params.statementId));
+      return {
+        status: 200,
+        headers: {
+          ETag: `"${pdf.sha256}"`,
+          "Repr-Digest": `sha-256=:${Buffer.from(pdf.sha256, "hex").toString("base64")}:`,
+          "Content-Disposition": `attachment; filename="${pdf.id}.pdf"`,
+          "Cache-Control": "private, max-age=0",
+        },
+        raw: { contentType: "application/pdf", data: pdf.bytes },
+      };
+    },
+
     async startSettlementRun(ctx) {
       const { period } = ctx.body as { period: string };
       const { run } = await clearing.startRun(period);

@@ -154,6 +154,7 @@ export interface StatementRow {
   due_date: string | null;
   content_sha256: string | null;
   csv_sha256: string | null;
+  pdf_sha256?: string | null;
   item_count: number | null;
   attempts: number;
   failure: string | null;
@@ -178,6 +179,10 @@ export interface LineRow {
   amount_minor: bigint;
   rounding: string;
   description: string;
+  /** An `adjustment` line: the adjustment it prints and the statement line it corrects. */
+  adjustment_id?: string | null;
+  corrects_statement_id?: string | null;
+  corrects_line_no?: number | null;
 }
 
 const num = (v: bigint | number | null) => (v === null ? null : Number(v));
@@ -198,6 +203,8 @@ export function lineView(l: LineRow) {
     exact_amount: l.exact_amount,
     amount_minor: Number(l.amount_minor),
     rounding: l.rounding,
+    // Only on adjustment lines, so the content (and hash) of every other line stays as it was.
+    ...(l.adjustment_id ? { adjustment: { id: l.adjustment_id, corrects_statement_id: l.corrects_statement_id!, corrects_line_no: l.corrects_line_no! } } : {}),
   };
 }
 
@@ -249,6 +256,7 @@ export function statementView(st: StatementRow, lines: LineRow[]) {
     ...statementContent(st, lines),
     status: st.status,
     content_sha256: st.content_sha256,
+    pdf_sha256: st.pdf_sha256 ?? null,
     closed_at: st.closed_at === null ? null : new Date(st.closed_at).toISOString(),
   };
 }
@@ -301,6 +309,14 @@ export function createStatementsService(deps: { db: Db }) {
     async csvHead(partnerId: string, statementId: string) {
       const st = await closedOf(partnerId, statementId);
       return { id: st.id, period: st.period, csvSha256: st.csv_sha256!, contentSha256: st.content_sha256! };
+    },
+
+    /** The summary PDF stored when the statement was priced: the same bytes every time. */
+    async pdf(partnerId: string, statementId: string): Promise<{ id: string; sha256: string; bytes: Buffer }> {
+      const st = await closedOf(partnerId, statementId);
+      const row: { sha256: string; bytes: Buffer | Uint8Array } | undefined = await db("settlement_statement_pdfs").where({ statement_id: st.id }).first("sha256", "bytes");
+      if (!row) throw settlementErrors.make("statement-not-found", `Statement ${statementId} has no PDF summary (closed before summaries were made).`);
+      return { id: st.id, sha256: row.sha256, bytes: Buffer.from(row.bytes) };
     },
 
     renderCsv: (statementId: string, write: (chunk: string) => void | Promise<void>) => renderCsv(db, statementId, write),

@@ -1070,6 +1070,104 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settlements/{statementId}/summary.pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The statement's summary as a PDF to file
+         * @description A PDF/A-2b summary: partner, period, opening position, each line group, fees, adjustments,
+         *     net amount, due date, the CSV's SHA-256 and the statement's content hash. Rendered once when
+         *     the statement was priced and stored: the same statement always gives the same bytes; their
+         *     SHA-256 is the statement's `pdf_sha256`, also sent in `ETag` and `Repr-Digest`.
+         */
+        get: operations["getSettlementStatementPdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlements/{statementId}/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dispute a line of one of your closed statements
+         * @description Names the line (`line_no` as in the statement and its CSV), why, and optionally the amount
+         *     you claim (minor units, signed from your side like the lines: positive, you say the operator
+         *     owes you that much more). One open dispute per line. The operator resolves it: rejected, or
+         *     accepted with an adjustment on your next statement (the disputed statement never changes).
+         *     You receive `dispute.opened` and later `dispute.resolved`.
+         */
+        post: operations["createSettlementDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement-disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your disputes, newest first, each with its trail */
+        get: operations["listSettlementDisputes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement-disputes/{disputeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your disputes and its trail */
+        get: operations["getSettlementDispute"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/settlement-disputes/{disputeId}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add a note to one of your disputes' trail */
+        post: operations["commentSettlementDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/settlement-runs": {
         parameters: {
             query?: never;
@@ -1142,6 +1240,81 @@ export interface paths {
         /** Set the bank account a partner is paid to */
         put: operations["setSettlementPayeeAccount"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Disputes of every partner, newest first (filter `status=open` for the work queue) */
+        get: operations["listSettlementDisputesAdmin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-disputes/{disputeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A dispute and its trail */
+        get: operations["getSettlementDisputeAdmin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-disputes/{disputeId}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add the operator's note to a dispute's trail (the partner sees it) */
+        post: operations["commentSettlementDisputeAdmin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-disputes/{disputeId}/resolution": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve an open dispute: reject it, or accept it with an adjustment on the partner's next statement
+         * @description `accepted` books `adjustment_minor` (signed from the partner's side; by default the amount
+         *     claimed) into the next open month — the current month, or the month after the latest month
+         *     a run was started for. That month's run prints it on the partner's statement as an
+         *     `adjustment` line naming the disputed statement and line; the operator's revenue takes the
+         *     other side, so the network still sums to zero. The disputed statement never changes.
+         */
+        post: operations["resolveSettlementDispute"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2686,7 +2859,7 @@ export interface components {
             /** @description Joins the CSV's line_no. */
             line_no: number;
             /** @enum {string} */
-            group: "issuance" | "issuance_reversal" | "operator_funded_issuance" | "operator_funded_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "operator_funded_breakage" | "cashback_funding" | "cashback_funding_reversal" | "roundup_match_funding" | "cashback_payout" | "roundup_match_credited" | "transaction_fee" | "monthly_fee";
+            group: "issuance" | "issuance_reversal" | "operator_funded_issuance" | "operator_funded_reversal" | "redemption" | "redemption_reversal" | "breakage_share" | "operator_funded_breakage" | "cashback_funding" | "cashback_funding_reversal" | "roundup_match_funding" | "cashback_payout" | "roundup_match_credited" | "transaction_fee" | "monthly_fee" | "adjustment";
             description: string;
             /** @description The version of your contract that priced the line. */
             contract_version: number | null;
@@ -2707,6 +2880,12 @@ export interface components {
             amount_minor: number;
             /** @description The rounding rule applied. */
             rounding: string;
+            /** @description Only on `adjustment` lines: the accepted dispute's adjustment and the statement line it corrects. */
+            adjustment?: {
+                id: string;
+                corrects_statement_id: string;
+                corrects_line_no: number;
+            };
         };
         SettlementStatementSummary: {
             id: string;
@@ -2749,7 +2928,7 @@ export interface components {
             /** @description The month's own points lines. */
             lines: components["schemas"]["SettlementLine"][];
             fees: components["schemas"]["SettlementLine"][];
-            /** @description Entries of earlier months booked after those months closed. */
+            /** @description Entries of earlier months booked after those months closed, and accepted disputes' adjustments (group `adjustment`). */
             adjustments: components["schemas"]["SettlementLine"][];
             totals: {
                 lines_minor: number;
@@ -2760,6 +2939,8 @@ export interface components {
             csv_sha256: string | null;
             /** @description SHA-256 of the statement's canonical content (everything above but status and times). */
             content_sha256: string | null;
+            /** @description SHA-256 of the summary PDF (summary.pdf); not part of the content hash, which the PDF prints. */
+            pdf_sha256: string | null;
             /** Format: date-time */
             closed_at: string | null;
         };
@@ -2854,6 +3035,79 @@ export interface components {
                     [key: string]: number;
                 };
             };
+        };
+        SettlementDisputeCreate: {
+            /** @description The statement line disputed. */
+            line_no: number;
+            reason: string;
+            /** @description Minor units, signed from your side: positive, the operator owes you this much more. */
+            amount_claimed_minor?: number;
+        };
+        SettlementDisputeComment: {
+            note: string;
+        };
+        SettlementDisputeResolution: {
+            /** @enum {string} */
+            outcome: "rejected" | "accepted";
+            /** @description Why; the partner reads it. */
+            note: string;
+            /** @description Accepted only: the adjustment, signed from the partner's side (default: the amount claimed). */
+            adjustment_minor?: number;
+        };
+        SettlementDispute: {
+            id: string;
+            /** @description Operator views only. */
+            partner_id?: string;
+            statement_id: string;
+            /** @description The disputed statement's month. */
+            period: string;
+            line: {
+                line_no: number;
+                group: string;
+                description: string;
+                amount_minor: number;
+            };
+            reason: string;
+            amount_claimed_minor: number | null;
+            currency: string;
+            /** @enum {string} */
+            status: "open" | "rejected" | "accepted";
+            /** Format: date-time */
+            opened_at: string;
+            /** Format: date-time */
+            resolved_at: string | null;
+            resolution: null | {
+                /** @enum {string} */
+                outcome: "rejected" | "accepted";
+                note: string;
+                adjustment: null | {
+                    id: string;
+                    /** @description Signed from the partner's side. */
+                    amount_minor: number;
+                    /** @description The month whose statement carries it. */
+                    booked_period: string;
+                    /** @description The statement that carries it */
+                    statement_id: string | null;
+                    /** @description Its line on that statement. */
+                    line_no: number | null;
+                };
+            };
+            trail: {
+                /** Format: date-time */
+                at: string;
+                /** @enum {string} */
+                kind: "opened" | "comment" | "rejected" | "accepted";
+                /** @enum {string} */
+                actor: "partner" | "operator";
+                /** @description Operator views only. */
+                client_id?: string | null;
+                note: string | null;
+                amount_minor: number | null;
+            }[];
+        };
+        SettlementDisputeList: {
+            items: components["schemas"]["SettlementDispute"][];
+            next_cursor: string | null;
         };
         MembershipPlanCreate: {
             code: string;
@@ -6491,6 +6745,176 @@ export interface operations {
             };
         };
     };
+    getSettlementStatementPdf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                statementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF. */
+            200: {
+                headers: {
+                    /** @description sha-256 of the body (RFC 9530). */
+                    "Repr-Digest"?: string;
+                    /** @description The body's SHA-256 in hex, quoted. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": string;
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    createSettlementDispute: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                statementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementDisputeCreate"];
+            };
+        };
+        responses: {
+            /** @description The dispute, open. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            /** @description No such closed statement of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The line already has an open dispute. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The statement has no such line, or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSettlementDisputes: {
+        parameters: {
+            query?: {
+                status?: "open" | "rejected" | "accepted";
+                statement_id?: string;
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of disputes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDisputeList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    getSettlementDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dispute. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    commentSettlementDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementDisputeComment"];
+            };
+        };
+        responses: {
+            /** @description The dispute with the note on its trail. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
     startSettlementRun: {
         parameters: {
             query?: never;
@@ -6725,6 +7149,139 @@ export interface operations {
                 };
             };
             /** @description The account is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSettlementDisputesAdmin: {
+        parameters: {
+            query?: {
+                status?: "open" | "rejected" | "accepted";
+                partner_id?: string;
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of disputes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDisputeList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    getSettlementDisputeAdmin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dispute. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    commentSettlementDisputeAdmin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementDisputeComment"];
+            };
+        };
+        responses: {
+            /** @description The dispute with the note on its trail. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    resolveSettlementDispute: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                disputeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettlementDisputeResolution"];
+            };
+        };
+        responses: {
+            /** @description The resolved dispute. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettlementDispute"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            /** @description The dispute is already resolved. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No amount to book, or the request is not valid. */
             422: {
                 headers: {
                     [name: string]: unknown;

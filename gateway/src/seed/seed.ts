@@ -24,7 +24,7 @@ export interface DemoCredentials {
   members: Array<{ member_id: string; enrolled_by: string; card_number: string }>;
 }
 
-const MERCHANT_SCOPES = ["members:read", "members:write", "cards:write", "earn:write", "burn:write", "settlements:read", "webhooks:manage", "events:read"];
+const MERCHANT_SCOPES = ["members:read", "members:write", "cards:write", "earn:write", "burn:write", "settlements:read", "settlements:write", "webhooks:manage", "events:read"];
 const BANK_SCOPES = [...MERCHANT_SCOPES, "card-transactions:write"];
 
 /** The demo network: three non-competing merchants and a bank, each under contract, with members. */
