@@ -175,8 +175,12 @@ export function createMoneyLedger(deps: { ledger: Ledger }) {
     },
 
     async balance(conn: Trx | Db, accountId: string): Promise<bigint> {
-      const row: { balance: bigint | null } | undefined = await conn("ledger_accounts").where({ id: accountId }).first("balance");
-      return BigInt(row?.balance ?? 0n);
+      return ledger.accountBalance(conn, accountId);
+    },
+
+    /** Serialises the payouts of one member's cashback account: locks it for the transaction. */
+    async lockCashback(trx: Trx, memberId: string, currency: string): Promise<void> {
+      await ledger.lockAccounts(trx, [moneyAccounts.cashback(memberId, currency)]);
     },
   };
 }

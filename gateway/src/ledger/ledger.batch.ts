@@ -1,4 +1,4 @@
-import type { Trx } from "../infra/db.ts";
+import type { DbOrTrx, Trx } from "../infra/db.ts";
 import { newId } from "../infra/ids.ts";
 import { POINTS, type AccountKind, type NewEntry } from "./ledger.types.ts";
 // A cycle with ledger.service.ts, which assembles this module: accountIds is only read at call time.
@@ -233,6 +233,20 @@ export function createLedgerBatch() {
   }
 
   return {
+    /** Locks accounts (SELECT … FOR UPDATE, in id order) for the rest of the transaction; answers their balances. */
+    async lockAccounts(trx: Trx, ids: string[]): Promise<Map<string, bigint | null>> {
+      const rows = rowsOf<{ id: string; balance: bigint | null }>(
+        await trx.raw("SELECT id, balance FROM ledger_accounts WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)) ORDER BY id FOR UPDATE", [JSON.stringify(ids)]),
+      );
+      return new Map(rows.map((r) => [r.id, r.balance === null ? null : BigInt(r.balance)]));
+    },
+
+    /** A maintained account's balance (0 when it was never opened). */
+    async accountBalance(conn: DbOrTrx, id: string): Promise<bigint> {
+      const row: { balance: bigint | null } | undefined = await conn("ledger_accounts").where({ id }).first("balance");
+      return BigInt(row?.balance ?? 0n);
+    },
+
     openAccounts,
     /** Opens one account if it is new (idempotent). */
     openAccount: (trx: Trx, spec: AccountSpec) => openAccounts(trx, [spec]),
