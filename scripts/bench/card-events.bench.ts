@@ -5,24 +5,23 @@
  *
  * Needs DATABASE_URL (a PostgreSQL server; a fresh database is created on it and dropped after).
  * The file goes through the same parser as POST /v1/bank/clearing-files and the service's
- * `ingestMany` (lanes by member, a transaction per chunk); the HTTP route itself applies a file in
- * one transaction.
+ * `ingestMany`: lanes by member, each applying CHUNK events at a time through the set-based batch
+ * path in a transaction of its own. Printed with the figure: the CPU seconds this process and the
+ * database's backends spent, and the load average (the machine may be shared).
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:card-events
- *   env: EVENTS (100000), MEMBERS (20000), LANES (8), CHUNK (500), DUPLICATES (0.02)
+ *   env: EVENTS (100000), MEMBERS (20000), LANES (4), CHUNK (1000), DUPLICATES (0.02)
  */
 import os from "node:os";
-import { createDb } from "../../gateway/src/infra/db.ts";
-import { migrateLatest } from "../../gateway/src/infra/migrate.ts";
 import { loadConfig } from "../../gateway/src/config/config.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { systemClock } from "../../gateway/src/infra/clock.ts";
 import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
-import { newId } from "../../gateway/src/infra/ids.ts";
 import { createLedger } from "../../gateway/src/ledger/ledger.service.ts";
 import { createBanking } from "../../gateway/src/banking/banking.module.ts";
 import { parseClearingCsv } from "../../gateway/src/banking/card-events.parse.ts";
 import { moneyAccounts } from "../../gateway/src/banking/money-ledger.ts";
+import { benchDatabase, cardToken, cpuMeter, rng, seedBankNetwork } from "./bench-setup.ts";
 
 const url = process.env.DATABASE_URL;
 if (!url) {
@@ -31,74 +30,24 @@ if (!url) {
 }
 const EVENTS = Number(process.env.EVENTS ?? 100_000);
 const MEMBERS = Number(process.env.MEMBERS ?? 20_000);
-const LANES = Number(process.env.LANES ?? 8);
-const CHUNK = Number(process.env.CHUNK ?? 500);
+const LANES = Number(process.env.LANES ?? 4);
+const CHUNK = Number(process.env.CHUNK ?? 1000);
 const DUPLICATES = Number(process.env.DUPLICATES ?? 0.02);
 const MERCHANTS = 20;
 
-/** A small deterministic generator: the same file every run. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function main() {
-  const dbName = `hub_bench_cards_${Date.now().toString(36)}`;
-  const admin = await createDb({ url, poolMax: 1 });
-  await admin.raw(`CREATE DATABASE ${dbName}`);
-  const u = new URL(url!);
-  u.pathname = `/${dbName}`;
-  const db = await createDb({ url: u.toString(), poolMax: LANES + 4 });
+  const bench = await benchDatabase(url!, "cards", LANES + 4);
+  const { db } = bench;
   const log = createLogger("silent");
   try {
-    await migrateLatest(db);
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: u.toString(), PORT: "0", DATA_DIR: os.tmpdir() });
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: bench.url, PORT: "0", DATA_DIR: os.tmpdir() });
     const deps = { config, db, queue: createMemoryQueue(log), log, clock: systemClock };
     const ledger = createLedger({ db });
     const banking = createBanking({ ...deps, ledger });
 
     // The network: a bank, MERCHANTS merchants with one MID each (every other one runs a 3%
     // cashback offer, the rest earn the contract's 1 point per 10.00), MEMBERS members with a card.
-    const bankId = newId("ptn");
-    await db("partners").insert({ id: bankId, name: "Bench Bank", kind: "bank", sector: "bank", status: "active" });
-    const merchants: Array<{ id: string; mid: string; cashbackBps: number | null }> = [];
-    for (let m = 0; m < MERCHANTS; m++) {
-      const id = newId("ptn");
-      await db("partners").insert({ id, name: `Merchant ${m}`, kind: "merchant", sector: `s${m}`, status: "active", mccs: JSON.stringify(["5411"]) });
-      await db("contract_versions").insert({
-        id: newId("ctr"),
-        partner_id: id,
-        version: 1,
-        effective_from: new Date("2020-01-01T00:00:00Z"),
-        currency: "EUR",
-        issuance_price_micros: "10000",
-        redemption_price_micros: "8000",
-        earn_points: "1",
-        earn_per_minor: "1000",
-        cashback_funding_bps: 10000,
-      });
-      const mid = `BENCHMID${m}`;
-      await db("partner_locations").insert({ id: newId("loc"), partner_id: id, name: `Shop ${m}`, mid, mcc: "5411" });
-      const cashbackBps = m % 2 === 0 ? 300 : null;
-      if (cashbackBps) {
-        await db("card_offers").insert({ id: newId("off"), partner_id: id, name: "3%", reward_type: "cashback", cashback_bps: cashbackBps, currency: "EUR", starts_at: new Date("2020-01-01T00:00:00Z"), created_at: new Date() });
-      }
-      merchants.push({ id, mid, cashbackBps });
-    }
-    const members: string[] = [];
-    for (let i = 0; i < MEMBERS; i += 1000) {
-      const batch = Array.from({ length: Math.min(1000, MEMBERS - i) }, () => newId("mem"));
-      await db("members").insert(batch.map((id) => ({ id, enrolled_by_partner_id: bankId })));
-      await db("member_partner_links").insert(batch.map((id) => ({ member_id: id, partner_id: bankId, relation: "enrolled" })));
-      await db("payment_cards").insert(batch.map((id) => ({ id: newId("pmc"), bank_partner_id: bankId, member_id: id, card_token: `tok_${id}`, bin: "411111", last_four: "1111", expiry_month: "2030-01", linked_at: new Date() })));
-      members.push(...batch);
-    }
+    const { bankId, merchants, members } = await seedBankNetwork(db, { merchants: MERCHANTS, members: MEMBERS, cashbackBps: 300 });
 
     // The file, and what each member should end with (computed here, independently of the hub).
     const rand = rng(42);
@@ -111,7 +60,7 @@ async function main() {
       const member = members[Math.floor(rand() * members.length)]!;
       const m = merchants[Math.floor(rand() * merchants.length)]!;
       const amount = 100 + Math.floor(rand() * 20_000);
-      lines.push(`ev${i},clearing,pu${i},tok_${member},${amount},EUR,${m.mid},5411,Merchant,${at}`);
+      lines.push(`ev${i},clearing,pu${i},${cardToken(member)},${amount},EUR,${m.mid},5411,Merchant,${at}`);
       if (m.cashbackBps) expectCashback.set(member, (expectCashback.get(member) ?? 0n) + (BigInt(amount) * BigInt(m.cashbackBps)) / 10000n);
       else expectPoints.set(member, (expectPoints.get(member) ?? 0n) + BigInt(amount) / 1000n);
     }
@@ -120,12 +69,18 @@ async function main() {
     const csv = `${lines.join("\n")}\n`;
     process.stdout.write(`file: ${EVENTS} events (${EVENTS - unique} duplicates), ${(csv.length / 1e6).toFixed(1)} MB, ${MEMBERS} members, ${MERCHANTS} merchants; lanes ${LANES}, chunk ${CHUNK}\n`);
 
+    const meter = await cpuMeter(db);
     const t0 = performance.now();
     const parsed = parseClearingCsv(csv);
     if ("error" in parsed) throw new Error(parsed.error);
+    const t1 = performance.now();
     const result = await banking.transactions.ingestMany(bankId, parsed.events, { concurrency: LANES, chunkSize: CHUNK });
     const seconds = (performance.now() - t0) / 1000;
-    process.stdout.write(`ingested: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.rejected.length} rejected in ${seconds.toFixed(1)} s\n`);
+    const cpu = await meter.stop();
+    process.stdout.write(`ingested: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.rejected.length} rejected in ${seconds.toFixed(1)} s (parse ${((t1 - t0) / 1000).toFixed(1)} s)\n`);
+    process.stdout.write(
+      `cpu: node ${cpu.node.toFixed(1)} s + postgres backends ${cpu.postgres.toFixed(1)} s = ${Math.round(EVENTS / (cpu.node + cpu.postgres))} events per cpu-second; load average ${cpu.load} on ${os.cpus().length} cores\n`,
+    );
 
     // Final balances: every member's points and cashback as the generator says; the ledger's invariants hold.
     const wrong: string[] = [];
@@ -151,9 +106,7 @@ async function main() {
     }
     process.stdout.write(`${Math.round(EVENTS / seconds)} events/s\n`);
   } finally {
-    await db.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.destroy();
+    await bench.drop();
   }
 }
 

@@ -312,6 +312,89 @@ describe("round-up", () => {
   });
 });
 
+// After the round-up test: its daily sweep would take this test's round-ups too.
+describe("the batch path", () => {
+  it("ends where the one-by-one path ends: purchases, points, cashback, round-ups and events alike", async () => {
+    clock.set("2026-11-06T12:00:00.000Z");
+    const setup = async () => {
+      const s = await linked({ roundupMatchBps: 5000, cashbackFundingBps: 8000 });
+      const offer = await s.post(
+        "/v1/card-offers",
+        { name: "5% from 50.00", reward_type: "cashback", cashback_bps: 500, currency: "EUR", min_spend_minor: 5_000, max_reward_per_purchase: 600, starts_at: "2026-11-01T00:00:00Z", return_period_days: 30 },
+        s.merchantToken,
+      );
+      expect(offer.status).toBe(201);
+      await s.put(`/v1/bank/members/${s.member.id}/roundup-settings`, { enabled: true, round_to_units: 1, multiplier: 1, weekly_cap_minor: 150 });
+      return s;
+    };
+    const one = await setup();
+    const batch = await setup();
+    type E = Parameters<typeof cardEvent>[1];
+    const first: E[] = [
+      { id: "a1", type: "auth", purchase: "P1", amount: 10_000, at: "2026-11-02T09:00:00Z" },
+      { id: "c1", type: "clearing", purchase: "P1", amount: 9_845, at: "2026-11-02T09:00:00Z" },
+      { id: "a2", type: "auth", purchase: "P2", amount: 5_000 },
+      { id: "r2", type: "reversal", purchase: "P2", amount: 5_000 },
+      { id: "c4", type: "clearing", purchase: "P4", amount: 550, at: "2026-11-04T09:00:00Z" },
+      { id: "c3", type: "clearing", purchase: "P3", amount: 1_230, at: "2026-11-03T09:00:00Z" },
+      { id: "c3", type: "clearing", purchase: "P3", amount: 1_230, at: "2026-11-03T09:00:00Z" },
+      { id: "c5", type: "clearing", purchase: "P5", amount: 200_000, at: "2026-11-05T09:00:00Z" },
+      { id: "f5", type: "refund", purchase: "P5", amount: 50_000, at: "2026-11-05T09:00:00Z" },
+      { id: "c7", type: "clearing", purchase: "P7", amount: 4_000, at: "2026-11-05T10:00:00Z" },
+      { id: "x8", type: "clearing", purchase: "P8", amount: 700, currency: "USD" },
+      { id: "y8", type: "refund", purchase: "P8", amount: 700, currency: "EUR" },
+    ];
+    const second: E[] = [
+      { id: "f1", type: "refund", purchase: "P1", amount: 3_000, at: "2026-11-02T09:00:00Z" },
+      { id: "f7", type: "refund", purchase: "P7", amount: 4_000, at: "2026-11-05T10:00:00Z" },
+      { id: "a6", type: "auth", purchase: "P6", amount: 8_000 },
+      { id: "c1", type: "clearing", purchase: "P1", amount: 9_845, at: "2026-11-02T09:00:00Z" },
+    ];
+    for (const e of [...first, ...second]) await one.post("/v1/bank/card-events", cardEvent(one, e));
+    const r1 = await json(await batch.post("/v1/bank/card-events", first.map((e) => cardEvent(batch, e))));
+    expect(r1).toMatchObject({ received: 12, accepted: 10, duplicates: 1, rejected: [{ index: 11, event_id: "y8" }] });
+    const nd = `${second.map((e) => JSON.stringify(cardEvent(batch, e))).join("\n")}\n`;
+    expect(await json(await batch.post("/v1/bank/card-events", nd, undefined, "application/x-ndjson"))).toMatchObject({ accepted: 3, duplicates: 1 });
+
+    const state = async (s: Awaited<ReturnType<typeof setup>>) => ({
+      purchases: (await hub.db("card_purchases").where({ bank_partner_id: s.bank.id }).orderBy("purchase_ref").select("*")).map((p: Record<string, unknown>) => ({
+        ref: p.purchase_ref,
+        status: p.status,
+        amounts: [p.authorized_minor, p.cleared_minor, p.refunded_minor].map(Number),
+        reward: [p.pending_cashback_minor, p.pending_points, p.booked_cashback_minor, p.booked_points].map(Number),
+        matched: p.match_method,
+      })),
+      points: await createLedger({ db: hub.db }).balances(hub.db, s.member.id),
+      cashback: await balanceOf(moneyAccounts.cashback(s.member.id, "EUR")),
+      roundups: (await hub.db("roundup_items").where({ member_id: s.member.id }).orderBy("transaction_at").select("raw_minor", "allocated_minor", "match_minor")).map((i: Record<string, bigint>) =>
+        [i.raw_minor, i.allocated_minor, i.match_minor].map(Number),
+      ),
+    });
+    const a = await state(one);
+    expect(await state(batch)).toEqual(a);
+    // What differs is news of a state the batch never passed through: one by one, P2's auth was
+    // announced (card_transaction.qualified) before its reversal came; in one batch it never qualified.
+    const qualified = async (s: Awaited<ReturnType<typeof setup>>) =>
+      (await hub.db("events").where({ type: "card_transaction.qualified", partner_id: s.bank.id }).select("data")).map((e: { data: { purchase_id: string } }) => e.data.purchase_id).sort();
+    expect(await qualified(one)).toEqual(["P1", "P2", "P3", "P5", "P6", "P7"]);
+    expect(await qualified(batch)).toEqual(["P1", "P3", "P5", "P6", "P7"]);
+    // …and that place is the right one: P1 refunded 3,000 of 9,845 → floor(492 × 6,845 / 9,845) = 342;
+    // P5 capped at 6.00, a quarter refunded → 450; P7's 4 points given and taken back.
+    expect(a.cashback).toBe(342n + 450n);
+    expect(a.points).toMatchObject({ points: 1n, debt: 0n });
+    // Round-ups in purchase order under the weekly cap of 1.50: 0.55, P8's whole 7.00 USD, 0.70, then
+    // 0.25 of P4's 0.50; the partner matches half (floor).
+    expect(a.roundups).toEqual([
+      [55, 55, 27],
+      [0, 0, 0],
+      [70, 70, 35],
+      [50, 25, 12],
+      [0, 0, 0],
+      [0, 0, 0],
+    ]);
+  });
+});
+
 describe("security", () => {
   it("every banking route refuses bad tokens and missing scopes", async () => {
     // The attacks forge tokens on the real clock.

@@ -49,7 +49,8 @@ export function bankingRoutes(deps: BankingRouteDeps): Handlers {
 
   async function ingestLines(ctx: HandlerContext, bankId: string, parsed: ParsedLines): Promise<HandlerResult> {
     return idempotent(ctx, bankId, async (trx) => {
-      const r = await transactions.ingest(trx, bankId, parsed.events);
+      // The batch path, a chunk at a time, in the request's one transaction (all or nothing).
+      const r = await transactions.ingestChunked(trx, bankId, parsed.events);
       const rejected = [
         ...parsed.rejected.map((x) => ({ line: x.line, event_id: null, reason: x.reason })),
         ...r.rejected.map((x) => ({ line: parsed.lines[x.index]!, event_id: x.event_id, reason: x.reason })),
@@ -77,9 +78,11 @@ export function bankingRoutes(deps: BankingRouteDeps): Handlers {
     async ingestCardEvents(ctx) {
       const bankId = await bankOf(ctx);
       if (typeof ctx.body === "string") return ingestLines(ctx, bankId, parseNdjson(ctx.body));
-      const events = (Array.isArray(ctx.body) ? ctx.body : [ctx.body]) as CardEventInput[];
+      // One event goes the one-by-one path; an array the batch path, a chunk at a time.
+      const single = !Array.isArray(ctx.body);
+      const events = (single ? [ctx.body] : ctx.body) as CardEventInput[];
       return idempotent(ctx, bankId, async (trx) => {
-        const r: IngestResult = await transactions.ingest(trx, bankId, events);
+        const r: IngestResult = single ? await transactions.ingest(trx, bankId, events) : await transactions.ingestChunked(trx, bankId, events);
         return { status: 200, body: r };
       });
     },

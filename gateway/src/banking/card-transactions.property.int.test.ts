@@ -68,7 +68,7 @@ const arrival = (n: number) =>
 let run = 0;
 
 describe("card events converge", () => {
-  it("duplicated and out-of-order events of a purchase end in the same state and the same ledger, the one its event set says", async () => {
+  it("duplicated and out-of-order events of a purchase end in the same state and the same ledger, the one its event set says, whichever path took them", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 0, max: 1 }),
@@ -76,10 +76,10 @@ describe("card events converge", () => {
           .filter((p) => p.auth !== null || p.clearings.length > 0)
           .chain((p) => {
             const events = plan(p);
-            return fc.tuple(fc.constant(events), arrival(events.length), arrival(events.length));
+            return fc.tuple(fc.constant(events), arrival(events.length), arrival(events.length), fc.integer({ min: 1, max: 2 * events.length }));
           }),
         fc.context(),
-        async (which, [events, first, second], ctx) => {
+        async (which, [events, first, second, chunk], ctx) => {
           const orders = [first, second];
           const s = scenarios[which]!;
           const rows: PurchaseRow[] = [];
@@ -88,9 +88,17 @@ describe("card events converge", () => {
             const inputs: CardEventInput[] = events.map((e, i) =>
               cardEvent(s, { id: `${ref}-${e.type}-${e.n}-${i}`, type: e.type, purchase: ref, amount: e.amount, at: "2026-11-02T10:00:00.000Z" }) as CardEventInput,
             );
-            ctx.log(`${ref}: ${order.map((i) => `${events[i]!.type}:${events[i]!.amount}`).join(", ")}`);
-            // Each arrival is its own request (its own transaction), as a bank's retries would be.
-            for (const i of order) await hub.db.transaction((trx) => s.banking.transactions.ingest(trx, s.bank.id, [inputs[i]!]));
+            const batch = order === second;
+            ctx.log(`${ref} (${batch ? `batch path, chunks of ${chunk}` : "one by one"}): ${order.map((i) => `${events[i]!.type}:${events[i]!.amount}`).join(", ")}`);
+            if (!batch) {
+              // Each arrival is its own request (its own transaction), as a bank's retries would be.
+              for (const i of order) await hub.db.transaction((trx) => s.banking.transactions.ingest(trx, s.bank.id, [inputs[i]!]));
+            } else {
+              // The batch path: the arrivals cut into chunks, each chunk one transaction (as a file's).
+              for (let c = 0; c < order.length; c += chunk) {
+                await hub.db.transaction((trx) => s.banking.transactions.ingestBatch(trx, s.bank.id, order.slice(c, c + chunk).map((i) => inputs[i]!)));
+              }
+            }
             rows.push(await hub.db("card_purchases").where({ bank_partner_id: s.bank.id, purchase_ref: ref }).first());
           }
           const pick = (r: PurchaseRow) => ({

@@ -2,7 +2,7 @@ import type { Db, Trx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
-import { recordEvent } from "../events/events.service.ts";
+import { recordEvents, type NewEvent } from "../events/events.service.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
 import { bankingErrors } from "./banking.errors.ts";
 import type { MoneyLedger } from "./money-ledger.ts";
@@ -122,37 +122,40 @@ export interface CardTransactionsDeps {
 
 /**
  * What one transaction may remember between the events it applies: reference data (cards, contract
- * versions, offers, MIDs) read once per batch instead of once per event. It lives as long as the
- * transaction, so it never outlives the snapshot it was read in.
+ * versions, offers, MIDs, MCC candidates) read once per transaction instead of once per event. It
+ * lives as long as the transaction, so it never outlives the snapshot it was read in.
  */
-interface BatchCache {
-  contracts: Map<string, Promise<ContractTerms[]>>;
-  offers: Map<string, Promise<OfferRow[]>>;
-  mids: Map<string, Promise<{ id: string; partner_id: string } | undefined>>;
-  cards: Map<string, Promise<{ id: string; member_id: string } | undefined>>;
+interface TxCache {
+  contracts: Map<string, ContractTerms[]>;
+  offers: Map<string, OfferRow[]>;
+  mids: Map<string, { id: string; partner_id: string } | undefined>;
+  mccs: Map<string, Array<{ id: string; name: string }>>;
+  cards: Map<string, { id: string; member_id: string } | undefined>;
 }
-const caches = new WeakMap<Trx, BatchCache>();
-function cacheOf(trx: Trx): BatchCache {
+const caches = new WeakMap<Trx, TxCache>();
+function cacheOf(trx: Trx): TxCache {
   let c = caches.get(trx);
-  if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), cards: new Map() }));
+  if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), mccs: new Map(), cards: new Map() }));
   return c;
 }
-function memo<K, V>(map: Map<K, Promise<V>>, key: K, load: () => Promise<V>): Promise<V> {
-  let v = map.get(key);
-  if (!v) map.set(key, (v = load()));
-  return v;
-}
+
+/**
+ * A JSON array of objects as one bind: `jsonb_to_recordset(?::jsonb)` reads it back as rows. The
+ * callers turn bigints into strings themselves: a replacer function would take JSON.stringify off
+ * its fast path (it did: a third of the batch path's CPU).
+ */
+const rowsJson = (rows: unknown[]) => JSON.stringify(rows);
+const text = (v: bigint | string | number) => String(v);
+const isoOrNull = (d: Date | string | null | undefined) => (d === null || d === undefined ? null : new Date(d).toISOString());
+const dedupe = <T>(xs: T[]) => [...new Set(xs)];
+
+type Match = { partnerId: string; locationId: string | null; method: "mid" | "mcc_name" };
+
+/** The events of a batch whose purchases the batch path works on at once (a chunk of a file). */
+export const BATCH_CHUNK = 1000;
 
 export function createCardTransactionsService(deps: CardTransactionsDeps) {
   const { db, clock, ledger, money, roundup } = deps;
-
-  /** The contract version in force at `at` (versions read once per transaction). */
-  async function contractAt(conn: Trx, partnerId: string, at: Date): Promise<ContractTerms | null> {
-    const versions = await memo(cacheOf(conn).contracts, partnerId, async () =>
-      ((await conn("contract_versions").where({ partner_id: partnerId }).orderBy("effective_from", "desc").select("*")) as Array<Record<string, unknown>>).map(toTerms),
-    );
-    return versions.find((v) => v.effective_from.getTime() <= at.getTime()) ?? null;
-  }
 
   function toTerms(c: Record<string, unknown>): ContractTerms {
     return {
@@ -169,203 +172,366 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     };
   }
 
+  /** Reads the contract versions of the partners not read yet in this transaction (one query). */
+  async function loadContracts(trx: Trx, partnerIds: string[]): Promise<void> {
+    const cache = cacheOf(trx).contracts;
+    const missing = dedupe(partnerIds).filter((p) => !cache.has(p));
+    if (missing.length === 0) return;
+    const rows = (await trx("contract_versions").whereIn("partner_id", missing).orderBy("effective_from", "desc").select("*")) as Array<Record<string, unknown>>;
+    for (const p of missing) cache.set(p, []);
+    for (const r of rows) cache.get(String(r.partner_id))!.push(toTerms(r));
+  }
+
+  /** The contract version in force at `at` (its partner's versions loaded). */
+  function contractAt(trx: Trx, partnerId: string, at: Date): ContractTerms | null {
+    return cacheOf(trx).contracts.get(partnerId)?.find((v) => v.effective_from.getTime() <= at.getTime()) ?? null;
+  }
+
+  async function loadOffers(trx: Trx, keys: Array<{ partnerId: string; currency: string }>): Promise<void> {
+    const cache = cacheOf(trx).offers;
+    const missing = [...new Map(keys.map((k) => [`${k.partnerId}|${k.currency}`, k])).entries()].filter(([key]) => !cache.has(key)).map(([, k]) => k);
+    if (missing.length === 0) return;
+    const rows: OfferRow[] = await trx("card_offers").whereIn("partner_id", dedupe(missing.map((k) => k.partnerId))).andWhere({ status: "active" }).select("*");
+    for (const k of missing) cache.set(`${k.partnerId}|${k.currency}`, rows.filter((o) => o.partner_id === k.partnerId && o.currency === k.currency));
+  }
+
   /**
    * Matching: the MID names one partner location across the network; failing that, a partner
    * whose MCCs include the purchase's MCC and whose normalised name is the merchant's (or begins
-   * it: "acme fuel riga 12" is Acme Fuel). Only active partners earn.
+   * it: "acme fuel riga 12" is Acme Fuel). Only active partners earn. Two queries for any number of
+   * purchases (fewer when this transaction read the MIDs and MCCs already).
    */
-  async function match(conn: Trx, p: Pick<PurchaseRow, "mid" | "mcc" | "merchant_name">): Promise<{ partnerId: string; locationId: string | null; method: "mid" | "mcc_name" } | null> {
-    if (p.mid) {
-      const mid = p.mid;
-      const loc = await memo(cacheOf(conn).mids, mid, () =>
-        conn("partner_locations as l").join("partners as p", "p.id", "l.partner_id").where("l.mid", mid).whereIn("p.status", ["active"]).first("l.id", "l.partner_id"),
-      );
-      if (loc) return { partnerId: loc.partner_id, locationId: loc.id, method: "mid" };
+  async function matchMany(trx: Trx, ps: Array<Pick<PurchaseRow, "id" | "mid" | "mcc" | "merchant_name">>): Promise<Map<string, Match | null>> {
+    const cache = cacheOf(trx);
+    const mids = dedupe(ps.map((p) => p.mid).filter((m): m is string => Boolean(m))).filter((m) => !cache.mids.has(m));
+    if (mids.length > 0) {
+      const rows: Array<{ id: string; partner_id: string; mid: string }> = await trx("partner_locations as l")
+        .join("partners as p", "p.id", "l.partner_id")
+        .whereIn("l.mid", mids)
+        .andWhere("p.status", "active")
+        .select("l.id", "l.partner_id", "l.mid");
+      for (const m of mids) cache.mids.set(m, undefined);
+      for (const r of rows) cache.mids.set(r.mid, { id: r.id, partner_id: r.partner_id });
     }
-    if (p.mcc && p.merchant_name) {
-      const name = normaliseMerchantName(p.merchant_name);
-      if (!name) return null;
-      const candidates: Array<{ id: string; name: string }> = await conn("partners")
-        .where({ status: "active", kind: "merchant" })
-        .whereRaw("mccs @> ?::jsonb", [JSON.stringify([p.mcc])])
-        .orderBy("id")
-        .select("id", "name");
-      for (const c of candidates) {
-        const n = normaliseMerchantName(c.name);
-        if (n && (name === n || name.startsWith(`${n} `))) return { partnerId: c.id, locationId: null, method: "mcc_name" };
+    const byName = ps.filter((p) => !(p.mid && cache.mids.get(p.mid)) && p.mcc && p.merchant_name);
+    const mccs = dedupe(byName.map((p) => p.mcc!)).filter((m) => !cache.mccs.has(m));
+    if (mccs.length > 0) {
+      const rows: Array<{ id: string; name: string; mccs: string[] }> = (
+        await trx.raw(
+          `SELECT id, name, mccs FROM partners
+            WHERE status = 'active' AND kind = 'merchant'
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(mccs) m WHERE m IN (SELECT jsonb_array_elements_text(?::jsonb)))
+            ORDER BY id`,
+          [JSON.stringify(mccs)],
+        )
+      ).rows;
+      for (const m of mccs) cache.mccs.set(m, rows.filter((r) => r.mccs.includes(m)).map((r) => ({ id: r.id, name: r.name })));
+    }
+    const out = new Map<string, Match | null>();
+    for (const p of ps) {
+      const loc = p.mid ? cache.mids.get(p.mid) : undefined;
+      if (loc) {
+        out.set(p.id, { partnerId: loc.partner_id, locationId: loc.id, method: "mid" });
+        continue;
       }
+      let found: Match | null = null;
+      const name = p.mcc && p.merchant_name ? normaliseMerchantName(p.merchant_name) : "";
+      if (name) {
+        for (const c of cache.mccs.get(p.mcc!) ?? []) {
+          const n = normaliseMerchantName(c.name);
+          if (n && (name === n || name.startsWith(`${n} `))) {
+            found = { partnerId: c.id, locationId: null, method: "mcc_name" };
+            break;
+          }
+        }
+      }
+      out.set(p.id, found);
     }
-    return null;
+    return out;
   }
 
-  async function memberOfToken(conn: Trx, bankId: string, token: string): Promise<{ id: string; member_id: string } | undefined> {
-    return memo(cacheOf(conn).cards, `${bankId}|${token}`, () => conn("payment_cards").where({ bank_partner_id: bankId, card_token: token, status: "active" }).first("id", "member_id"));
+  /** The batch's cards (token → card and member) in one query, for the tokens not read yet. */
+  async function loadCards(trx: Trx, bankId: string, tokens: string[]): Promise<void> {
+    const cache = cacheOf(trx).cards;
+    const missing = dedupe(tokens).filter((t) => !cache.has(`${bankId}|${t}`));
+    if (missing.length === 0) return;
+    const rows: Array<{ id: string; member_id: string; card_token: string }> = await trx("payment_cards")
+      .where({ bank_partner_id: bankId, status: "active" })
+      .whereIn("card_token", missing)
+      .select("id", "member_id", "card_token");
+    const found = new Map(rows.map((r) => [r.card_token, { id: r.id, member_id: r.member_id }]));
+    for (const t of missing) cache.set(`${bankId}|${t}`, found.get(t));
+    if (rows.length > 0) await roundup.preload(trx, dedupe(rows.map((r) => r.member_id)));
   }
 
-  async function eventsOf(trx: Trx, purchaseId: string): Promise<CardEventFact[]> {
-    const rows: Array<{ type: CardEventType; amount_minor: bigint; transaction_at: Date | string }> = await trx("card_events")
-      .where({ purchase_id: purchaseId })
-      .select("type", "amount_minor", "transaction_at");
-    return rows.map((r) => ({ type: r.type, amountMinor: BigInt(r.amount_minor), transactionAt: new Date(r.transaction_at) }));
+  /** The events of purchases, read back (one query for all of them). */
+  async function eventsOfMany(trx: Trx, purchaseIds: string[]): Promise<Map<string, CardEventFact[]>> {
+    const out = new Map<string, CardEventFact[]>(purchaseIds.map((id) => [id, []]));
+    if (purchaseIds.length === 0) return out;
+    const rows: Array<{ purchase_id: string; type: CardEventType; amount_minor: bigint; transaction_at: Date | string }> = await trx("card_events")
+      .whereIn("purchase_id", purchaseIds)
+      .select("purchase_id", "type", "amount_minor", "transaction_at");
+    for (const r of rows) out.get(r.purchase_id)!.push({ type: r.type, amountMinor: BigInt(r.amount_minor), transactionAt: new Date(r.transaction_at) });
+    return out;
   }
 
   /**
-   * Brings one purchase (locked by the caller) to the state its events say, and the ledger with it:
-   * the reward it should hold now is computed afresh and only the difference is posted.
+   * Brings purchases (locked by the caller, each once) to the state their events say, and the ledger
+   * with them: the reward each should hold now is computed afresh and only the difference is posted.
+   * One implementation for one purchase and for a chunk of a clearing file: reference data is read
+   * for all of them at once, the rewards are computed in one pass in purchase order (so a member's
+   * per-offer cap is filled in that order), then the ledger moves in a few set-based calls (points
+   * earns, cashback), the events are recorded, round-ups placed and the purchases written back.
+   * Points taken back by refunds go one purchase at a time (the member's lots are picked for each).
    */
-  async function reconcile(trx: Trx, p: PurchaseRow, state: PurchaseState, now: Date): Promise<PurchaseRow> {
-    const at = state.transactionAt ?? new Date(p.transaction_at);
-    const next: Partial<PurchaseRow> = {
-      status: state.status,
-      authorized_minor: state.authorizedMinor,
-      cleared_minor: state.clearedMinor,
-      refunded_minor: state.refundedMinor,
-      transaction_at: at,
-      updated_at: now,
-    };
-    let matched = p.partner_id ? { partnerId: p.partner_id } : null;
-    if (!matched && p.member_id) {
-      const m = await match(trx, p);
-      if (m) {
-        matched = m;
-        Object.assign(next, { partner_id: m.partnerId, location_id: m.locationId, match_method: m.method });
-      }
+  async function reconcileMany(trx: Trx, items: Array<{ p: PurchaseRow; state: PurchaseState }>, now: Date): Promise<PurchaseRow[]> {
+    if (items.length === 0) return [];
+    const matches = await matchMany(
+      trx,
+      items.filter((i) => !i.p.partner_id && i.p.member_id).map((i) => i.p),
+    );
+    const partnerOf = (p: PurchaseRow) => p.partner_id ?? matches.get(p.id)?.partnerId ?? null;
+    const isLive = (s: PurchaseState) => s.status === "authorized" || s.status === "cleared" || s.status === "refunded";
+    await loadContracts(trx, items.map((i) => partnerOf(i.p)).filter((x): x is string => x !== null));
+    const rewarding = items.filter((i) => i.p.member_id && partnerOf(i.p) && isLive(i.state));
+    await loadOffers(trx, rewarding.map((i) => ({ partnerId: partnerOf(i.p)!, currency: i.p.currency })));
+
+    // Activations of the offers that need one, for the members of the batch (one query).
+    const needing = dedupe(rewarding.flatMap((i) => (cacheOf(trx).offers.get(`${partnerOf(i.p)}|${i.p.currency}`) ?? []).filter((o) => o.requires_activation).map((o) => o.id)));
+    const activatedAt = new Map<string, Date>();
+    if (needing.length > 0) {
+      const rows: Array<{ offer_id: string; member_id: string; activated_at: Date | string }> = await trx("card_offer_activations")
+        .whereIn("offer_id", needing)
+        .whereIn("member_id", dedupe(rewarding.map((i) => i.p.member_id!)))
+        .select("offer_id", "member_id", "activated_at");
+      for (const r of rows) activatedAt.set(`${r.offer_id}|${r.member_id}`, new Date(r.activated_at));
     }
 
-    let pendingCashback = 0n;
-    let pendingPoints = 0n;
-    let targetCashback = 0n;
-    let targetPoints = 0n;
-    let contract: ContractTerms | null = null;
-    let offer: OfferRow | null = null;
-    const live = state.status === "authorized" || state.status === "cleared" || state.status === "refunded";
-    if (p.member_id && matched && live) {
-      contract = await contractAt(trx, matched.partnerId, at);
+    // First pass: each purchase's contract, offer and full reward.
+    type Pick = { contract: ContractTerms | null; offer: OfferRow | null; full: bigint; type: "cashback" | "points" | null };
+    const picks = items.map(({ p, state }): Pick => {
+      const partnerId = partnerOf(p);
+      if (!p.member_id || !partnerId || !isLive(state)) return { contract: null, offer: null, full: 0n, type: null };
+      const at = state.transactionAt ?? new Date(p.transaction_at);
+      const contract = contractAt(trx, partnerId, at);
+      if (!contract) return { contract: null, offer: null, full: 0n, type: null };
+      const basis = state.status === "authorized" ? state.authorizedMinor : state.clearedMinor;
+      const offers = cacheOf(trx).offers.get(`${partnerId}|${p.currency}`) ?? [];
+      const activated = new Set(offers.filter((o) => o.requires_activation && (activatedAt.get(`${o.id}|${p.member_id}`)?.getTime() ?? Infinity) <= at.getTime()).map((o) => o.id));
+      const best = bestOffer(offers, at, p.currency, basis, activated);
+      if (best) return { contract, offer: best.offer, full: best.reward, type: best.offer.reward_type };
+      // The contract's base earn on card purchases: floor(amount × earn_points ÷ earn_per_minor).
+      if (contract.currency === p.currency) return { contract, offer: null, full: (basis * contract.earn_points) / contract.earn_per_minor, type: "points" };
+      return { contract, offer: null, full: 0n, type: null };
+    });
+
+    // What members already hold of the capped offers (one query), kept current as the pass books.
+    const capped = new Map<string, { cashback: bigint; points: bigint }>();
+    const cappedOffers = dedupe(picks.filter((k) => k.offer && k.offer.max_reward_per_member !== null && k.offer.max_reward_per_member !== undefined).map((k) => k.offer!.id));
+    if (cappedOffers.length > 0) {
+      const rows: Array<{ member_id: string; offer_id: string; c: string; p: string }> = await trx("card_purchases")
+        .whereIn("offer_id", cappedOffers)
+        .whereIn("member_id", dedupe(items.map((i) => i.p.member_id).filter((m): m is string => m !== null)))
+        .groupBy("member_id", "offer_id")
+        .select("member_id", "offer_id", trx.raw("sum(booked_cashback_minor)::bigint AS c"), trx.raw("sum(booked_points)::bigint AS p"));
+      for (const m of dedupe(items.map((i) => i.p.member_id))) for (const o of cappedOffers) capped.set(`${m}|${o}`, { cashback: 0n, points: 0n });
+      for (const r of rows) capped.set(`${r.member_id}|${r.offer_id}`, { cashback: BigInt(r.c), points: BigInt(r.p) });
+    }
+
+    // Second pass, in purchase order: targets, the ledger's differences, the purchases' new rows.
+    const earns: Array<{ k: number; input: Parameters<Ledger["earnMany"]>[1][number] }> = [];
+    const clawbacks: Array<{ k: number; run: () => Promise<unknown> }> = [];
+    const cashbacks: Parameters<MoneyLedger["cashbackMany"]>[1] = [];
+    const events: NewEvent[] = [];
+    const cleared: Parameters<RoundupService["onClearedMany"]>[1] = [];
+    const updated: PurchaseRow[] = [];
+    items.forEach(({ p, state }, k) => {
+      const pick = picks[k]!;
+      const at = state.transactionAt ?? new Date(p.transaction_at);
+      const next: Partial<PurchaseRow> = {
+        status: state.status,
+        authorized_minor: state.authorizedMinor,
+        cleared_minor: state.clearedMinor,
+        refunded_minor: state.refundedMinor,
+        transaction_at: at,
+        updated_at: now,
+      };
+      const m = !p.partner_id && p.member_id ? matches.get(p.id) : null;
+      if (m) Object.assign(next, { partner_id: m.partnerId, location_id: m.locationId, match_method: m.method });
+      const partnerId = partnerOf(p);
+      const { contract, offer } = pick;
+
+      let pendingCashback = 0n;
+      let pendingPoints = 0n;
+      let targetCashback = 0n;
+      let targetPoints = 0n;
       if (contract) {
-        const basis = state.status === "authorized" ? state.authorizedMinor : state.clearedMinor;
-        const partner = matched.partnerId;
-        const offers: OfferRow[] = await memo(cacheOf(trx).offers, `${partner}|${p.currency}`, () =>
-          trx("card_offers").where({ partner_id: partner, status: "active", currency: p.currency }).select("*"),
-        );
-        const needing = offers.filter((o) => o.requires_activation).map((o) => o.id);
-        const activated = new Set<string>(
-          needing.length === 0
-            ? []
-            : (await trx("card_offer_activations").whereIn("offer_id", needing).andWhere({ member_id: p.member_id }).andWhere("activated_at", "<=", at).select("offer_id")).map(
-                (r: { offer_id: string }) => r.offer_id,
-              ),
-        );
-        const best = bestOffer(offers, at, p.currency, basis, activated);
-        let full = 0n;
-        let type: "cashback" | "points" | null = null;
-        if (best) {
-          offer = best.offer;
-          full = best.reward;
-          type = best.offer.reward_type;
-        } else if (contract.currency === p.currency) {
-          // The contract's base earn on card purchases: floor(amount × earn_points ÷ earn_per_minor).
-          full = (basis * contract.earn_points) / contract.earn_per_minor;
-          type = "points";
-        }
         if (state.status === "authorized") {
-          if (type === "cashback") pendingCashback = full;
-          else pendingPoints = full;
+          if (pick.type === "cashback") pendingCashback = pick.full;
+          else pendingPoints = pick.full;
         } else {
-          let kept = keptReward(full, state.clearedMinor, state.refundedMinor);
-          if (offer?.max_reward_per_member !== null && offer?.max_reward_per_member !== undefined) {
-            const col = offer.reward_type === "cashback" ? "booked_cashback_minor" : "booked_points";
-            const other: { s: string | null } | undefined = await trx("card_purchases")
-              .where({ member_id: p.member_id, offer_id: offer.id })
-              .whereNot({ id: p.id })
-              .first(trx.raw(`sum(${col})::bigint AS s`));
-            const room = BigInt(offer.max_reward_per_member) - BigInt(other?.s ?? 0);
+          let kept = keptReward(pick.full, state.clearedMinor, state.refundedMinor);
+          const held = offer ? capped.get(`${p.member_id}|${offer.id}`) : undefined;
+          if (offer && held && offer.max_reward_per_member !== null) {
+            const mine = p.offer_id === offer.id ? (offer.reward_type === "cashback" ? BigInt(p.booked_cashback_minor) : BigInt(p.booked_points)) : 0n;
+            const room = BigInt(offer.max_reward_per_member) - ((offer.reward_type === "cashback" ? held.cashback : held.points) - mine);
             if (kept > room) kept = room > 0n ? room : 0n;
           }
-          if (type === "cashback") targetCashback = kept;
+          if (pick.type === "cashback") targetCashback = kept;
           else targetPoints = kept;
         }
-        Object.assign(next, { offer_id: offer?.id ?? null, reward_type: type, contract_version_id: contract.id });
+        Object.assign(next, { offer_id: offer?.id ?? null, reward_type: pick.type, contract_version_id: contract.id });
       }
-    }
-    Object.assign(next, { pending_cashback_minor: pendingCashback, pending_points: pendingPoints });
+      Object.assign(next, { pending_cashback_minor: pendingCashback, pending_points: pendingPoints });
 
-    const ref = { type: "card_purchase", id: p.id };
-    const partnerId = matched?.partnerId;
-    const bookedPoints = BigInt(p.booked_points);
-    const bookedCashback = BigInt(p.booked_cashback_minor);
-    if (targetPoints !== bookedPoints && p.member_id && partnerId) {
-      const c = contract ?? (await contractAt(trx, partnerId, at));
-      if (targetPoints > bookedPoints) {
-        const res = await ledger.earn(trx, {
+      const ref = { type: "card_purchase", id: p.id };
+      const bookedPoints = BigInt(p.booked_points);
+      const bookedCashback = BigInt(p.booked_cashback_minor);
+      const c = contract ?? (partnerId ? contractAt(trx, partnerId, at) : null);
+      if (targetPoints !== bookedPoints && p.member_id && partnerId) {
+        const memberId = p.member_id;
+        if (targetPoints > bookedPoints) {
+          earns.push({
+            k,
+            input: {
+              memberId,
+              partnerId,
+              points: targetPoints - bookedPoints,
+              contractVersionId: c?.id ?? null,
+              earnedAt: at,
+              expiresAt: new Date(at.getTime() + (c?.points_validity_days ?? 730) * DAY_MS),
+              ref,
+              memo: { card_purchase: p.id },
+            },
+          });
+        } else {
+          // The purchase's own lots first: a refund takes back the points it gave.
+          clawbacks.push({
+            k,
+            run: async () =>
+              ledger.clawback(trx, {
+                memberId,
+                partnerId,
+                points: bookedPoints - targetPoints,
+                preferLotIds: (await ledger.lotsOfRef(trx, ref)).map((l) => l.id),
+                policy: c?.refund_policy ?? "negative_balance",
+                negativeFloor: c?.negative_floor ?? 0n,
+                occurredAt: now,
+                ref,
+                contractVersionId: c?.id ?? null,
+              }),
+          });
+        }
+        next.booked_points = targetPoints;
+      }
+      if (targetCashback !== bookedCashback && p.member_id && partnerId) {
+        cashbacks.push({
           memberId: p.member_id,
           partnerId,
-          points: targetPoints - bookedPoints,
-          contractVersionId: c?.id ?? null,
-          earnedAt: at,
-          expiresAt: new Date(at.getTime() + (c?.points_validity_days ?? 730) * DAY_MS),
+          currency: p.currency,
+          amount: targetCashback - bookedCashback,
+          fundingBps: c?.cashback_funding_bps ?? 10000,
+          occurredAt: targetCashback > bookedCashback ? at : now,
           ref,
-          memo: { card_purchase: p.id },
+          contractVersionId: c?.id ?? null,
         });
-        if (!p.earn_entry_id && res.entryId) next.earn_entry_id = res.entryId;
-      } else {
-        // The purchase's own lots first: a refund takes back the points it gave.
-        const lots = await ledger.lotsOfRef(trx, ref);
-        await ledger.clawback(trx, {
-          memberId: p.member_id,
-          partnerId,
-          points: bookedPoints - targetPoints,
-          preferLotIds: lots.map((l) => l.id),
-          policy: c?.refund_policy ?? "negative_balance",
-          negativeFloor: c?.negative_floor ?? 0n,
+        next.booked_cashback_minor = targetCashback;
+        if (targetCashback > 0n && !p.cashback_available_at) {
+          // Pending through the offer's return period, counted from the purchase's time.
+          next.cashback_available_at = new Date(at.getTime() + (offer?.return_period_days ?? 30) * DAY_MS);
+        }
+      }
+
+      const rewarded = pendingCashback + pendingPoints + targetCashback + targetPoints > 0n;
+      if (rewarded && !p.qualified_at && p.member_id && partnerId) {
+        next.qualified_at = now;
+        events.push({
+          type: "card_transaction.qualified",
+          partnerId: p.bank_partner_id,
           occurredAt: now,
-          ref,
-          contractVersionId: c?.id ?? null,
+          data: { card_purchase_id: p.id, purchase_id: p.purchase_ref, member_id: p.member_id, partner_id: partnerId, offer_id: offer?.id ?? null, status: state.status },
         });
       }
-      next.booked_points = targetPoints;
-    }
-    if (targetCashback !== bookedCashback && p.member_id && partnerId) {
-      const c = contract ?? (await contractAt(trx, partnerId, at));
-      await money.cashback(trx, {
-        memberId: p.member_id,
-        partnerId,
-        currency: p.currency,
-        amount: targetCashback - bookedCashback,
-        fundingBps: c?.cashback_funding_bps ?? 10000,
-        occurredAt: targetCashback > bookedCashback ? at : now,
-        ref,
-        contractVersionId: c?.id ?? null,
-      });
-      next.booked_cashback_minor = targetCashback;
-      if (targetCashback > 0n && !p.cashback_available_at) {
-        // Pending through the offer's return period, counted from the purchase's time.
-        next.cashback_available_at = new Date(at.getTime() + (offer?.return_period_days ?? 30) * DAY_MS);
+
+      const row: PurchaseRow = { ...p, ...next } as PurchaseRow;
+      if (offer && capped.size > 0) {
+        // Keep the running totals of capped offers as the database will hold them.
+        const before = p.offer_id ? capped.get(`${p.member_id}|${p.offer_id}`) : undefined;
+        if (before) {
+          before.cashback -= BigInt(p.booked_cashback_minor);
+          before.points -= BigInt(p.booked_points);
+        }
+        const after = row.offer_id ? capped.get(`${p.member_id}|${row.offer_id}`) : undefined;
+        if (after) {
+          after.cashback += BigInt(row.booked_cashback_minor);
+          after.points += BigInt(row.booked_points);
+        }
       }
-    }
+      if (p.member_id && (state.status === "cleared" || state.status === "refunded")) {
+        cleared.push({ p: row, match: c && partnerId ? { partnerId, matchBps: c.roundup_match_bps } : null });
+      }
+      updated.push(row);
+    });
 
-    const rewarded = pendingCashback + pendingPoints + targetCashback + targetPoints > 0n;
-    if (rewarded && !p.qualified_at && p.member_id && partnerId) {
-      next.qualified_at = now;
-      await recordEvent(trx, {
-        type: "card_transaction.qualified",
-        partnerId: p.bank_partner_id,
-        occurredAt: now,
-        data: { card_purchase_id: p.id, purchase_id: p.purchase_ref, member_id: p.member_id, partner_id: partnerId, offer_id: offer?.id ?? null, status: state.status },
-      });
-    }
-
-    const updated: PurchaseRow = { ...p, ...next } as PurchaseRow;
-    if (p.member_id && (state.status === "cleared" || state.status === "refunded")) {
-      const c = partnerId ? (contract ?? (await contractAt(trx, partnerId, at))) : null;
-      await roundup.onCleared(trx, updated, c && partnerId ? { partnerId, matchBps: c.roundup_match_bps } : null);
-    }
-    const dbPatch = Object.fromEntries(Object.entries(next).map(([k, v]) => [k, typeof v === "bigint" ? v.toString() : v]));
-    await trx("card_purchases").where({ id: p.id }).update(dbPatch);
+    const earned = await ledger.earnMany(
+      trx,
+      earns.map((e) => e.input),
+    );
+    earns.forEach((e, n) => {
+      const row = updated[e.k]!;
+      if (!row.earn_entry_id && earned[n]!.entryId) row.earn_entry_id = earned[n]!.entryId;
+    });
+    for (const cb of clawbacks) await cb.run();
+    await money.cashbackMany(trx, cashbacks);
+    await recordEvents(trx, events);
+    await roundup.onClearedMany(trx, cleared);
+    await trx.raw(
+      `UPDATE card_purchases c SET
+         status = x.status, authorized_minor = x.authorized_minor, cleared_minor = x.cleared_minor, refunded_minor = x.refunded_minor,
+         transaction_at = x.transaction_at, updated_at = x.updated_at, partner_id = x.partner_id, location_id = x.location_id,
+         match_method = x.match_method, offer_id = x.offer_id, reward_type = x.reward_type, contract_version_id = x.contract_version_id,
+         pending_cashback_minor = x.pending_cashback_minor, pending_points = x.pending_points,
+         booked_cashback_minor = x.booked_cashback_minor, booked_points = x.booked_points, earn_entry_id = x.earn_entry_id,
+         cashback_available_at = x.cashback_available_at, qualified_at = x.qualified_at
+        FROM jsonb_to_recordset(?::jsonb) AS x(id text, status text, authorized_minor bigint, cleared_minor bigint, refunded_minor bigint,
+             transaction_at timestamptz, updated_at timestamptz, partner_id text, location_id text, match_method text, offer_id text,
+             reward_type text, contract_version_id text, pending_cashback_minor bigint, pending_points bigint, booked_cashback_minor bigint,
+             booked_points bigint, earn_entry_id text, cashback_available_at timestamptz, qualified_at timestamptz)
+       WHERE c.id = x.id`,
+      [
+        rowsJson(
+          updated.map((r) => ({
+            id: r.id,
+            status: r.status,
+            authorized_minor: text(r.authorized_minor),
+            cleared_minor: text(r.cleared_minor),
+            refunded_minor: text(r.refunded_minor),
+            transaction_at: isoOrNull(r.transaction_at),
+            updated_at: isoOrNull(r.updated_at),
+            partner_id: r.partner_id,
+            location_id: r.location_id,
+            match_method: r.match_method,
+            offer_id: r.offer_id,
+            reward_type: r.reward_type,
+            contract_version_id: r.contract_version_id,
+            pending_cashback_minor: text(r.pending_cashback_minor),
+            pending_points: text(r.pending_points),
+            booked_cashback_minor: text(r.booked_cashback_minor),
+            booked_points: text(r.booked_points),
+            earn_entry_id: r.earn_entry_id,
+            cashback_available_at: isoOrNull(r.cashback_available_at),
+            qualified_at: isoOrNull(r.qualified_at),
+          })),
+        ),
+      ],
+    );
     return updated;
   }
 
+  /** The one-by-one path: one event, its purchase created or locked, then brought up to date. */
   async function applyEvent(trx: Trx, bankId: string, e: CardEventInput, now: Date): Promise<EventOutcome> {
-    const card = await memberOfToken(trx, bankId, e.card_token);
+    await loadCards(trx, bankId, [e.card_token]);
+    const card = cacheOf(trx).cards.get(`${bankId}|${e.card_token}`);
     const row = {
       id: newId("cpu", now.getTime()),
       bank_partner_id: bankId,
@@ -408,9 +574,9 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     ).rows as unknown[];
     if (inserted.length === 0) return { event_id: e.event_id, result: "duplicate" };
     // A purchase created by this very event has no other event to read.
-    const facts = p.inserted ? [{ type: e.type, amountMinor: BigInt(e.amount_minor), transactionAt: new Date(e.transaction_at) }] : await eventsOf(trx, p.id);
+    const facts = p.inserted ? [{ type: e.type, amountMinor: BigInt(e.amount_minor), transactionAt: new Date(e.transaction_at) }] : (await eventsOfMany(trx, [p.id])).get(p.id)!;
     delete p.inserted;
-    await reconcile(trx, p, derivePurchase(facts, now, deps.authExpiryDays), now);
+    await reconcileMany(trx, [{ p, state: derivePurchase(facts, now, deps.authExpiryDays) }], now);
     return { event_id: e.event_id, result: "accepted" };
   }
 
@@ -418,21 +584,15 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return trx("card_purchases").where({ id }).forUpdate().first();
   }
 
-    /** Applies a batch in the caller's transaction; each event is accepted, a duplicate, or rejected. */
+  /** Applies events one at a time in the caller's transaction; each is accepted, a duplicate, or rejected. */
   async function ingest(trx: Trx, bankId: string, events: CardEventInput[], offset = 0): Promise<IngestResult> {
     const now = clock.now();
     const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
-    // The batch's cards and their members' round-up settings in two queries, not two per event.
-    const tokens = [...new Set(events.map((e) => e.card_token))].filter((t) => !cacheOf(trx).cards.has(`${bankId}|${t}`));
-    if (tokens.length > 1) {
-      const rows: Array<{ id: string; member_id: string; card_token: string }> = await trx("payment_cards")
-        .where({ bank_partner_id: bankId, status: "active" })
-        .whereIn("card_token", tokens)
-        .select("id", "member_id", "card_token");
-      const found = new Map(rows.map((r) => [r.card_token, { id: r.id, member_id: r.member_id }]));
-      for (const t of tokens) cacheOf(trx).cards.set(`${bankId}|${t}`, Promise.resolve(found.get(t)));
-      await roundup.preload(trx, [...new Set(rows.map((r) => r.member_id))]);
-    }
+    await loadCards(
+      trx,
+      bankId,
+      events.map((e) => e.card_token),
+    );
     for (let i = 0; i < events.length; i++) {
       const r = await applyEvent(trx, bankId, events[i]!, now);
       if (r.result === "accepted") out.accepted++;
@@ -442,18 +602,165 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return out;
   }
 
+  /**
+   * The batch path: a chunk of events applied with a fixed number of statements, whatever its size —
+   * the purchases created or locked in one upsert, the events deduplicated by the bank's event id in
+   * one insert (ON CONFLICT DO NOTHING), the purchases' events read back in one query, then
+   * `reconcileMany`. The outcome is the one-by-one path's: each event is checked against its
+   * purchase as the purchase's first event created it, the first copy of an event id wins, and a
+   * purchase's state is a function of its set of events.
+   */
+  async function ingestBatch(trx: Trx, bankId: string, events: CardEventInput[], offset = 0): Promise<IngestResult> {
+    const now = clock.now();
+    const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
+    if (events.length === 0) return out;
+    await loadCards(
+      trx,
+      bankId,
+      events.map((e) => e.card_token),
+    );
+    // One row per purchase, as its first event in the chunk would create it; later events fill in
+    // the merchant data it lacks (as the one-by-one upsert does).
+    const fresh = new Map<string, Record<string, unknown>>();
+    for (const e of events) {
+      const r = fresh.get(e.purchase_id);
+      if (r) {
+        r.mid ??= e.mid ?? null;
+        r.mcc ??= e.mcc ?? null;
+        r.merchant_name ??= e.merchant_name ?? null;
+        continue;
+      }
+      const card = cacheOf(trx).cards.get(`${bankId}|${e.card_token}`);
+      fresh.set(e.purchase_id, {
+        id: newId("cpu", now.getTime()),
+        purchase_ref: e.purchase_id,
+        card_token: e.card_token,
+        payment_card_id: card?.id ?? null,
+        member_id: card?.member_id ?? null,
+        currency: e.currency,
+        mid: e.mid ?? null,
+        mcc: e.mcc ?? null,
+        merchant_name: e.merchant_name ?? null,
+        transaction_at: new Date(e.transaction_at).toISOString(),
+      });
+    }
+    // Locked in purchase_ref order, so two batches touching the same purchases never deadlock.
+    const rows: Array<PurchaseRow & { inserted?: boolean }> = (
+      await trx.raw(
+        `INSERT INTO card_purchases (id, bank_partner_id, purchase_ref, card_token, payment_card_id, member_id, currency, mid, mcc, merchant_name, transaction_at, status, created_at, updated_at)
+         SELECT x.id, ?, x.purchase_ref, x.card_token, x.payment_card_id, x.member_id, x.currency, x.mid, x.mcc, x.merchant_name, x.transaction_at, 'authorized', ?::timestamptz, ?::timestamptz
+           FROM jsonb_to_recordset(?::jsonb) AS x(id text, purchase_ref text, card_token text, payment_card_id text, member_id text, currency text,
+                                                 mid text, mcc text, merchant_name text, transaction_at timestamptz)
+          ORDER BY x.purchase_ref
+         ON CONFLICT (bank_partner_id, purchase_ref) DO UPDATE SET
+           mid = coalesce(card_purchases.mid, excluded.mid),
+           mcc = coalesce(card_purchases.mcc, excluded.mcc),
+           merchant_name = coalesce(card_purchases.merchant_name, excluded.merchant_name),
+           updated_at = excluded.updated_at
+         RETURNING *, (xmax = 0) AS inserted`,
+        [bankId, now.toISOString(), now.toISOString(), rowsJson([...fresh.values()])],
+      )
+    ).rows;
+    const purchase = new Map(rows.map((r) => [r.purchase_ref, r]));
+
+    const candidates: Array<{ i: number; p: PurchaseRow }> = [];
+    const seen = new Set<string>();
+    events.forEach((e, i) => {
+      const p = purchase.get(e.purchase_id)!;
+      if (p.currency !== e.currency) out.rejected.push({ index: i + offset, event_id: e.event_id, reason: `the purchase is in ${p.currency}; this event is in ${e.currency}` });
+      else if (p.card_token !== e.card_token) out.rejected.push({ index: i + offset, event_id: e.event_id, reason: "the purchase was made with another card token" });
+      else if (seen.has(e.event_id)) out.duplicates++;
+      else {
+        seen.add(e.event_id);
+        candidates.push({ i, p });
+      }
+    });
+    const accepted = new Set(
+      (
+        (
+          await trx.raw(
+            `INSERT INTO card_events (id, bank_partner_id, event_id, purchase_id, type, amount_minor, currency, transaction_at, received_at)
+             SELECT x.id, ?, x.event_id, x.purchase_id, x.type, x.amount_minor, x.currency, x.transaction_at, ?::timestamptz
+               FROM jsonb_to_recordset(?::jsonb) AS x(id text, event_id text, purchase_id text, type text, amount_minor bigint, currency text, transaction_at timestamptz)
+             ON CONFLICT (bank_partner_id, event_id) DO NOTHING
+             RETURNING event_id`,
+            [
+              bankId,
+              now.toISOString(),
+              rowsJson(
+                candidates.map(({ i, p }) => {
+                  const e = events[i]!;
+                  return { id: newId("cev", now.getTime()), event_id: e.event_id, purchase_id: p.id, type: e.type, amount_minor: e.amount_minor, currency: e.currency, transaction_at: e.transaction_at };
+                }),
+              ),
+            ],
+          )
+        ).rows as Array<{ event_id: string }>
+      ).map((r) => r.event_id),
+    );
+    // The purchases with news, in the order of their first accepted event.
+    const touched: PurchaseRow[] = [];
+    const newFacts = new Map<string, CardEventFact[]>();
+    for (const { i, p } of candidates) {
+      const e = events[i]!;
+      if (!accepted.has(e.event_id)) {
+        out.duplicates++;
+        continue;
+      }
+      out.accepted++;
+      let facts = newFacts.get(p.id);
+      if (!facts) {
+        newFacts.set(p.id, (facts = []));
+        touched.push(p);
+      }
+      facts.push({ type: e.type, amountMinor: BigInt(e.amount_minor), transactionAt: new Date(e.transaction_at) });
+    }
+    // A purchase this chunk created has no events but the chunk's; the others are read back.
+    const stored = await eventsOfMany(
+      trx,
+      touched.filter((p) => !(p as { inserted?: boolean }).inserted).map((p) => p.id),
+    );
+    await reconcileMany(
+      trx,
+      touched.map((p) => {
+        const facts = (p as { inserted?: boolean }).inserted ? newFacts.get(p.id)! : stored.get(p.id)!;
+        const row = { ...p };
+        delete (row as { inserted?: boolean }).inserted;
+        return { p: row, state: derivePurchase(facts, now, deps.authExpiryDays) };
+      }),
+      now,
+    );
+    out.rejected.sort((a, b) => a.index - b.index);
+    return out;
+  }
+
+  /** Any number of events in the caller's transaction, through the batch path a chunk at a time. */
+  async function ingestChunked(trx: Trx, bankId: string, events: CardEventInput[], chunkSize = BATCH_CHUNK): Promise<IngestResult> {
+    const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
+    for (let c = 0; c < events.length; c += chunkSize) {
+      const r = await ingestBatch(trx, bankId, events.slice(c, c + chunkSize), c);
+      out.accepted += r.accepted;
+      out.duplicates += r.duplicates;
+      out.rejected.push(...r.rejected);
+    }
+    return out;
+  }
+
   return {
     ingest,
+    ingestBatch,
+    ingestChunked,
 
     /**
      * A large batch (a day's clearing file): the events are split by member (a card's events, and
      * so a member's ledger accounts, stay in one lane, in file order) over `concurrency` lanes, each
-     * committing every `chunkSize` events in its own transaction. Not atomic as a whole: a batch cut
-     * short is completed by sending it again — what was applied comes back as duplicates.
+     * applying `chunkSize` events at a time through the batch path in its own transaction. Not atomic
+     * as a whole: a batch cut short is completed by sending it again — what was applied comes back as
+     * duplicates.
      */
     async ingestMany(bankId: string, events: CardEventInput[], opts: { concurrency?: number; chunkSize?: number } = {}): Promise<IngestResult> {
       const lanes = Math.max(1, opts.concurrency ?? 4);
-      const chunkSize = Math.max(1, opts.chunkSize ?? 500);
+      const chunkSize = Math.max(1, opts.chunkSize ?? BATCH_CHUNK);
       const tokens = [...new Set(events.map((e) => e.card_token))];
       const owner = new Map<string, string>();
       for (let i = 0; i < tokens.length; i += 5000) {
@@ -489,7 +796,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         byLane.map(async (idx) => {
           for (let c = 0; c < idx.length; c += chunkSize) {
             const part = idx.slice(c, c + chunkSize);
-            const r = await db.transaction((trx) => ingest(trx, bankId, part.map((i) => events[i]!)));
+            const r = await db.transaction((trx) => ingestBatch(trx, bankId, part.map((i) => events[i]!)));
             out.accepted += r.accepted;
             out.duplicates += r.duplicates;
             for (const x of r.rejected) out.rejected.push({ ...x, index: part[x.index]! });
@@ -499,7 +806,6 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       out.rejected.sort((a, b) => a.index - b.index);
       return out;
     },
-
     async getPurchase(bankId: string, purchaseRef: string) {
       const p: PurchaseRow | undefined = await db("card_purchases").where({ bank_partner_id: bankId, purchase_ref: purchaseRef }).first();
       if (!p) throw bankingErrors.make("purchase-not-found", `No purchase ${purchaseRef} of this bank.`);
@@ -515,14 +821,20 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
           (r: { id: string }) => r.id,
         );
         if (ids.length === 0) return n;
-        for (const id of ids) {
-          await db.transaction(async (trx) => {
-            const p = await lockPurchase(trx, id);
-            if (!p || p.status !== "authorized") return;
-            await reconcile(trx, p, derivePurchase(await eventsOf(trx, id), now, deps.authExpiryDays), now);
-          });
-          n++;
-        }
+        // A page at a time, through the batch path: locked, read back and brought up to date at once.
+        n += await db.transaction(async (trx) => {
+          const ps: PurchaseRow[] = await trx("card_purchases").whereIn("id", ids).andWhere({ status: "authorized" }).orderBy("id").forUpdate().select("*");
+          const facts = await eventsOfMany(
+            trx,
+            ps.map((p) => p.id),
+          );
+          await reconcileMany(
+            trx,
+            ps.map((p) => ({ p, state: derivePurchase(facts.get(p.id)!, now, deps.authExpiryDays) })),
+            now,
+          );
+          return ps.length;
+        });
       }
     },
 
@@ -556,8 +868,9 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
           p.match_method = "manual";
           await trx("card_purchases").where({ id: p.id }).update({ partner_id: partnerId, match_method: "manual", location_id: null });
         }
-        const updated = await reconcile(trx, p, derivePurchase(await eventsOf(trx, p.id), clock.now(), deps.authExpiryDays), clock.now());
-        return purchaseView(updated);
+        const facts = (await eventsOfMany(trx, [p.id])).get(p.id)!;
+        const [updated] = await reconcileMany(trx, [{ p, state: derivePurchase(facts, clock.now(), deps.authExpiryDays) }], clock.now());
+        return purchaseView(updated!);
       });
     },
   };

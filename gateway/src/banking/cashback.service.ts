@@ -134,7 +134,7 @@ export function createCashbackService(deps: { db: Db; clock: Clock; money: Money
         const [memberId, bankId, currency] = key.split("|") as [string, string, string];
         const made = await db.transaction(async (trx) => {
           // Serialise payouts of one member's cashback account: lock it first.
-          await trx("ledger_accounts").where({ id: moneyAccounts.cashback(memberId, currency) }).forUpdate().first("id");
+          await money.lockCashback(trx, memberId, currency);
           const mine = (await availableByBank(trx, memberId, currency, now)).find((b) => b.bank === bankId);
           if (!mine || mine.available < deps.payoutThresholdMinor || mine.available <= 0n) return false;
           const id = newId("pay", now.getTime());

@@ -1,6 +1,6 @@
 import type { Db, Trx } from "../infra/db.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
-import type { EntryRef } from "../ledger/ledger.types.ts";
+import type { AccountKind, EntryRef, NewEntry } from "../ledger/ledger.types.ts";
 
 /**
  * The money side of banking in the ledger: cashback and round-up accounts of members, and the
@@ -8,9 +8,8 @@ import type { EntryRef } from "../ledger/ledger.types.ts";
  * balance is what the hub owes the holder (positive) or the holder owes the hub (negative); every
  * entry sums to zero per currency, so the money of the network sums to zero like the points do.
  *
- * The ledger's interface posts entries but only opens points accounts (lockMember), so this module
- * opens the money accounts it posts to — the one write to a ledger table outside ledger/, idempotent
- * (ON CONFLICT DO NOTHING), until the ledger grows an openAccount of its own.
+ * The accounts are opened through the ledger (`ledger.openAccounts`, idempotent) before the first
+ * posting to them; nothing here writes a ledger table.
  */
 export const moneyAccounts = {
   cashback: (memberId: string, currency: string) => `acc_cb_${memberId}_${currency}`,
@@ -25,25 +24,24 @@ export const moneyAccounts = {
   operator: (currency: string) => `acc_opfund_${currency}`,
 };
 
-type Spec = { id: string; kind: string; memberId: string | null; partnerId: string | null; maintained: boolean };
+type Spec = { id: string; kind: AccountKind; memberId: string | null; partnerId: string | null; maintained: boolean };
+
+export interface CashbackInput {
+  memberId: string;
+  partnerId: string;
+  currency: string;
+  /** Credited (> 0) or clawed back (< 0). */
+  amount: bigint;
+  fundingBps: number;
+  occurredAt: Date;
+  ref: EntryRef;
+  contractVersionId: string | null;
+}
 
 export function createMoneyLedger(deps: { ledger: Ledger }) {
   const { ledger } = deps;
-  // Per transaction: an account opened in a transaction that rolls back does not exist afterwards.
-  const openedIn = new WeakMap<Trx, Set<string>>();
 
-  async function open(trx: Trx, currency: string, specs: Spec[]): Promise<void> {
-    let opened = openedIn.get(trx);
-    if (!opened) openedIn.set(trx, (opened = new Set()));
-    const todo = specs.filter((s) => !opened.has(s.id));
-    if (todo.length === 0) return;
-    const tuples = todo.map((s) => `(?, ?, ?, ?, ?, ${s.maintained ? "0" : "NULL::bigint"})`).join(", ");
-    await trx.raw(
-      `INSERT INTO ledger_accounts (id, kind, asset, member_id, partner_id, balance) VALUES ${tuples} ON CONFLICT DO NOTHING`,
-      todo.flatMap((s) => [s.id, s.kind, currency, s.memberId, s.partnerId]),
-    );
-    for (const s of todo) opened.add(s.id);
-  }
+  const open = (trx: Trx, currency: string, specs: Spec[]) => ledger.openAccounts(trx, specs.map((s) => ({ ...s, asset: currency })));
 
   const member = (kind: "member_cashback" | "member_roundup", memberId: string, currency: string): Spec => ({
     id: kind === "member_cashback" ? moneyAccounts.cashback(memberId, currency) : moneyAccounts.roundup(memberId, currency),
@@ -59,6 +57,45 @@ export function createMoneyLedger(deps: { ledger: Ledger }) {
     partnerId,
     maintained: false,
   });
+
+  function cashbackEntry(input: CashbackInput): NewEntry {
+    const { memberId, partnerId, currency } = input;
+    const abs = input.amount < 0n ? -input.amount : input.amount;
+    const sign = input.amount < 0n ? -1n : 1n;
+    // Rule: the merchant's share rounds down; the operator's is the remainder.
+    const merchant = (abs * BigInt(input.fundingBps)) / 10000n;
+    const operator = abs - merchant;
+    return {
+      kind: input.amount > 0n ? "earn" : "refund",
+      partnerId,
+      memberId,
+      ref: input.ref,
+      contractVersionId: input.contractVersionId,
+      occurredAt: input.occurredAt,
+      memo: { money: "cashback", merchant_share: (sign * merchant).toString(), operator_share: (sign * operator).toString() },
+      postings: [
+        { accountId: moneyAccounts.cashback(memberId, currency), asset: currency, amount: input.amount },
+        { accountId: moneyAccounts.receivable(partnerId, currency), asset: currency, amount: -sign * merchant },
+        { accountId: moneyAccounts.operator(currency), asset: currency, amount: -sign * operator },
+      ],
+    };
+  }
+
+  /** Many purchases' cashback in one posting call (a batch of card events); ids in input order, null for 0. */
+  async function cashbackMany(trx: Trx, inputs: CashbackInput[]): Promise<Array<string | null>> {
+    const moving = inputs.filter((i) => i.amount !== 0n);
+    if (moving.length === 0) return inputs.map(() => null);
+    const byCurrency = new Map<string, Spec[]>();
+    for (const i of moving) {
+      const specs = byCurrency.get(i.currency) ?? [{ id: moneyAccounts.operator(i.currency), kind: "funding", memberId: null, partnerId: null, maintained: false }];
+      specs.push(member("member_cashback", i.memberId, i.currency), partner("partner_receivable", i.partnerId, i.currency));
+      byCurrency.set(i.currency, specs);
+    }
+    for (const [currency, specs] of byCurrency) await open(trx, currency, specs);
+    const ids = await ledger.postMany(trx, moving.map(cashbackEntry));
+    let k = 0;
+    return inputs.map((i) => (i.amount === 0n ? null : ids[k++]!));
+  }
 
   return {
     /**
@@ -79,37 +116,12 @@ export function createMoneyLedger(deps: { ledger: Ledger }) {
      * Credits (amount > 0) or claws back (amount < 0) a purchase's cashback: the merchant funds its
      * share floor(|amount| × funding_bps / 10000), the operator the rest.
      */
-    async cashback(
-      trx: Trx,
-      input: { memberId: string; partnerId: string; currency: string; amount: bigint; fundingBps: number; occurredAt: Date; ref: EntryRef; contractVersionId: string | null },
-    ): Promise<string | null> {
-      if (input.amount === 0n) return null;
-      const { memberId, partnerId, currency } = input;
-      await open(trx, currency, [
-        member("member_cashback", memberId, currency),
-        partner("partner_receivable", partnerId, currency),
-        { id: moneyAccounts.operator(currency), kind: "funding", memberId: null, partnerId: null, maintained: false },
-      ]);
-      const abs = input.amount < 0n ? -input.amount : input.amount;
-      const sign = input.amount < 0n ? -1n : 1n;
-      // Rule: the merchant's share rounds down; the operator's is the remainder.
-      const merchant = (abs * BigInt(input.fundingBps)) / 10000n;
-      const operator = abs - merchant;
-      return ledger.post(trx, {
-        kind: input.amount > 0n ? "earn" : "refund",
-        partnerId,
-        memberId,
-        ref: input.ref,
-        contractVersionId: input.contractVersionId,
-        occurredAt: input.occurredAt,
-        memo: { money: "cashback", merchant_share: (sign * merchant).toString(), operator_share: (sign * operator).toString() },
-        postings: [
-          { accountId: moneyAccounts.cashback(memberId, currency), asset: currency, amount: input.amount },
-          { accountId: moneyAccounts.receivable(partnerId, currency), asset: currency, amount: -sign * merchant },
-          { accountId: moneyAccounts.operator(currency), asset: currency, amount: -sign * operator },
-        ],
-      });
+    async cashback(trx: Trx, input: CashbackInput): Promise<string | null> {
+      const [id] = await cashbackMany(trx, [input]);
+      return id ?? null;
     },
+
+    cashbackMany,
 
     /** A payout instruction: the cashback leaves the member's account; the hub owes the bank that pays it. */
     async payout(trx: Trx, input: { memberId: string; bankId: string; currency: string; amount: bigint; occurredAt: Date; ref: EntryRef }): Promise<string> {
@@ -163,8 +175,12 @@ export function createMoneyLedger(deps: { ledger: Ledger }) {
     },
 
     async balance(conn: Trx | Db, accountId: string): Promise<bigint> {
-      const row: { balance: bigint | null } | undefined = await conn("ledger_accounts").where({ id: accountId }).first("balance");
-      return BigInt(row?.balance ?? 0n);
+      return ledger.accountBalance(conn, accountId);
+    },
+
+    /** Serialises the payouts of one member's cashback account: locks it for the transaction. */
+    async lockCashback(trx: Trx, memberId: string, currency: string): Promise<void> {
+      await ledger.lockAccounts(trx, [moneyAccounts.cashback(memberId, currency)]);
     },
   };
 }

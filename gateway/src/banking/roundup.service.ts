@@ -95,30 +95,115 @@ export function createRoundupService(deps: { db: Db; clock: Clock; money: MoneyL
   // Settings read ahead for a batch, for as long as its transaction lives.
   const preloaded = new WeakMap<Trx, Map<string, SettingsRow | undefined>>();
 
-  async function settingsOf(trx: Trx, memberId: string): Promise<SettingsRow | undefined> {
-    const m = preloaded.get(trx);
-    if (m?.has(memberId)) return m.get(memberId);
-    return trx("roundup_settings").where({ member_id: memberId }).first();
-  }
-
-  /** Re-allocates a member's week: swept items are fixed; the rest fill what is left of the cap. */
-  async function allocateWeek(trx: Trx, memberId: string, week: string, cap: bigint | null): Promise<void> {
-    const items: ItemRow[] = await trx("roundup_items").where({ member_id: memberId, week }).orderBy([{ column: "transaction_at" }, { column: "purchase_id" }]).select("*");
-    let used = items.filter((i) => i.sweep_id !== null).reduce((s, i) => s + BigInt(i.allocated_minor), 0n);
+  /**
+   * Re-allocates members' weeks: in each, swept items are fixed and the rest fill what is left of the
+   * cap in the order of the purchases' times. One read and one write for all the weeks given.
+   */
+  async function allocateWeeks(trx: Trx, weeks: Array<{ memberId: string; week: string; cap: bigint | null }>): Promise<void> {
+    if (weeks.length === 0) return;
+    const items: ItemRow[] = (
+      await trx.raw(
+        `SELECT i.* FROM roundup_items i
+          WHERE (i.member_id, i.week) IN (SELECT m, w FROM jsonb_to_recordset(?::jsonb) AS x(m text, w date))
+          ORDER BY i.member_id, i.week, i.transaction_at, i.purchase_id`,
+        [JSON.stringify(weeks.map((w) => ({ m: w.memberId, w: w.week })))],
+      )
+    ).rows;
+    const capOf = new Map(weeks.map((w) => [`${w.memberId}|${w.week}`, w.cap]));
+    const used = new Map<string, bigint>();
+    const key = (i: ItemRow) => `${i.member_id}|${dayText(i.week)}`;
+    for (const i of items) if (i.sweep_id !== null) used.set(key(i), (used.get(key(i)) ?? 0n) + BigInt(i.allocated_minor));
+    const changes: Array<{ purchase_id: string; allocated_minor: string; match_minor: string }> = [];
     for (const i of items) {
       if (i.sweep_id !== null) continue;
+      const k = key(i);
+      const cap = capOf.get(k) ?? null;
       const raw = BigInt(i.raw_minor);
+      const before = used.get(k) ?? 0n;
       let alloc = raw;
       if (cap !== null) {
-        const room = cap - used > 0n ? cap - used : 0n;
+        const room = cap - before > 0n ? cap - before : 0n;
         alloc = raw < room ? raw : room;
       }
-      used += alloc;
+      used.set(k, before + alloc);
       const matchMinor = (alloc * BigInt(i.match_bps)) / 10000n;
       if (alloc !== BigInt(i.allocated_minor) || matchMinor !== BigInt(i.match_minor)) {
-        await trx("roundup_items").where({ purchase_id: i.purchase_id }).update({ allocated_minor: alloc.toString(), match_minor: matchMinor.toString() });
+        changes.push({ purchase_id: i.purchase_id, allocated_minor: alloc.toString(), match_minor: matchMinor.toString() });
       }
     }
+    if (changes.length === 0) return;
+    await trx.raw(
+      `UPDATE roundup_items i SET allocated_minor = x.allocated_minor, match_minor = x.match_minor
+         FROM jsonb_to_recordset(?::jsonb) AS x(purchase_id text, allocated_minor bigint, match_minor bigint)
+        WHERE i.purchase_id = x.purchase_id`,
+      [JSON.stringify(changes)],
+    );
+  }
+
+  /**
+   * Purchases that cleared (or whose cleared amount changed): their round-ups, unless already swept,
+   * and their weeks re-allocated — the same result as one purchase at a time, in a few statements.
+   */
+  async function onClearedMany(
+    trx: Trx,
+    cleared: Array<{
+      p: { id: string; member_id: string | null; bank_partner_id: string; currency: string; cleared_minor: bigint; transaction_at: Date | string };
+      match: { partnerId: string; matchBps: number } | null;
+    }>,
+  ): Promise<void> {
+    const withMember = cleared.filter((c) => c.p.member_id !== null);
+    if (withMember.length === 0) return;
+    const memberIds = [...new Set(withMember.map((c) => c.p.member_id!))];
+    const known = preloaded.get(trx);
+    const missing = memberIds.filter((m) => !known?.has(m));
+    const settings = new Map<string, SettingsRow | undefined>(memberIds.filter((m) => known?.has(m)).map((m) => [m, known!.get(m)]));
+    if (missing.length > 0) {
+      const rows: SettingsRow[] = await trx("roundup_settings").whereIn("member_id", missing).select("*");
+      for (const r of rows) settings.set(r.member_id, r);
+    }
+    const eligible = withMember.filter((c) => {
+      const st = settings.get(c.p.member_id!);
+      return st !== undefined && st.enabled && st.bank_partner_id === c.p.bank_partner_id;
+    });
+    if (eligible.length === 0) return;
+    const existing = new Map<string, ItemRow>(
+      ((await trx("roundup_items").whereIn("purchase_id", eligible.map((c) => c.p.id)).select("*")) as ItemRow[]).map((i) => [i.purchase_id, i]),
+    );
+    const upserts: Array<Record<string, unknown>> = [];
+    const weeks = new Map<string, { memberId: string; week: string; cap: bigint | null }>();
+    for (const { p, match } of eligible) {
+      const st = settings.get(p.member_id!)!;
+      const old = existing.get(p.id);
+      if (old?.sweep_id) continue;
+      const at = new Date(p.transaction_at);
+      const raw = roundUp(BigInt(p.cleared_minor), p.currency, st.round_to_units, st.multiplier);
+      const week = weekOf(at);
+      const matchPartner = match?.partnerId ?? null;
+      if (old && BigInt(old.raw_minor) === raw && old.match_partner_id === matchPartner) continue;
+      upserts.push({
+        purchase_id: p.id,
+        member_id: p.member_id,
+        bank_partner_id: p.bank_partner_id,
+        currency: p.currency,
+        week,
+        transaction_at: at.toISOString(),
+        raw_minor: raw.toString(),
+        match_partner_id: matchPartner,
+        match_bps: match?.matchBps ?? 0,
+      });
+      weeks.set(`${p.member_id}|${week}`, { memberId: p.member_id!, week, cap: st.weekly_cap_minor === null ? null : BigInt(st.weekly_cap_minor) });
+    }
+    if (upserts.length === 0) return;
+    await trx.raw(
+      `INSERT INTO roundup_items (purchase_id, member_id, bank_partner_id, currency, week, transaction_at, raw_minor, allocated_minor, match_minor, match_partner_id, match_bps)
+       SELECT purchase_id, member_id, bank_partner_id, currency, week, transaction_at, raw_minor, 0, 0, match_partner_id, match_bps
+         FROM jsonb_to_recordset(?::jsonb) AS x(purchase_id text, member_id text, bank_partner_id text, currency text, week date, transaction_at timestamptz,
+                                                raw_minor bigint, match_partner_id text, match_bps integer)
+       ON CONFLICT (purchase_id) DO UPDATE SET raw_minor = excluded.raw_minor, allocated_minor = least(roundup_items.allocated_minor, excluded.raw_minor), transaction_at = excluded.transaction_at, week = excluded.week,
+         match_partner_id = excluded.match_partner_id, match_bps = excluded.match_bps`,
+      [JSON.stringify(upserts)],
+    );
+    await allocateWeeks(trx, [...weeks.values()]);
   }
 
   return {
@@ -156,31 +241,10 @@ export function createRoundupService(deps: { db: Db; clock: Clock; money: MoneyL
       p: { id: string; member_id: string | null; bank_partner_id: string; currency: string; cleared_minor: bigint; transaction_at: Date | string },
       match: { partnerId: string; matchBps: number } | null,
     ): Promise<void> {
-      if (!p.member_id) return;
-      const s = await settingsOf(trx, p.member_id);
-      if (!s || !s.enabled || s.bank_partner_id !== p.bank_partner_id) return;
-      const existing: ItemRow | undefined = await trx("roundup_items").where({ purchase_id: p.id }).first();
-      if (existing?.sweep_id) return;
-      const at = new Date(p.transaction_at);
-      const raw = roundUp(BigInt(p.cleared_minor), p.currency, s.round_to_units, s.multiplier);
-      const week = weekOf(at);
-      const row = {
-        purchase_id: p.id,
-        member_id: p.member_id,
-        bank_partner_id: p.bank_partner_id,
-        currency: p.currency,
-        week,
-        transaction_at: at,
-        raw_minor: raw.toString(),
-        allocated_minor: "0",
-        match_minor: "0",
-        match_partner_id: match?.partnerId ?? null,
-        match_bps: match?.matchBps ?? 0,
-      };
-      if (existing && BigInt(existing.raw_minor) === raw && existing.match_partner_id === row.match_partner_id) return;
-      await trx("roundup_items").insert(row).onConflict("purchase_id").merge(["raw_minor", "transaction_at", "week", "match_partner_id", "match_bps"]);
-      await allocateWeek(trx, p.member_id, week, s.weekly_cap_minor === null ? null : BigInt(s.weekly_cap_minor));
+      await onClearedMany(trx, [{ p, match }]);
     },
+
+    onClearedMany,
 
     /**
      * The daily batch: one sweep instruction per member, bank and currency with the round-ups not

@@ -1,6 +1,6 @@
 import type { DbOrTrx } from "../infra/db.ts";
 import { newId } from "../infra/ids.ts";
-import { enqueueInTx } from "../infra/outbox/outbox.ts";
+import { enqueueInTx, enqueueManyInTx } from "../infra/outbox/outbox.ts";
 
 /**
  * The catalogue of event types. Payloads carry ids and amounts, never personal data.
@@ -59,4 +59,17 @@ export async function recordEvent(trx: DbOrTrx, event: NewEvent): Promise<string
   // Fan-out to webhook endpoints happens in the workers, from the outbox: only committed events.
   await enqueueInTx(trx, "events.dispatch", { eventId: id }, { jobId: `evt:${id}` });
   return id;
+}
+
+/** Records many events in the caller's transaction in two statements (a batch of card events). */
+export async function recordEvents(trx: DbOrTrx, events: NewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = events.map((e) => ({ id: newId("evt"), type: e.type, partner_id: e.partnerId, occurred_at: e.occurredAt, data: JSON.stringify(e.data) }));
+  await trx("events").insert(rows);
+  await enqueueManyInTx(
+    trx,
+    "events.dispatch",
+    rows.map((r) => ({ data: { eventId: r.id }, jobId: `evt:${r.id}` })),
+  );
+  return rows.map((r) => r.id);
 }

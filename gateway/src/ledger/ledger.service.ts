@@ -2,6 +2,7 @@ import type { Db, DbOrTrx, Trx } from "../infra/db.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { ledgerErrors } from "./ledger.errors.ts";
+import { createLedgerBatch } from "./ledger.batch.ts";
 import { POINTS, type EntryRef, type Lot, type LotMovement, type MemberBalances, type NewEntry, type Posting } from "./ledger.types.ts";
 
 /**
@@ -413,6 +414,8 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
   return {
     lockMember,
     post,
+    // Opening accounts, many entries in one statement, many earns at once (ledger.batch.ts).
+    ...createLedgerBatch(),
 
     /**
      * Credits earned points: they first pay off any points debt, the rest becomes a lot with its

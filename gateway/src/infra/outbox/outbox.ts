@@ -28,6 +28,12 @@ export async function enqueueInTx<N extends QueueName>(
   });
 }
 
+/** Many jobs of one queue into the outbox in one statement (a batch's events); same guarantees. */
+export async function enqueueManyInTx<N extends QueueName>(trx: DbOrTrx, queue: N, jobs: Array<{ data: QueueJobs[N]; jobId: string }>): Promise<void> {
+  if (jobs.length === 0) return;
+  await trx("outbox").insert(jobs.map((j) => ({ queue, job_id: j.jobId, payload: JSON.stringify(j.data) })));
+}
+
 export interface OutboxRelay {
   /** Moves up to `limit` committed jobs to the queue; returns how many moved. */
   relayOnce(limit?: number): Promise<number>;
