@@ -167,6 +167,7 @@ describe("a month of mixed traffic with operator-funded points, cashback and rou
     expect(report.currencies[0]!.operator_revenue_minor).toEqual({
       issuance: 120,
       issuance_reversal: 0,
+      adjustment: 0,
       operator_funded_issuance: 150,
       operator_funded_reversal: 0,
       redemption: -51,

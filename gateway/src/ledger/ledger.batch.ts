@@ -28,7 +28,11 @@ export interface AccountSpec {
   floor?: bigint | null;
 }
 
-/** A lot an entry creates (points earned with their provenance and expiry). */
+/**
+ * A lot an entry creates (points earned with their provenance and expiry). Batches post the points of
+ * card purchases, which the partner where they were earned funds: the lot's `funded_by` is that
+ * partner. Operator-funded points go through `ledger.earn` with its `funding`.
+ */
 export interface BatchLot {
   id: string;
   memberId: string;
@@ -135,8 +139,8 @@ export function createLedgerBatch() {
          SELECT id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at, memo
            FROM jsonb_to_recordset(?::jsonb) AS x(id text, kind text, partner_id text, member_id text, ref_type text, ref_id text, contract_version_id text, occurred_at timestamptz, memo jsonb)
        ), l AS (
-         INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining)
-         SELECT id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, amount
+         INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, remaining, funded_by)
+         SELECT id, member_id, account_id, issuing_partner_id, contract_version_id, entry_id, earned_at, expires_at, amount, amount, 'partner:' || issuing_partner_id
            FROM jsonb_to_recordset(?::jsonb) AS x(id text, member_id text, account_id text, issuing_partner_id text, contract_version_id text, entry_id text, earned_at timestamptz, expires_at timestamptz, amount bigint)
        )
        INSERT INTO ledger_postings (entry_id, account_id, asset, amount)
