@@ -68,7 +68,7 @@ async function freePort(): Promise<number> {
 }
 
 async function waitReady(base: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 3000; i++) {
     try {
       if ((await fetch(`${base}/readyz`)).status === 200) return;
     } catch {
