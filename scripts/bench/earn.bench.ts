@@ -53,6 +53,12 @@ const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
 const root = path.resolve(import.meta.dirname, "../..");
 const children: ChildProcess[] = [];
 
+async function stopChildren(): Promise<void> {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
+  children.length = 0;
+}
+
 async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
@@ -62,7 +68,7 @@ async function freePort(): Promise<number> {
 }
 
 async function waitReady(base: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 3000; i++) {
     try {
       if ((await fetch(`${base}/readyz`)).status === 200) return;
     } catch {
@@ -86,7 +92,7 @@ async function main() {
   const u = new URL(url!);
   u.pathname = `/${dbName}`;
   const benchUrl = u.toString();
-  const db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? 40) });
+  let db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? 40) });
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent");
   const queue = createMemoryQueue(log);
   let server: Server | undefined;
@@ -234,6 +240,10 @@ async function main() {
     await new Promise<void>((r) => server!.close(() => r()));
     server.closeAllConnections();
     server = undefined;
+    // pgbench needs its 32 connections: the API processes and this pool let theirs go first.
+    await stopChildren();
+    await db.destroy();
+    db = await createDb({ url: benchUrl, poolMax: 2 });
 
     // The same earn in raw SQL, on plain tables shaped like the ledger's (no triggers, no API).
     await db.raw(`
@@ -306,8 +316,7 @@ COMMIT;
     const ratio = earn.perSec / tps;
     process.stdout.write(`ratio HTTP earn/s ÷ pgbench tps = ${f(ratio, 2)}x (target ≥ 1.00x with p99 ≤ 50 ms: ${ratio >= 1 && earn.p99 <= 50 ? "met" : "NOT met"})\n`);
   } finally {
-    for (const c of children) c.kill("SIGTERM");
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
+    await stopChildren();
     if (server) server.close();
     await queue.close();
     await db.destroy();
