@@ -454,7 +454,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       }
 
       const row: PurchaseRow = { ...p, ...next } as PurchaseRow;
-      if (offer && capped.size > 0) {
+      if (capped.size > 0) {
         // Keep the running totals of capped offers as the database will hold them.
         const before = p.offer_id ? capped.get(`${p.member_id}|${p.offer_id}`) : undefined;
         if (before) {
