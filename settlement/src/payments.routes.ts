@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type Stripe from "stripe";
 import type { Db } from "../../gateway/src/infra/db.ts";
 import type { Clock } from "../../gateway/src/infra/clock.ts";
@@ -78,10 +77,11 @@ export function paymentsRoutes(deps: { db: Db; clock: Clock; idempotency: Idempo
 
     async importBankStatement(ctx) {
       const type = (ctx.req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-      const source = type === "text/csv" ? "bank_csv" : "camt053";
       const bytes = rawBytes(ctx);
-      return idempotency.run({ ...adminKey(ctx), body: { sha256: createHash("sha256").update(bytes).digest("hex"), type } }, async () => {
-        const result = await reconciliation.importFile(source, bytes);
+      const prepared = reconciliation.prepareFile(type === "text/csv" ? "bank_csv" : "camt053", bytes);
+      // The key's request hash covers the file's hash, not the whole file.
+      return idempotency.run({ ...adminKey(ctx), body: { sha256: prepared.fileSha, type } }, async (trx) => {
+        const result = await reconciliation.ingest(trx, prepared);
         return { status: result.replayed ? 200 : 201, body: result };
       });
     },
@@ -91,8 +91,10 @@ export function paymentsRoutes(deps: { db: Db; clock: Clock; idempotency: Idempo
       const from = new Date(input.created_from);
       const to = new Date(input.created_to);
       if (!(to > from)) throw httpErrors.make("validation-error", "created_to must be after created_from.", { errors: [{ field: "body/created_to", reason: "must be after created_from" }] });
-      return idempotency.run(adminKey(ctx), async () => {
-        const result = await reconciliation.importStripe({ from, to });
+      // Stripe is asked before the transaction opens: no network call holds a database transaction.
+      const prepared = await reconciliation.prepareStripe({ from, to });
+      return idempotency.run(adminKey(ctx), async (trx) => {
+        const result = await reconciliation.ingest(trx, prepared);
         return { status: result.replayed ? 200 : 201, body: result };
       });
     },

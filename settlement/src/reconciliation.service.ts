@@ -11,6 +11,12 @@ import type { ObligationRow, PaymentSource, PaymentsService } from "./payments.s
 import type { StripeRail } from "./stripe-rail.ts";
 
 export type ImportSource = "camt053" | "bank_csv" | "stripe_balance";
+export interface PreparedImport {
+  source: ImportSource;
+  fileSha: string;
+  meta: { account: string | null; statementRef: string | null };
+  entries: StatementEntry[];
+}
 type ItemOutcome = "matched" | "short" | "over" | "unexpected" | "duplicate" | "ignored";
 
 interface ImportRow {
@@ -115,92 +121,97 @@ export function createReconciliationService(deps: { db: Db; clock: Clock; log: L
     return rows[0] ? trx("payment_obligations").where({ id: rows[0].id }).forUpdate().first() : undefined;
   }
 
-  async function ingest(source: ImportSource, fileSha: string, meta: { account: string | null; statementRef: string | null }, entries: StatementEntry[]) {
-    return db.transaction(async (trx) => {
-      const id = newId("rci");
-      const now = clock.now();
-      const inserted = (await trx("reconciliation_imports")
-        .insert({ id, source, file_sha256: fileSha, account: meta.account, statement_ref: meta.statementRef, entry_count: entries.length, summary: JSON.stringify({}), created_at: now })
-        .onConflict(["source", "file_sha256"])
-        .ignore()
-        .returning("id")) as unknown[];
-      if (inserted.length === 0) {
-        const row: ImportRow = await trx("reconciliation_imports").where({ source, file_sha256: fileSha }).first();
-        return importView(row, await itemsOf(trx, row.id), true);
-      }
-      const summary = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<ItemOutcome, number>;
-      const paymentSource: PaymentSource = source === "stripe_balance" ? "stripe_balance" : source;
-      for (const e of entries) {
-        const itemId = newId("rce");
-        let outcome: ItemOutcome;
-        let obligationId: string | null = null;
-        let paymentId: string | null = null;
-        let difference: bigint | null = null;
-        const seenBefore = e.entryRef
-          ? await trx("reconciliation_items as i").join("reconciliation_imports as m", "m.id", "i.import_id").where({ "m.source": source, "i.entry_ref": e.entryRef }).whereNot("i.outcome", "duplicate").first("i.id")
-          : undefined;
-        if (e.ignored) {
-          outcome = "ignored";
-        } else if (seenBefore) {
-          // The same bank entry in an overlapping statement: it was reconciled when first seen.
-          outcome = "duplicate";
+  /** Records a prepared import in the caller's transaction (the admin request's idempotency transaction). */
+  async function ingest(trx: Trx, prepared: PreparedImport) {
+    const { source, fileSha, meta, entries } = prepared;
+    const id = newId("rci");
+    const now = clock.now();
+    const inserted = (await trx("reconciliation_imports")
+      .insert({ id, source, file_sha256: fileSha, account: meta.account, statement_ref: meta.statementRef, entry_count: entries.length, summary: JSON.stringify({}), created_at: now })
+      .onConflict(["source", "file_sha256"])
+      .ignore()
+      .returning("id")) as unknown[];
+    if (inserted.length === 0) {
+      const row: ImportRow = await trx("reconciliation_imports").where({ source, file_sha256: fileSha }).first();
+      return importView(row, await itemsOf(trx, row.id), true);
+    }
+    const summary = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<ItemOutcome, number>;
+    const paymentSource: PaymentSource = source === "stripe_balance" ? "stripe_balance" : source;
+    for (const e of entries) {
+      const itemId = newId("rce");
+      let outcome: ItemOutcome;
+      let obligationId: string | null = null;
+      let paymentId: string | null = null;
+      let difference: bigint | null = null;
+      // A bank's entry reference names the entry whatever the file's format; Stripe's ids are Stripe's.
+      const sameRail: ImportSource[] = source === "stripe_balance" ? ["stripe_balance"] : ["camt053", "bank_csv"];
+      const seenBefore = e.entryRef
+        ? await trx("reconciliation_items as i").join("reconciliation_imports as m", "m.id", "i.import_id").whereIn("m.source", sameRail).where({ "i.entry_ref": e.entryRef }).whereNot("i.outcome", "duplicate").first("i.id")
+        : undefined;
+      if (e.ignored) {
+        outcome = "ignored";
+      } else if (seenBefore) {
+        // The same bank entry in an overlapping statement: it was reconciled when first seen.
+        outcome = "duplicate";
+      } else {
+        const ob = await findObligation(trx, e);
+        if (!ob) {
+          outcome = "unexpected";
         } else {
-          const ob = await findObligation(trx, e);
-          if (!ob) {
-            outcome = "unexpected";
-          } else {
-            obligationId = ob.id;
-            const externalKey = e.externalKey ?? (e.entryRef ? `${source}:${e.entryRef}` : `${source}:${fileSha}:${e.seq}`);
-            const existing: { amount_minor: bigint } | undefined = await trx("payments").where({ external_key: externalKey }).first("amount_minor");
-            const verdict = classify(e, {
-              direction: ob.direction,
-              currency: ob.currency,
-              amountDueMinor: BigInt(ob.amount_due_minor),
-              paidByOthersMinor: BigInt(ob.amount_paid_minor) - BigInt(existing?.amount_minor ?? 0n),
+          obligationId = ob.id;
+          const rail = source === "stripe_balance" ? "stripe" : "bank";
+          const externalKey = e.externalKey ?? (e.entryRef ? `${rail}:${e.entryRef}` : `${source}:${fileSha}:${e.seq}`);
+          // What other movements paid: reversals are their own movements and do not make this
+          // one short (a reversed transfer was still paid in full when it was made).
+          const others = await trx("payments").where({ obligation_id: ob.id }).andWhere("amount_minor", ">", 0).whereNot({ external_key: externalKey }).sum({ s: "amount_minor" }).first();
+          const verdict = classify(e, {
+            direction: ob.direction,
+            currency: ob.currency,
+            amountDueMinor: BigInt(ob.amount_due_minor),
+            paidByOthersMinor: BigInt((others?.s as string | bigint | null) ?? 0),
+          });
+          outcome = verdict.outcome;
+          difference = verdict.differenceMinor;
+          if (outcome !== "unexpected") {
+            const signed = e.amountMinor;
+            const rec = await payments.record(trx, {
+              obligationId: ob.id,
+              amountMinor: signed,
+              currency: e.currency,
+              rail: source === "stripe_balance" ? "stripe" : "bank",
+              source: paymentSource,
+              reference: e.entryRef ?? e.reference ?? `${fileSha.slice(0, 12)}:${e.seq}`,
+              externalKey,
+              valueDate: e.bookingDate,
+              reconciliationItemId: itemId,
             });
-            outcome = verdict.outcome;
-            difference = verdict.differenceMinor;
-            if (outcome !== "unexpected") {
-              const signed = e.amountMinor;
-              const rec = await payments.record(trx, {
-                obligationId: ob.id,
-                amountMinor: signed,
-                currency: e.currency,
-                rail: source === "stripe_balance" ? "stripe" : "bank",
-                source: paymentSource,
-                reference: e.entryRef ?? e.reference ?? `${fileSha.slice(0, 12)}:${e.seq}`,
-                externalKey,
-                valueDate: e.bookingDate,
-                reconciliationItemId: itemId,
-              });
-              paymentId = rec.payment.id;
-            }
+            paymentId = rec.payment.id;
           }
         }
-        summary[outcome]++;
-        await trx("reconciliation_items").insert({
-          id: itemId,
-          import_id: id,
-          seq: e.seq,
-          direction: e.direction,
-          amount_minor: String(e.amountMinor),
-          currency: e.currency,
-          booking_date: e.bookingDate,
-          reference: e.reference?.slice(0, 200) ?? null,
-          remittance: e.remittance?.slice(0, 500) ?? null,
-          counterparty: e.counterparty?.slice(0, 200) ?? null,
-          entry_ref: e.entryRef?.slice(0, 200) ?? null,
-          outcome,
-          obligation_id: obligationId,
-          payment_id: paymentId,
-          difference_minor: difference === null ? null : String(difference),
-        });
       }
-      await trx("reconciliation_imports").where({ id }).update({ summary: JSON.stringify(summary) });
-      log.info({ importId: id, source, ...summary }, "reconciliation import");
-      const row: ImportRow = await trx("reconciliation_imports").where({ id }).first();
-      return importView(row, await itemsOf(trx, id), false);
-    });
+      summary[outcome]++;
+      await trx("reconciliation_items").insert({
+        id: itemId,
+        import_id: id,
+        seq: e.seq,
+        direction: e.direction,
+        amount_minor: String(e.amountMinor),
+        currency: e.currency,
+        booking_date: e.bookingDate,
+        reference: e.reference?.slice(0, 200) ?? null,
+        remittance: e.remittance?.slice(0, 500) ?? null,
+        counterparty: e.counterparty?.slice(0, 200) ?? null,
+        entry_ref: e.entryRef?.slice(0, 200) ?? null,
+        outcome,
+        obligation_id: obligationId,
+        payment_id: paymentId,
+        difference_minor: difference === null ? null : String(difference),
+      });
+    }
+    await trx("reconciliation_imports").where({ id }).update({ summary: JSON.stringify(summary) });
+    log.info({ importId: id, source, ...summary }, "reconciliation import");
+    const row: ImportRow = await trx("reconciliation_imports").where({ id }).first();
+    return importView(row, await itemsOf(trx, id), false);
   }
 
   function parse(source: "camt053" | "bank_csv", raw: Buffer) {
@@ -215,20 +226,22 @@ export function createReconciliationService(deps: { db: Db; clock: Clock; log: L
   }
 
   return {
-    /** A bank statement file, as its bytes: the same bytes twice change nothing and answer the first import. */
-    async importFile(source: "camt053" | "bank_csv", raw: Buffer) {
-      const fileSha = sha256(raw);
-      const known: ImportRow | undefined = await db("reconciliation_imports").where({ source, file_sha256: fileSha }).first();
-      if (known) return importView(known, await itemsOf(db, known.id), true);
+    ingest,
+
+    /**
+     * A bank statement file, as its bytes, read and hashed (a file that cannot be read is a 422 and
+     * changes nothing). Ingesting the same bytes twice changes nothing and answers the first import.
+     */
+    prepareFile(source: "camt053" | "bank_csv", raw: Buffer): PreparedImport {
       const parsed = parse(source, raw);
-      return ingest(source, fileSha, { account: parsed.account, statementRef: parsed.statementRef }, parsed.entries);
+      return { source, fileSha: sha256(raw), meta: { account: parsed.account, statementRef: parsed.statementRef }, entries: parsed.entries };
     },
 
-    /** Stripe's balance transactions created in [from, to): the same list twice changes nothing. */
-    async importStripe(window: { from: Date; to: Date }) {
+    /** Stripe's balance transactions created in [from, to), fetched before any transaction opens. */
+    async prepareStripe(window: { from: Date; to: Date }): Promise<PreparedImport> {
       const entries = await deps.stripeRail.balanceEntries(window);
       const canonical = JSON.stringify(entries.map((e) => [e.entryRef, e.direction, String(e.amountMinor), e.currency, e.bookingDate, e.externalKey ?? null, e.ignored ?? null]));
-      return ingest("stripe_balance", sha256(canonical), { account: "stripe", statementRef: `${window.from.toISOString()}/${window.to.toISOString()}` }, entries);
+      return { source: "stripe_balance", fileSha: sha256(canonical), meta: { account: "stripe", statementRef: `${window.from.toISOString()}/${window.to.toISOString()}` }, entries };
     },
 
     async getImport(id: string) {
