@@ -23,6 +23,7 @@ import { createStripeRail } from "./stripe-rail.ts";
  *   X issues 1,000 points at 0.01           → −1,000   (nobody pays it: missing)
  *   D redeems 300 points at 0.01            →    +300   (Stripe transfer)
  *   K redeems 200 points at 0.01            →    +200   (bank: pain.001; its debit in the camt.053)
+ *   L redeems 100 points at 0.01            →    +100   (Stripe refuses the first account; paid on a second instruction)
  *   A monthly fee 50.00                     →  −5,000   (Stripe invoice)
  *   E, F, G, H, J monthly fees 100/200/300/400/400.00 → bank transfers in the camt.053:
  *   E pays 100.00 (matched), F 150.00 (short 50.00), G 350.00 (over 50.00), H nothing (missing),
@@ -66,10 +67,11 @@ beforeAll(async () => {
   standin = await startStripeStandIn();
   hub = await startTestHub({ config: { OUTBOX_POLL_MS: "20", STRIPE_SECRET_KEY: "sk_test_standin", STRIPE_WEBHOOK_SECRET: SECRET, STRIPE_API_URL: standin.url } });
   admin = await adminToken(hub);
-  for (const k of ["X", "D", "K", "A", "E", "F", "G", "H", "J"]) P[k] = (await createPartner(hub.db, { name: `Partner ${k}` })).id;
+  for (const k of ["X", "D", "K", "L", "A", "E", "F", "G", "H", "J"]) P[k] = (await createPartner(hub.db, { name: `Partner ${k}` })).id;
   await createSettlementContract(hub.db, P.X!, { issuance: 10_000n, redemption: 10_000n });
   await createSettlementContract(hub.db, P.D!, { issuance: 10_000n, redemption: 10_000n });
   await createSettlementContract(hub.db, P.K!, { issuance: 10_000n, redemption: 10_000n });
+  await createSettlementContract(hub.db, P.L!, { issuance: 10_000n, redemption: 10_000n });
   await createSettlementContract(hub.db, P.A!, { issuance: 10_000n, redemption: 10_000n, monthlyFee: 5_000n });
   for (const [k, fee] of [["E", 10_000n], ["F", 20_000n], ["G", 30_000n], ["H", 40_000n], ["J", 40_000n]] as const) {
     await createSettlementContract(hub.db, P[k]!, { issuance: 10_000n, redemption: 10_000n, monthlyFee: fee });
@@ -80,6 +82,7 @@ beforeAll(async () => {
   await hub.db("member_partner_links").insert([
     { member_id: m, partner_id: P.D, relation: "used" },
     { member_id: m, partner_id: P.K, relation: "used" },
+    { member_id: m, partner_id: P.L, relation: "used" },
   ]);
   trafficClock.set("2026-04-03T10:00:00Z");
   await hub.db.transaction((trx) => earn.earn(trx, P.X!, { member_id: m, partner_transaction_id: "X-1", amount_minor: 1_000_000, currency: "EUR" }));
@@ -87,10 +90,14 @@ beforeAll(async () => {
   await hub.db.transaction((trx) => earn.burn(trx, P.D!, { member_id: m, partner_transaction_id: "D-1", points: 300, amount_minor: 3_000, currency: "EUR" }));
   trafficClock.set("2026-04-11T10:00:00Z");
   await hub.db.transaction((trx) => earn.burn(trx, P.K!, { member_id: m, partner_transaction_id: "K-1", points: 200, amount_minor: 2_000, currency: "EUR" }));
+  trafficClock.set("2026-04-12T10:00:00Z");
+  await hub.db.transaction((trx) => earn.burn(trx, P.L!, { member_id: m, partner_transaction_id: "L-1", points: 100, amount_minor: 1_000, currency: "EUR" }));
 
   const start = await send("POST", "/admin/v1/settlement-runs", admin, { period: "2026-04" });
   expect(start.status).toBe(202);
-  await waitFor("the April run", async () => (await hub.db("settlement_runs").where({ id: "run_2026-04", status: "closed" }).first()) as unknown);
+  // Polled over HTTP, as a client would: it also keeps the client's pooled connection from idling
+  // into the server's keep-alive timeout while the run works.
+  await waitFor("the April run", async () => (await json(await send("GET", "/admin/v1/settlement-runs/run_2026-04", admin))).status === "closed");
 });
 afterAll(async () => {
   await hub?.close();
@@ -103,7 +110,7 @@ describe("payment obligations", () => {
     expect(res.status).toBe(200);
     const items = (await json(res)).items as Array<Record<string, unknown>>;
     const by = (k: string) => items.find((i) => i.partner_id === P[k]);
-    expect(items).toHaveLength(9);
+    expect(items).toHaveLength(10);
     expect(by("X")).toMatchObject({ direction: "receivable_from_partner", amount_due_minor: 1_000, amount_paid_minor: 0, status: "pending", due_date: "2026-05-15", reference: ref("X"), currency: "EUR", payments: [] });
     expect(by("D")).toMatchObject({ direction: "payable_to_partner", amount_due_minor: 300, status: "pending" });
     expect(by("K")).toMatchObject({ direction: "payable_to_partner", amount_due_minor: 200 });
@@ -112,6 +119,7 @@ describe("payment obligations", () => {
     // The reference is the pain.001 EndToEndId of the same statement.
     await send("PUT", `/admin/v1/settlement-payee-accounts/${P.K}`, admin, { account_holder: "K Kino", iban: "DE89370400440532013000", bic: "COBADEFFXXX" });
     await send("PUT", `/admin/v1/settlement-payee-accounts/${P.D}`, admin, { account_holder: "D Books", iban: "DE89370400440532013000", bic: "COBADEFFXXX" });
+    await send("PUT", `/admin/v1/settlement-payee-accounts/${P.L}`, admin, { account_holder: "L Lido", iban: "DE89370400440532013000", bic: "COBADEFFXXX" });
     const file = await send("POST", "/admin/v1/settlement-runs/run_2026-04/credit-transfers", admin, { debtor: { name: "Operator", iban: "DE89370400440532013000", bic: "COBADEFFXXX" } });
     const xml = await file.text();
     expect(xml).toContain(`<EndToEndId>${ref("K")}</EndToEndId>`);
@@ -186,6 +194,30 @@ describe("the Stripe rail", () => {
     // A job of an older instruction does nothing.
     await rail.pay(d.id, 0);
     expect(standin.requests.filter((r) => r.path === "/v1/transfers")).toHaveLength(2);
+  });
+
+  it("marks a refused transfer failed; instructing it again makes a new transfer under a new key", async () => {
+    standin.refusedDestinations.add("acct_Lrefused");
+    await send("PUT", `/admin/v1/settlement-stripe-accounts/${P.L}`, admin, { connected_account_id: "acct_Lrefused" });
+    expect((await send("POST", "/admin/v1/settlement-runs/run_2026-04/payments", admin, { rail: "stripe", partner_ids: [P.L] }, { "idempotency-key": "pay-L-1" })).status).toBe(202);
+    const failed = await waitFor("the refusal", async () => {
+      const o = await obligation("L");
+      return o.status === "failed" ? o : undefined;
+    });
+    expect(failed.failure).toMatch(/Stripe refused: No such destination/);
+    expect(failed.stripe_transfer_id).toBeNull();
+    const token = await partnerToken(hub, P.L!, ["settlements:read"]);
+    expect(await json(await send("GET", `/v1/settlements/${stm("L")}/payment`, token))).toMatchObject({ status: "failed", amount_paid_minor: 0 });
+
+    await send("PUT", `/admin/v1/settlement-stripe-accounts/${P.L}`, admin, { connected_account_id: "acct_Lgood" });
+    expect((await send("POST", "/admin/v1/settlement-runs/run_2026-04/payments", admin, { rail: "stripe", partner_ids: [P.L] }, { "idempotency-key": "pay-L-2" })).status).toBe(202);
+    const l = await waitFor("the second transfer", async () => {
+      const o = await obligation("L");
+      return o.stripe_transfer_id ? o : undefined;
+    });
+    expect(l).toMatchObject({ status: "instructed", instructions: 2, failure: null });
+    expect(standin.transfers.get(l.stripe_transfer_id)).toMatchObject({ amount: 100, destination: "acct_Lgood" });
+    expect(await hub.db("outbox").where("queue", "settlement.stripe-pay").where("job_id", "like", `stp:${l.id}:%`).orderBy("job_id").pluck("job_id")).toEqual([`stp:${l.id}:1`, `stp:${l.id}:2`]);
   });
 
   it("records payments from signed webhooks; a bad signature is 400 and changes nothing", async () => {
@@ -308,10 +340,10 @@ describe("bank reconciliation", () => {
     const report = await json(await send("GET", "/admin/v1/settlement-runs/run_2026-04/reconciliation", admin));
     expect(report.short.map((i: { partner_id: string }) => i.partner_id)).toEqual([P.F]);
     expect(report.over.map((i: { partner_id: string }) => i.partner_id)).toEqual([P.G]);
-    expect(report.missing.map((o: { partner_id: string }) => o.partner_id).sort()).toEqual([P.H, P.X].sort());
+    expect(report.missing.map((o: { partner_id: string }) => o.partner_id).sort()).toEqual([P.H, P.L, P.X].sort());
     expect(report.unexpected.map((i: { entry_ref: string }) => i.entry_ref)).toEqual(["txn_ch_x", "BANKREF-0004", "BANKREF-0006-2"]);
     expect(report.matched.map((i: { partner_id: string }) => i.partner_id).sort()).toEqual([P.A, P.D, P.E, P.K, P.J].sort());
-    expect(report.totals).toEqual([{ currency: "EUR", receivable_due_minor: 146_000, receivable_received_minor: 105_000, payable_due_minor: 500, payable_paid_minor: 400 }]);
+    expect(report.totals).toEqual([{ currency: "EUR", receivable_due_minor: 146_000, receivable_received_minor: 105_000, payable_due_minor: 600, payable_paid_minor: 400 }]);
 
     const fView = await json(await send("GET", `/v1/settlements/${stm("F")}/payment`, await partnerToken(hub, P.F!, ["settlements:read"])));
     expect(fView).toMatchObject({ status: "partially_paid", amount_outstanding_minor: 5_000, rail: "bank", payments: [{ amount_minor: 15_000, source: "camt053", reference: "BANKREF-0002", value_date: "2026-05-14" }] });

@@ -232,7 +232,11 @@ export function createPaymentsService(deps: { db: Db; clock: Clock; log: Logger 
       const now = clock.now();
       for (const r of rows) {
         const instructions = r.instructions + 1;
-        const patch = { rail: input.rail, instructed_at: now, instructions, failure: null, updated_at: now };
+        // A creditor's failed transfer is history (its failure was recorded); the new instruction makes
+        // a new one. A debtor's invoice is kept: Stripe goes on collecting an open invoice, and a second
+        // one would bill the partner twice.
+        const freshTransfer = r.status === "failed" && r.direction === "payable_to_partner" ? { stripe_transfer_id: null } : {};
+        const patch = { rail: input.rail, instructed_at: now, instructions, failure: null, updated_at: now, ...freshTransfer };
         await trx("payment_obligations").where({ id: r.id }).update({ ...patch, status: deriveStatus({ ...r, ...patch }) });
         if (input.rail === "stripe") {
           await enqueueInTx(trx, "settlement.stripe-pay", { obligationId: r.id, instruction: instructions }, { jobId: `stp:${r.id}:${instructions}` });
