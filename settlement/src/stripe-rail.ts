@@ -140,6 +140,12 @@ export function createStripeRail(deps: { db: Db; clock: Clock; log: Logger; stri
       }
       const valueDate = dayOf(event.created);
       const currency = (obj.currency ?? ob.currency).toUpperCase();
+      if (currency !== ob.currency) {
+        // Never recorded against a statement in another currency; acknowledged so Stripe stops retrying.
+        log.warn({ type: event.type, id: obj.id, currency, expected: ob.currency }, "stripe settlement event in another currency");
+        await payments.markFailed(trx, ob.id, `Stripe ${obj.object} ${obj.id} is in ${currency}, the statement in ${ob.currency}.`);
+        return ob.id;
+      }
       switch (event.type) {
         case "transfer.created":
         case "transfer.paid" as string:
