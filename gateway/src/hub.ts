@@ -40,6 +40,11 @@ import { registerSettlementJobs } from "../../settlement/src/settlement.jobs.ts"
 import { createCreditTransfers } from "../../settlement/src/credit-transfers.service.ts";
 import { createDisputesService } from "../../settlement/src/disputes.service.ts";
 import { disputesRoutes } from "../../settlement/src/disputes.routes.ts";
+import { createPaymentsService } from "../../settlement/src/payments.service.ts";
+import { createStripeRail } from "../../settlement/src/stripe-rail.ts";
+import { createReconciliationService } from "../../settlement/src/reconciliation.service.ts";
+import { paymentsRoutes, stripeWebhookRoute } from "../../settlement/src/payments.routes.ts";
+import { registerPaymentJobs } from "../../settlement/src/payments.jobs.ts";
 import { createTiersService } from "./rules/tiers.service.ts";
 import { createRulesService } from "./rules/rules.service.ts";
 import { createDrawsService } from "./rules/draws.service.ts";
@@ -91,13 +96,14 @@ export function createHub(deps: HubDeps): Hub {
   const idempotency = createIdempotency({ db: deps.db });
   // Members by id or by card number, as the network resolves them; shared by earn and the rules.
   const memberAccess = createNetworkMemberAccess(deps);
+  const stripe = stripeClient(config);
   // The rules feature is the earn service's EarnRules: base rate, campaigns, tier multiplier.
   const memberships = createMembershipService({
     db: deps.db,
     clock: deps.clock,
     log,
     members: memberAccess,
-    stripe: stripeClient(config),
+    stripe,
     webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? null,
   });
   const tiers = createTiersService({ db: deps.db, clock: deps.clock, paidTier: memberships.paidTier });
@@ -119,6 +125,9 @@ export function createHub(deps: HubDeps): Hub {
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
+  const payments = createPaymentsService({ db: deps.db, clock: deps.clock, log });
+  const stripeRail = createStripeRail({ db: deps.db, clock: deps.clock, log, stripe, payments });
+  const reconciliation = createReconciliationService({ db: deps.db, clock: deps.clock, log, payments, stripeRail });
   const banking = createBanking({ ...deps, ledger });
 
   const handlers: Handlers = {
@@ -141,10 +150,13 @@ export function createHub(deps: HubDeps): Hub {
     // --- handlers: settlement ---
     ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
     ...disputesRoutes({ disputes: createDisputesService({ db: deps.db, clock: deps.clock }), idempotency }),
+    ...paymentsRoutes({ db: deps.db, clock: deps.clock, idempotency, payments, reconciliation }),
 
     // --- handlers: rules ---
     ...rulesRoutes({ db: deps.db, rules, tiers, draws, idempotency, members: memberAccess }),
     ...membershipRoutes(memberships),
+    // One Stripe endpoint: settlement's events to the Stripe rail, the rest to memberships.
+    ...stripeWebhookRoute({ db: deps.db, stripe, webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? null, stripeRail, memberships }),
 
     // --- handlers: banking ---
     ...bankingRoutes({ db: deps.db, idempotency, ...banking }),
@@ -195,6 +207,7 @@ export function createHub(deps: HubDeps): Hub {
       "webhooks.deliver": { attempts: 3, backoffMs: 2_000 },
       "settlement.run": { attempts: 5, backoffMs: 2_000 },
       "settlement.clear": { attempts: 5, backoffMs: 2_000 },
+      "settlement.stripe-pay": { attempts: 8, backoffMs: 5_000 },
     },
   });
   let webhookWorkers: { stop(): void } | undefined;
@@ -222,6 +235,7 @@ export function createHub(deps: HubDeps): Hub {
 
       // --- workers: settlement ---
       registerSettlementJobs(deps, clearing);
+      registerPaymentJobs(deps, stripeRail);
 
       // --- workers: rules ---
       registerRulesJobs(deps, rules, tiers, memberships);

@@ -4,6 +4,7 @@ import type { Db } from "../../gateway/src/infra/db.ts";
 import * as settlement from "../../migrations/20261122130000_create_settlement.ts";
 import * as payees from "../../migrations/20261122130100_create_settlement_payee_accounts.ts";
 import * as disputes from "../../migrations/20261130120000_create_settlement_disputes.ts";
+import * as payments from "../../migrations/20261130110000_create_settlement_payments.ts";
 
 let db: Db;
 beforeAll(async () => {
@@ -21,6 +22,7 @@ describe("the settlement migrations", () => {
     expect(await tables()).toEqual(expect.arrayContaining(["settlement_items", "settlement_lines", "settlement_payee_accounts", "settlement_runs", "settlement_statements"]));
     expect(await tables()).toEqual(expect.arrayContaining(["settlement_adjustments", "settlement_dispute_trail", "settlement_disputes", "settlement_statement_pdfs"]));
     await disputes.down(db);
+    await payments.down(db);
     expect(await tables()).not.toContain("settlement_disputes");
     const cols = (await db.raw("SELECT column_name FROM information_schema.columns WHERE table_name = 'settlement_lines' AND column_name = 'adjustment_id'")) as { rows: unknown[] };
     expect(cols.rows).toEqual([]);
@@ -31,6 +33,7 @@ describe("the settlement migrations", () => {
     expect(fn.rows[0]!.n).toBe(0);
     await settlement.up(db);
     await payees.up(db);
+    await payments.up(db);
     expect(await tables()).toHaveLength(5);
     await disputes.up(db);
     expect(await tables()).toHaveLength(9);

@@ -1070,6 +1070,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settlements/{statementId}/payment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the payment of your statement stands: amount due, direction, due date, status and the payments recorded
+         * @description `status` is `pending` (not yet instructed by the operator), `instructed`, `partially_paid`, `paid`
+         *     or `failed` (the rail reported a failure; the operator instructs it again); `nothing_due` when the
+         *     statement nets to zero. Pay a `receivable_from_partner` statement quoting `reference`. Another
+         *     partner's statement is 404.
+         */
+        get: operations["getSettlementPayment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlements/{statementId}/summary.pdf": {
         parameters: {
             query?: never;
@@ -1223,6 +1246,130 @@ export interface paths {
          *     statements only: the same month gives the same bytes (SHA-256 in `ETag`).
          */
         post: operations["createSettlementCreditTransfers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-runs/{runId}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A closed month's payment obligations: who pays whom, how much, by when, and what was paid */
+        get: operations["listSettlementPayments"];
+        put?: never;
+        /**
+         * Approve a closed month's pending (or failed) obligations for a rail
+         * @description `stripe`: creditors are paid by a transfer to their connected account, debtors are sent a Stripe
+         *     invoice; each obligation gets a job `stp:{obligation}:{instruction}` written to the outbox in the
+         *     same transaction, and its Stripe calls carry idempotency keys derived from the statement id and the
+         *     instruction number, so a retried job never pays twice. `bank`: creditors are paid by the month's
+         *     pain.001 file (`POST …/credit-transfers`); debtors pay by bank transfer quoting the obligation's
+         *     `reference`. Either way what arrives is recorded from Stripe's webhooks and the imported statements.
+         */
+        post: operations["instructSettlementPayments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-runs/{runId}/reconciliation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A closed month's reconciliation: matched, short, over, missing and unexpected */
+        get: operations["getSettlementReconciliation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/settlement-stripe-accounts/{partnerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the partner's Stripe connected account (paid by transfer) and customer (invoiced) */
+        put: operations["setSettlementStripeAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/reconciliation/bank-statements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a bank statement (ISO 20022 camt.053 as application/xml, or the hub's CSV as text/csv)
+         * @description Every booked entry is matched to a statement's payment obligation by the end-to-end reference (or a
+         *     reference or statement id quoted in the remittance text), direction, currency and amount; matched,
+         *     short and over entries record payments. The file is hashed (SHA-256): importing the same bytes again
+         *     changes nothing and answers 200 with the first import. An entry whose bank reference (AcctSvcrRef,
+         *     `entry_ref`) was already imported from another file is a `duplicate` and records nothing.
+         */
+        post: operations["importBankStatement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/reconciliation/stripe-balance-transactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fetch Stripe's balance transactions of a window and reconcile them
+         * @description Transfers (to creditors' connected accounts) and charges (debtors' invoice payments, traced through
+         *     their payment intent to the invoice) are matched like bank entries; payouts and fees are `ignored`.
+         *     A transfer or invoice already recorded from Stripe's webhook is not recorded again. The same list
+         *     of transactions twice changes nothing.
+         */
+        post: operations["importStripeBalanceTransactions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/reconciliation/imports/{importId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One import and what became of each of its entries */
+        get: operations["getReconciliationImport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1725,6 +1872,8 @@ export interface paths {
          * Stripe's webhook endpoint (signed by Stripe)
          * @description Verified with the endpoint's signing secret over the raw body (`stripe.webhooks.constructEvent`);
          *     an unsigned, re-signed or stale event is refused with 400. Each event id is handled once.
+         *     One endpoint for the hub: settlement's events (`transfer.*`, and `invoice.*` whose metadata names a
+         *     `payment_obligation_id`) update statement payments; every other event goes to paid memberships.
          */
         post: operations["receiveStripeWebhook"];
         delete?: never;
@@ -2999,6 +3148,154 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        SettlementPaymentRecord: {
+            id: string;
+            /** @description Toward settling the obligation; a reversal (a Stripe transfer reversed) is negative. */
+            amount_minor: number;
+            currency: string;
+            /** @enum {string} */
+            rail: "stripe" | "bank";
+            /** @enum {string} */
+            source: "stripe_webhook" | "stripe_balance" | "camt053" | "bank_csv";
+            /** @description The movement's id on its rail: a Stripe transfer or invoice, a bank entry reference. */
+            reference: string;
+            /** Format: date */
+            value_date: string;
+            /** Format: date-time */
+            recorded_at: string;
+        };
+        PaymentObligation: {
+            /** @description null when the statement nets to zero. */
+            id: string | null;
+            statement_id: string;
+            /** @description Operator views only. */
+            run_id?: string;
+            partner_id: string;
+            period: string;
+            currency: string | null;
+            /** @enum {string} */
+            direction: "payable_to_partner" | "receivable_from_partner" | "nil";
+            /** @description Minor units, positive: the statement's net amount without its sign. */
+            amount_due_minor: number;
+            amount_paid_minor: number;
+            /** @description Due − paid; negative when more arrived than was due. */
+            amount_outstanding_minor: number;
+            /** Format: date */
+            due_date: string | null;
+            /** @description The end-to-end / remittance reference the money carries (the pain.001 EndToEndId). */
+            reference: string | null;
+            /** @enum {string} */
+            status: "pending" | "instructed" | "paid" | "partially_paid" | "failed" | "nothing_due";
+            /** @enum {string|null} */
+            rail: "stripe" | "bank" | null;
+            /** Format: date-time */
+            instructed_at: string | null;
+            failure: string | null;
+            stripe_transfer_id: string | null;
+            stripe_invoice_id: string | null;
+            payments: components["schemas"]["SettlementPaymentRecord"][];
+        };
+        PaymentObligationList: {
+            items: components["schemas"]["PaymentObligation"][];
+        };
+        PaymentInstructionRequest: {
+            /** @enum {string} */
+            rail: "stripe" | "bank";
+            /** @description Only these partners' obligations (all by default). */
+            partner_ids?: string[];
+        };
+        StripeAccountRequest: {
+            /** @description The partner's Stripe connected account; creditors are paid there. */
+            connected_account_id?: string | null;
+            /** @description The partner as a Stripe customer; debtors are invoiced there. */
+            customer_id?: string | null;
+        };
+        StripeAccount: {
+            partner_id: string;
+            connected_account_id: string | null;
+            customer_id: string | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        StripeBalanceImportRequest: {
+            /**
+             * Format: date-time
+             * @description Balance transactions created at or after this time.
+             */
+            created_from: string;
+            /**
+             * Format: date-time
+             * @description …and before this time.
+             */
+            created_to: string;
+        };
+        ReconciliationItem: {
+            id: string;
+            import_id: string;
+            /** @description The entry's place in the file. */
+            seq: number;
+            /**
+             * @description credit: the operator received money; debit: it paid money out.
+             * @enum {string}
+             */
+            direction: "credit" | "debit";
+            amount_minor: number;
+            currency: string;
+            /** Format: date */
+            booking_date: string;
+            /** @description The end-to-end reference the entry carried. */
+            reference: string | null;
+            remittance: string | null;
+            counterparty: string | null;
+            /** @description The bank's (AcctSvcrRef) or Stripe's (balance transaction) id of the entry. */
+            entry_ref: string | null;
+            /** @enum {string} */
+            outcome: "matched" | "short" | "over" | "unexpected" | "duplicate" | "ignored";
+            obligation_id: string | null;
+            statement_id: string | null;
+            partner_id: string | null;
+            /** @description The payment the entry recorded (or found already recorded). */
+            payment_id: string | null;
+            /** @description Amount − what was still due: negative short, positive over, 0 matched. */
+            difference_minor: number | null;
+        };
+        ReconciliationImport: {
+            id: string;
+            /** @enum {string} */
+            source: "camt053" | "bank_csv" | "stripe_balance";
+            file_sha256: string;
+            account: string | null;
+            statement_ref: string | null;
+            entry_count: number;
+            /** @description Entries per outcome. */
+            summary: {
+                [key: string]: number;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** @description true: this file was imported before and nothing changed. */
+            replayed: boolean;
+            items: components["schemas"]["ReconciliationItem"][];
+        };
+        ReconciliationReport: {
+            run_id: string;
+            period: string;
+            matched: components["schemas"]["ReconciliationItem"][];
+            short: components["schemas"]["ReconciliationItem"][];
+            over: components["schemas"]["ReconciliationItem"][];
+            /** @description Obligations for which nothing has been received or paid. */
+            missing: components["schemas"]["PaymentObligation"][];
+            /** @description Entries booked since the month began that match no statement. */
+            unexpected: components["schemas"]["ReconciliationItem"][];
+            obligations: components["schemas"]["PaymentObligation"][];
+            totals: {
+                currency: string;
+                receivable_due_minor: number;
+                receivable_received_minor: number;
+                payable_due_minor: number;
+                payable_paid_minor: number;
+            }[];
+        };
         /** @description Every partner's position, the operator's revenue by source, points liability and breakage. */
         SettlementNetworkReport: {
             period: string;
@@ -3175,6 +3472,8 @@ export interface components {
             received: boolean;
             duplicate: boolean;
             membership_id: string | null;
+            /** @description Settlement events: the statement's payment obligation the event moved. */
+            payment_obligation_id?: string | null;
         };
         /** @description Who a rule applies to. */
         RuleTarget: {
@@ -6745,6 +7044,55 @@ export interface operations {
             };
         };
     };
+    getSettlementPayment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                statementId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The statement's payment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentObligation"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong scope. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such closed statement of yours. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getSettlementStatementPdf: {
         parameters: {
             query?: never;
@@ -7088,6 +7436,479 @@ export interface operations {
             };
             /** @description A creditor has no payee account, or an account is not valid. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSettlementPayments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One obligation per statement that does not net to zero. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentObligationList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month is not closed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    instructSettlementPayments: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentInstructionRequest"];
+            };
+        };
+        responses: {
+            /** @description The obligations instructed now. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentObligationList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month is not closed, nothing is left to instruct, or the Idempotency-Key was used for another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A partner has no Stripe account or payee account for the rail (listed in partner_ids), or the request is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSettlementReconciliation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationReport"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such run. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The month is not closed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setSettlementStripeAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                partnerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StripeAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description The partner's Stripe accounts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StripeAccount"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such partner. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An id is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    importBankStatement: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/xml": string;
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description The same file was imported before; nothing changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationImport"];
+                };
+            };
+            /** @description Imported. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationImport"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used for another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not application/xml or text/csv. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The file cannot be read (the reason names the entry). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    importStripeBalanceTransactions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                "Idempotency-Key": components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StripeBalanceImportRequest"];
+            };
+        };
+        responses: {
+            /** @description The same transactions were imported before; nothing changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationImport"];
+                };
+            };
+            /** @description Imported. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationImport"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used for another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The window is not valid. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Stripe refused or did not answer. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Stripe is not configured on this hub. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getReconciliationImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                importId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The import. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationImport"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an operator token. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such import. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

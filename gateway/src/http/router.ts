@@ -97,7 +97,14 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
       },
     }),
     express.urlencoded({ extended: false, limit: "64kb", type: "application/x-www-form-urlencoded" }),
-    express.text({ limit: "200mb", type: ["text/csv", "application/x-ndjson"] }),
+    // Files (bank statements, clearing files) keep their exact bytes too: imports hash them.
+    express.text({
+      limit: "200mb",
+      type: ["text/csv", "application/x-ndjson", "application/xml"],
+      verify: (req, _res, buf) => {
+        (req as { rawBody?: Buffer }).rawBody = buf;
+      },
+    }),
   ];
 
   for (const op of operations) {

@@ -28,6 +28,8 @@ export interface QueueJobs {
   "settlement.run": { runId: string };
   /** Clear one partner's statement of a run (job id `clear:{partnerId}:{period}`). */
   "settlement.clear": { statementId: string };
+  /** Pay or invoice one obligation on Stripe, for its `instruction`-th instruction (job id `stp:{obligationId}:{instruction}`). */
+  "settlement.stripe-pay": { obligationId: string; instruction: number };
 
   // --- queues: rules ---
   /** The daily rules run: referral bonuses that cleared, tier grace periods and downgrades. */
