@@ -48,6 +48,7 @@ import { createBanking } from "./banking/banking.module.ts";
 import { bankingRoutes } from "./banking/banking.routes.ts";
 import { registerBankingJobs } from "./banking/banking.jobs.ts";
 import { assertNoPan } from "./banking/pan-guard.ts";
+import { createPortal } from "../../portal/src/portal.ts";
 
 export interface HubDeps {
   config: Config;
@@ -105,6 +106,9 @@ export function createHub(deps: HubDeps): Hub {
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
   const banking = createBanking({ ...deps, ledger });
+  const partners = createPartnersService(deps);
+  const members = createMembersService({ ...deps, resolveCard: createCardResolver(deps) });
+  const cards = createCardsService(deps);
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -112,9 +116,9 @@ export function createHub(deps: HubDeps): Hub {
     ...authRoutes(deps, auth),
 
     // --- handlers: network ---
-    ...partnersRoutes(createPartnersService(deps)),
-    ...membersRoutes(createMembersService({ ...deps, resolveCard: createCardResolver(deps) }), createProgrammeService(deps)),
-    ...cardsRoutes(createCardsService(deps)),
+    ...partnersRoutes(partners),
+    ...membersRoutes(members, createProgrammeService(deps)),
+    ...cardsRoutes(cards),
 
     // --- handlers: ledger ---
     ...earnRoutes({ earn, idempotency }),
@@ -162,6 +166,23 @@ export function createHub(deps: HubDeps): Hub {
     res.json(spec);
   });
   app.use("/docs", swaggerUi.serveFiles(spec, { swaggerOptions: { persistAuthorization: true } }), swaggerUi.setup(spec, { customSiteTitle: "Coalition Loyalty Hub API" }));
+  // The developer portal and operator console: HTML pages on the same services the API uses.
+  const portal = createPortal({
+    ...deps,
+    spec,
+    services: {
+      partners,
+      members,
+      cards,
+      clients: auth.clients,
+      issueTokenFor: (clientId, requestId) => auth.oauth.issueFor(clientId, requestId),
+      knownScopes: auth.knownScopes,
+      webhooks,
+      statements,
+      limiter: auth.limiter,
+    },
+  });
+  app.use("/portal", portal.router);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));
@@ -219,6 +240,7 @@ export function createHub(deps: HubDeps): Hub {
       await relay.stop();
     },
     async close() {
+      await portal.close();
       await auth.limiter.close();
     },
   };
