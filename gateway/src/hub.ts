@@ -180,9 +180,11 @@ export function createHub(deps: HubDeps): Hub {
       webhooks,
       statements,
       limiter: auth.limiter,
+      pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
     },
   });
   app.use("/portal", portal.router);
+  app.use(portal.requestLog.middleware);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));

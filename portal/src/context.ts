@@ -28,6 +28,8 @@ export interface PortalServices {
   webhooks: WebhooksService;
   statements: ReturnType<typeof createStatementsService>;
   limiter: RateLimiter;
+  /** Points the partner issued and redeemed per UTC day (the ledger's read). */
+  pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;
 }
 
 export interface PortalDeps {
