@@ -1,6 +1,7 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["node_modules/", "data/", "coverage/", "gateway/src/generated/", "portal/public/vendor/", "test-results/"] },
@@ -19,6 +20,11 @@ export default tseslint.config(
   {
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The portal's progressive-enhancement scripts run in the browser.
+    files: ["portal/public/**/*.js"],
+    languageOptions: { globals: globals.browser, sourceType: "script" },
   },
   {
     files: ["scripts/**", "eslint.config.js"],

@@ -56,6 +56,7 @@ import { createBanking } from "./banking/banking.module.ts";
 import { bankingRoutes } from "./banking/banking.routes.ts";
 import { registerBankingJobs } from "./banking/banking.jobs.ts";
 import { assertNoPan } from "./banking/pan-guard.ts";
+import { createPortal } from "../../portal/src/portal.ts";
 
 export interface HubDeps {
   config: Config;
@@ -129,6 +130,9 @@ export function createHub(deps: HubDeps): Hub {
   const stripeRail = createStripeRail({ db: deps.db, clock: deps.clock, log, stripe, payments });
   const reconciliation = createReconciliationService({ db: deps.db, clock: deps.clock, log, payments, stripeRail });
   const banking = createBanking({ ...deps, ledger });
+  const partners = createPartnersService(deps);
+  const members = createMembersService({ ...deps, resolveCard: createCardResolver(deps) });
+  const cards = createCardsService(deps);
 
   const handlers: Handlers = {
     ...healthRoutes(deps),
@@ -136,9 +140,9 @@ export function createHub(deps: HubDeps): Hub {
     ...authRoutes(deps, auth),
 
     // --- handlers: network ---
-    ...partnersRoutes(createPartnersService(deps)),
-    ...membersRoutes(createMembersService({ ...deps, resolveCard: createCardResolver(deps) }), createProgrammeService(deps)),
-    ...cardsRoutes(createCardsService(deps)),
+    ...partnersRoutes(partners),
+    ...membersRoutes(members, createProgrammeService(deps)),
+    ...cardsRoutes(cards),
 
     // --- handlers: ledger ---
     ...earnRoutes({ earn, idempotency, ...(earnBatch ? { batch: earnBatch } : {}) }),
@@ -190,6 +194,25 @@ export function createHub(deps: HubDeps): Hub {
     res.json(spec);
   });
   app.use("/docs", swaggerUi.serveFiles(spec, { swaggerOptions: { persistAuthorization: true } }), swaggerUi.setup(spec, { customSiteTitle: "Coalition Loyalty Hub API" }));
+  // The developer portal and operator console: HTML pages on the same services the API uses.
+  const portal = createPortal({
+    ...deps,
+    spec,
+    services: {
+      partners,
+      members,
+      cards,
+      clients: auth.clients,
+      issueTokenFor: (clientId, requestId) => auth.oauth.issueFor(clientId, requestId),
+      knownScopes: auth.knownScopes,
+      webhooks,
+      statements,
+      limiter: auth.limiter,
+      pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
+    },
+  });
+  app.use("/portal", portal.router);
+  app.use(portal.requestLog.middleware);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));
@@ -249,6 +272,7 @@ export function createHub(deps: HubDeps): Hub {
       await relay.stop();
     },
     async close() {
+      await portal.close();
       await auth.limiter.close();
     },
   };

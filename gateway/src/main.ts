@@ -98,12 +98,17 @@ function printWelcome(url: string, dataDir: string, credsFile?: string): void {
     "",
     `  API            ${url}`,
     `  API reference  ${url}/docs`,
+    `  Portal         ${url}/portal   (developers sign up here; operators log in to the console)`,
     `  Contract       ${url}/openapi.json`,
     `  Health         ${url}/readyz`,
     "",
   ];
   if (fs.existsSync(file)) {
-    const creds = JSON.parse(fs.readFileSync(file, "utf8")) as { clients: Array<{ partner: string; client_id: string; client_secret: string; scopes: string[] }> };
+    const creds = JSON.parse(fs.readFileSync(file, "utf8")) as {
+      clients: Array<{ partner: string; client_id: string; client_secret: string; scopes: string[] }>;
+      portal?: { url: string; operator: { email: string; password: string } };
+    };
+    if (creds.portal) lines.push(`  Operator console login (demo): ${creds.portal.operator.email}  ${creds.portal.operator.password}`, "");
     lines.push(`  Demo OAuth clients (client_id / client_secret; all in ${file}):`);
     for (const c of creds.clients) lines.push(`    ${c.partner.padEnd(26)} ${c.client_id}  ${c.client_secret}`);
     const first = creds.clients.find((c) => c.scopes.includes("earn:write"));

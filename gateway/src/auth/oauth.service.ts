@@ -202,8 +202,44 @@ export function createOAuthService(deps: OAuthDeps) {
     return true;
   }
 
+  /** Signs an RFC 9068 access token for the client and audits its issue. */
+  async function mint(client: OAuthClient, scopes: string[], jkt: string | undefined, detail: Record<string, unknown>, requestId?: string) {
+    const issuer = deps.issuer();
+    const { kid, key } = await keys.signingKey();
+    const jti = randomUUID();
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const token = await new SignJWT({
+      client_id: client.id,
+      scope: scopes.join(" "),
+      partner_id: client.partner_id,
+      ...(jkt ? { cnf: { jkt } } : {}),
+    })
+      .setProtectedHeader({ alg: SIGNING_ALG, kid, typ: "at+jwt" })
+      .setIssuer(issuer)
+      .setAudience(audienceFor(issuer, client.audience))
+      .setSubject(client.id)
+      .setJti(jti)
+      .setIssuedAt(now)
+      .setExpirationTime(now + deps.tokenTtlSeconds)
+      .sign(key);
+    await audit("token.issued", client.id, { jti, scope: scopes.join(" "), exp: now + deps.tokenTtlSeconds, dpop: Boolean(jkt), ...detail }, requestId);
+    return { access_token: token, token_type: jkt ? "DPoP" : "Bearer", expires_in: deps.tokenTtlSeconds, scope: scopes.join(" ") };
+  }
+
   return {
     authenticateClient,
+
+    /**
+     * A token for an active client without its secret, for the developer portal's "try it": the
+     * portal has already authenticated the developer and checked the client is one of their
+     * partner's sandbox clients. Audited as an issue `via: portal`. Never exposed over the API.
+     */
+    async issueFor(clientId: string, requestId?: string) {
+      const client = await deps.clients.get(clientId);
+      if (!client || client.status !== "active") throw oauthError("invalid_client", "This client is not active.");
+      if (client.dpop_bound) throw oauthError("invalid_dpop_proof", "This client must present a DPoP proof.");
+      return mint(client, client.scopes, undefined, { via: "portal" }, requestId);
+    },
 
     /** POST /oauth/token */
     async token(req: TokenRequest) {
@@ -232,26 +268,7 @@ export function createOAuthService(deps: OAuthDeps) {
       } else if (client.dpop_bound) {
         throw oauthError("invalid_dpop_proof", "This client must present a DPoP proof.");
       }
-      const issuer = deps.issuer();
-      const { kid, key } = await keys.signingKey();
-      const jti = randomUUID();
-      const now = Math.floor(clock.now().getTime() / 1000);
-      const token = await new SignJWT({
-        client_id: client.id,
-        scope: scopes.join(" "),
-        partner_id: client.partner_id,
-        ...(jkt ? { cnf: { jkt } } : {}),
-      })
-        .setProtectedHeader({ alg: SIGNING_ALG, kid, typ: "at+jwt" })
-        .setIssuer(issuer)
-        .setAudience(audienceFor(issuer, client.audience))
-        .setSubject(client.id)
-        .setJti(jti)
-        .setIssuedAt(now)
-        .setExpirationTime(now + deps.tokenTtlSeconds)
-        .sign(key);
-      await audit("token.issued", client.id, { jti, scope: scopes.join(" "), exp: now + deps.tokenTtlSeconds, dpop: Boolean(jkt), ip: req.ip }, req.requestId);
-      return { access_token: token, token_type: jkt ? "DPoP" : "Bearer", expires_in: deps.tokenTtlSeconds, scope: scopes.join(" ") };
+      return mint(client, scopes, jkt, { ip: req.ip }, req.requestId);
     },
 
     /**

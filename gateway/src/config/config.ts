@@ -60,6 +60,11 @@ const schema = z.object({
   CARD_AUTH_EXPIRY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
   // Banks: available cashback is paid out through the member's bank from this amount (minor units).
   CASHBACK_PAYOUT_THRESHOLD_MINOR: z.coerce.number().int().min(1).max(100_000_000).default(1000),
+  // The portal: the key that signs its session cookies (shared by every API process; required in production).
+  PORTAL_SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  // The portal: login attempts allowed per email and per client address in 15 minutes.
+  PORTAL_LOGIN_LIMIT_PER_EMAIL: z.coerce.number().int().min(1).max(10_000).default(10),
+  PORTAL_LOGIN_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(50),
 });
 
 /** "5s,5m,2h" → milliseconds; undefined when any part is not a duration. */
@@ -109,6 +114,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const embedded = raw.DATABASE_URL === undefined;
   if (raw.REDIS_URL !== undefined && embedded) {
     throw new ConfigError("REDIS_URL", "is set without DATABASE_URL: the embedded database serves one process only, so a shared queue cannot help");
+  }
+  if (raw.NODE_ENV === "production" && raw.PORTAL_SESSION_SECRET === undefined) {
+    throw new ConfigError("PORTAL_SESSION_SECRET", "is required in production: every API process must sign the portal's session cookies with the same key");
   }
   const host = raw.HOST === "0.0.0.0" || raw.HOST === "::" ? "localhost" : raw.HOST;
   return {

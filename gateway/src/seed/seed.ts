@@ -7,6 +7,8 @@ import { createCardResolver, createCardsService } from "../cards/cards.service.t
 import { createClientsService } from "../auth/clients.service.ts";
 import { scopesFromSpec } from "../auth/auth.module.ts";
 import { loadSpec } from "../http/openapi.ts";
+import { randomBytes } from "node:crypto";
+import { createPortalUsers } from "../../../portal/src/users/users.service.ts";
 
 export interface DemoClient {
   partner: string;
@@ -22,6 +24,8 @@ export interface DemoCredentials {
   issuer: string;
   clients: DemoClient[];
   members: Array<{ member_id: string; enrolled_by: string; card_number: string }>;
+  /** The operator console's demo login (a portal user, not an OAuth client). */
+  portal: { url: string; operator: { email: string; password: string } };
 }
 
 const MERCHANT_SCOPES = ["members:read", "members:write", "cards:write", "earn:write", "burn:write", "settlements:read", "settlements:write", "webhooks:manage", "events:read"];
@@ -45,7 +49,9 @@ export async function seedDemo(deps: Pick<HubDeps, "db" | "config" | "log" | "cl
   const { db, clock } = deps;
   const clients = createClientsService({ db, clock, knownScopes: scopesFromSpec(loadSpec()) });
   const actor = { type: "system", id: "seed" };
-  const creds: DemoCredentials = { file, issuer: deps.config.PUBLIC_URL, clients: [], members: [] };
+  const operator = { email: "operator@hub.example", password: randomBytes(12).toString("base64url") };
+  const creds: DemoCredentials = { file, issuer: deps.config.PUBLIC_URL, clients: [], members: [], portal: { url: `${deps.config.PUBLIC_URL}/portal`, operator } };
+  await createPortalUsers({ db, clock }).create({ email: operator.email, name: "Operator admin (demo)", role: "operator", password: operator.password });
 
   const admin = await clients.create({ partnerId: null, name: "Operator console (demo)", scopes: ["admin"] }, actor);
   creds.clients.push({ partner: "Operator (admin)", partner_id: null, client_id: admin.client.id, client_secret: admin.secret!, scopes: ["admin"], audience: "admin" });

@@ -1,0 +1,47 @@
+import type { Config } from "../../gateway/src/config/config.ts";
+import type { Db } from "../../gateway/src/infra/db.ts";
+import type { Clock } from "../../gateway/src/infra/clock.ts";
+import type { Logger } from "../../gateway/src/infra/logger.ts";
+import type { Spec } from "../../gateway/src/http/openapi.ts";
+import type { RateLimiter } from "../../gateway/src/auth/rate-limit.ts";
+import type { ClientsService } from "../../gateway/src/auth/clients.service.ts";
+import type { createPartnersService } from "../../gateway/src/partners/partners.service.ts";
+import type { createMembersService } from "../../gateway/src/members/members.service.ts";
+import type { createCardsService } from "../../gateway/src/cards/cards.service.ts";
+import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.service.ts";
+import type { createStatementsService } from "../../settlement/src/statements.service.ts";
+import type { PortalUsers } from "./users/users.service.ts";
+
+/**
+ * What the portal is given by hub.ts: the same service factories the API's handlers use. The
+ * portal never reads or writes another feature's tables; it calls these services and so keeps
+ * their rules (non-compete, scopes, another partner's object → not found).
+ */
+export interface PortalServices {
+  partners: ReturnType<typeof createPartnersService>;
+  members: ReturnType<typeof createMembersService>;
+  cards: ReturnType<typeof createCardsService>;
+  clients: ClientsService;
+  /** Mints an access token for one of a partner's clients on the signed-in developer's behalf (try it). */
+  issueTokenFor(clientId: string, requestId?: string): Promise<{ access_token: string; expires_in: number; scope: string }>;
+  knownScopes: { partner: Set<string>; admin: Set<string> };
+  webhooks: WebhooksService;
+  statements: ReturnType<typeof createStatementsService>;
+  limiter: RateLimiter;
+  /** Points the partner issued and redeemed per UTC day (the ledger's read). */
+  pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;
+}
+
+export interface PortalDeps {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  spec: Spec;
+  services: PortalServices;
+}
+
+/** What every page module gets. */
+export interface PortalContext extends PortalDeps {
+  users: PortalUsers;
+}
