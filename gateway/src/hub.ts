@@ -49,6 +49,8 @@ import { bankingRoutes } from "./banking/banking.routes.ts";
 import { registerBankingJobs } from "./banking/banking.jobs.ts";
 import { assertNoPan } from "./banking/pan-guard.ts";
 import { createPortal } from "../../portal/src/portal.ts";
+import { listAudit, writeAudit } from "./partners/audit.service.ts";
+import { createAnalyticsService } from "./analytics/analytics.service.ts";
 
 export interface HubDeps {
   config: Config;
@@ -180,6 +182,15 @@ export function createHub(deps: HubDeps): Hub {
       webhooks,
       statements,
       limiter: auth.limiter,
+      console: {
+        rules,
+        tiers,
+        clearing,
+        statements,
+        creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }),
+        analytics: createAnalyticsService({ db: deps.db, clock: deps.clock }),
+        audit: { record: (actor, entry) => writeAudit(deps.db, actor, entry), list: (q) => listAudit(deps.db, q) },
+      },
     },
   });
   app.use("/portal", portal.router);

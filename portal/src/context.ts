@@ -12,6 +12,7 @@ import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.servic
 import type { createStatementsService } from "../../settlement/src/statements.service.ts";
 import type { LoginLimits } from "./web/auth.ts";
 import type { PortalUsers } from "./users/users.service.ts";
+import type { ConsoleServices } from "./console/services.ts";
 
 /**
  * What the portal is given by hub.ts: the same service factories the API's handlers use. The
@@ -29,6 +30,8 @@ export interface PortalServices {
   webhooks: WebhooksService;
   statements: ReturnType<typeof createStatementsService>;
   limiter: RateLimiter;
+  /** The operator console's services (rules, tiers, settlement, analytics, audit): console/services.ts. */
+  console: ConsoleServices;
 }
 
 export interface PortalDeps {

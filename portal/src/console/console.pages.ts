@@ -5,6 +5,7 @@ import { page } from "../layout.ts";
 import { requireRole } from "../web/auth.ts";
 import { badge, when } from "./common.ts";
 import { partnersPages } from "./partners.pages.ts";
+import { rulesPages } from "./rules.pages.ts";
 
 /**
  * The operator console. Every page here is for operator staff only (requireRole("operator") on the
@@ -32,5 +33,6 @@ ${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href=
   });
 
   r.use(partnersPages(ctx));
+  r.use(rulesPages(ctx));
   return r;
 }
