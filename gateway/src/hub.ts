@@ -51,6 +51,7 @@ import { assertNoPan } from "./banking/pan-guard.ts";
 import { createPortal } from "../../portal/src/portal.ts";
 import { listAudit, writeAudit } from "./partners/audit.service.ts";
 import { createAnalyticsService } from "./analytics/analytics.service.ts";
+import { createRunsReader } from "../../settlement/src/runs.service.ts";
 
 export interface HubDeps {
   config: Config;
@@ -188,6 +189,7 @@ export function createHub(deps: HubDeps): Hub {
         clearing,
         statements,
         creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }),
+        runs: createRunsReader({ db: deps.db }),
         analytics: createAnalyticsService({ db: deps.db, clock: deps.clock }),
         audit: { record: (actor, entry) => writeAudit(deps.db, actor, entry), list: (q) => listAudit(deps.db, q) },
       },

@@ -6,6 +6,7 @@ import { requireRole } from "../web/auth.ts";
 import { badge, when } from "./common.ts";
 import { partnersPages } from "./partners.pages.ts";
 import { rulesPages } from "./rules.pages.ts";
+import { settlementPages } from "./settlement.pages.ts";
 
 /**
  * The operator console. Every page here is for operator staff only (requireRole("operator") on the
@@ -34,5 +35,6 @@ ${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href=
 
   r.use(partnersPages(ctx));
   r.use(rulesPages(ctx));
+  r.use(settlementPages(ctx));
   return r;
 }

@@ -3,6 +3,7 @@ import type { TiersService } from "../../../gateway/src/rules/tiers.service.ts";
 import type { ClearingService } from "../../../settlement/src/clearing.service.ts";
 import type { StatementsService } from "../../../settlement/src/statements.service.ts";
 import type { CreditTransfers } from "../../../settlement/src/credit-transfers.service.ts";
+import type { RunsReader } from "../../../settlement/src/runs.service.ts";
 import type { Actor, AuditEntry, listAudit } from "../../../gateway/src/partners/audit.service.ts";
 import type { AnalyticsService } from "../../../gateway/src/analytics/analytics.service.ts";
 
@@ -63,6 +64,7 @@ export interface ConsoleServices {
   clearing: ClearingService;
   statements: StatementsService;
   creditTransfers: CreditTransfers;
+  runs: RunsReader;
   analytics: AnalyticsService;
   /** The network's append-only admin audit log (partners/audit.service.ts), for console actions the other services do not audit themselves. */
   audit: {
