@@ -45,6 +45,15 @@ export async function up(knex: Knex): Promise<void> {
   });
   await knex.raw("CREATE INDEX portal_sessions_expires_idx ON portal_sessions (expires_at)");
 
+  // The test members and cards made for each sandbox partner, to show the developer what to call with.
+  await knex.schema.createTable("portal_sandbox_members", (t) => {
+    t.text("partner_id").notNullable().references("partners.id");
+    t.text("member_id").notNullable();
+    t.text("card_number").notNullable();
+    t.text("name").notNullable();
+    t.primary(["partner_id", "member_id"]);
+  });
+
   await knex.schema.createTable("portal_request_log", (t) => {
     t.bigIncrements("id").primary();
     t.text("partner_id").notNullable();
@@ -61,6 +70,7 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTable("portal_request_log");
+  await knex.schema.dropTable("portal_sandbox_members");
   await knex.schema.dropTable("portal_sessions");
   await knex.schema.dropTable("portal_users");
   await knex.schema.alterTable("members", (t) => {

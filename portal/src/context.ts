@@ -10,7 +10,6 @@ import type { createMembersService } from "../../gateway/src/members/members.ser
 import type { createCardsService } from "../../gateway/src/cards/cards.service.ts";
 import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.service.ts";
 import type { createStatementsService } from "../../settlement/src/statements.service.ts";
-import type { LoginLimits } from "./web/auth.ts";
 import type { PortalUsers } from "./users/users.service.ts";
 import type { ConsoleServices } from "./console/services.ts";
 
@@ -41,8 +40,6 @@ export interface PortalDeps {
   log: Logger;
   spec: Spec;
   services: PortalServices;
-  /** Tests lower these to see the limit bite. */
-  loginLimits?: LoginLimits;
 }
 
 /** What every page module gets. */

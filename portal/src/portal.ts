@@ -9,6 +9,9 @@ import { createPortalPassport } from "./web/auth.ts";
 import { notFoundPage, portalErrorHandler } from "./web/errors.ts";
 import { accountPages } from "./developer/account.pages.ts";
 import { consolePages } from "./console/console.pages.ts";
+import { credentialsPages } from "./developer/credentials.pages.ts";
+import { referencePages } from "./developer/reference.pages.ts";
+import { provisionSandbox } from "./developer/sandbox.service.ts";
 
 const PUBLIC_DIR = path.resolve(import.meta.dirname, "../public");
 
@@ -62,7 +65,9 @@ export function createPortal(deps: PortalDeps): Portal {
   router.use(session, passport.initialize(), passport.session());
   router.use(csrfProtection());
 
-  router.use(accountPages(ctx, passport));
+  router.use(accountPages(ctx, passport, { afterSignup: async (user) => void (await provisionSandbox(ctx, user)) }));
+  router.use(credentialsPages(ctx));
+  router.use(referencePages(ctx));
   router.use(consolePages(ctx));
 
   router.use(notFoundPage());

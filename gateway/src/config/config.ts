@@ -57,6 +57,9 @@ const schema = z.object({
   CASHBACK_PAYOUT_THRESHOLD_MINOR: z.coerce.number().int().min(1).max(100_000_000).default(1000),
   // The portal: the key that signs its session cookies (shared by every API process; required in production).
   PORTAL_SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  // The portal: login attempts allowed per email and per client address in 15 minutes.
+  PORTAL_LOGIN_LIMIT_PER_EMAIL: z.coerce.number().int().min(1).max(10_000).default(10),
+  PORTAL_LOGIN_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(50),
 });
 
 /** "5s,5m,2h" → milliseconds; undefined when any part is not a duration. */

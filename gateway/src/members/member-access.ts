@@ -39,8 +39,14 @@ export function createMemberAccess(deps: { resolveCard?: CardResolver } = {}) {
         memberId = ref.member_id;
       }
       if (!memberId) throw memberAccessErrors.make("member-not-found", "Name the member by member_id or card_number.");
-      const member = await trx("members").where({ id: memberId }).first("id", "status");
-      if (!member) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
+      // One query: the member, and whether it is in the partner's network (sandbox or live) — a
+      // sandbox partner never reaches a live member, nor a live partner a sandbox one.
+      const found = await trx.raw<{ rows: Array<{ id: string; status: string; same_network: boolean }> }>(
+        "SELECT m.id, m.status, (m.sandbox = p.sandbox) AS same_network FROM members m JOIN partners p ON p.id = ? WHERE m.id = ?",
+        [partnerId, memberId],
+      );
+      const member = found.rows[0];
+      if (!member || !member.same_network) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
       if (member.status !== "active") throw memberAccessErrors.make("member-not-active", `Member ${memberId} is ${member.status}.`);
       if (opts.link) await linkMember(trx, memberId, partnerId, "used");
       return { memberId };

@@ -139,15 +139,17 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
   }
 
   /** The operator's matching rule: a card the person holds, else (if configured) a verified email. */
-  async function findExisting(trx: Trx, input: EnrolInput, rule: "none" | "verified_email"): Promise<{ memberId: string; matchedBy: "card" | "verified_email" } | null> {
+  async function findExisting(trx: Trx, input: EnrolInput, rule: "none" | "verified_email", sandbox: boolean): Promise<{ memberId: string; matchedBy: "card" | "verified_email" } | null> {
     if (input.card_number !== undefined && deps.resolveCard) {
       const card = await deps.resolveCard(trx, input.card_number);
-      if (card) return { memberId: card.memberId, matchedBy: "card" };
+      // A card of the other network (sandbox or live) is not this network's member.
+      if (card && (await trx("members").where({ id: card.memberId, sandbox }).first("id"))) return { memberId: card.memberId, matchedBy: "card" };
     }
     if (rule === "verified_email" && input.email && input.email_verified === true) {
       const hit = await trx("member_profiles as p")
         .join("members as m", "m.id", "p.member_id")
         .where("m.status", "active")
+        .where("m.sandbox", sandbox)
         .where("p.email_verified", true)
         .whereRaw("lower(p.email) = lower(?)", [input.email])
         .orderBy("m.created_at")
@@ -166,11 +168,13 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
     async enrol(partnerId: string, input: EnrolInput) {
       return db.transaction(async (trx) => {
         await assertPartnerActive(trx, partnerId);
+        // Members belong to the network of the partner that enrols them: sandbox or live, never both.
+        const { sandbox } = (await trx("partners").where({ id: partnerId }).first("sandbox")) as { sandbox: boolean };
         const programme = await readProgramme(trx);
         // Serialise enrolments of one verified email, so two partners enrolling the same person at
         // once make one member and one link, not two members.
         if (input.email) await trx.raw("SELECT pg_advisory_xact_lock(hashtext(?))", [`email:${input.email.toLowerCase()}`]);
-        const existing = await findExisting(trx, input, programme.matching_rule);
+        const existing = await findExisting(trx, input, programme.matching_rule, sandbox);
         const now = clock.now();
         if (existing) {
           await addCustomerRef(trx, existing.memberId, partnerId, input.customer_ref);
@@ -185,12 +189,12 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         if (refusal) throw memberErrors.make("admission-criteria-not-met", refusal, { admission: programme.admission });
         let referredBy: string | null = null;
         if (input.referral_code !== undefined) {
-          const referrer = await trx("members").where({ referral_code: input.referral_code.toUpperCase(), status: "active" }).first("id");
+          const referrer = await trx("members").where({ referral_code: input.referral_code.toUpperCase(), status: "active", sandbox }).first("id");
           if (!referrer) throw memberErrors.make("unknown-referral-code", `No active member holds referral code ${input.referral_code}.`);
           referredBy = referrer.id as string;
         }
         const id = newId("mem", now.getTime());
-        await trx("members").insert({ id, status: "active", enrolled_by_partner_id: partnerId, created_at: now, referral_code: referralCode(), referred_by_member_id: referredBy });
+        await trx("members").insert({ id, status: "active", enrolled_by_partner_id: partnerId, created_at: now, referral_code: referralCode(), referred_by_member_id: referredBy, sandbox });
         await trx("member_profiles").insert({
           member_id: id,
           email: input.email ?? null,

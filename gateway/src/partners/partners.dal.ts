@@ -11,6 +11,8 @@ export interface PartnerRecord {
   mccs: string[];
   non_compete_override: { reason: string; by: string; at: string; conflicting_partner_ids: string[] } | null;
   final_settlement_paid_at: Date | string | null;
+  /** A developer's sandbox partner (the portal's sandbox network), never part of the live network. */
+  sandbox: boolean;
   created_at: Date | string;
   updated_at: Date | string;
 }
@@ -41,9 +43,10 @@ export async function findPartner(db: DbOrTrx, id: string, opts: { forUpdate?: b
   return q;
 }
 
-export async function listPartners(db: DbOrTrx, f: { status?: string; sector?: string; kind?: string }): Promise<PartnerRecord[]> {
+export async function listPartners(db: DbOrTrx, f: { status?: string; sector?: string; kind?: string; sandbox?: boolean }): Promise<PartnerRecord[]> {
   return db<PartnerRecord>("partners")
     .whereNot("kind", "operator")
+    .where("sandbox", f.sandbox ?? false)
     .modify((b) => {
       if (f.status) b.where("status", f.status);
       if (f.sector) b.where("sector", f.sector);
@@ -52,9 +55,9 @@ export async function listPartners(db: DbOrTrx, f: { status?: string; sector?: s
     .orderBy("id");
 }
 
-/** Partners other than `exceptId` that hold a place in the sector: admitted and not terminated. */
+/** Live partners other than `exceptId` that hold a place in the sector: admitted and not terminated. */
 export async function admittedInSector(db: DbOrTrx, sector: string, exceptId: string): Promise<Array<Pick<PartnerRecord, "id" | "name" | "status" | "non_compete_override">>> {
-  return db("partners").where({ sector }).whereIn("status", ["approved", "active", "suspended"]).whereNot("id", exceptId).orderBy("id").select("id", "name", "status", "non_compete_override");
+  return db("partners").where({ sector, sandbox: false }).whereIn("status", ["approved", "active", "suspended"]).whereNot("id", exceptId).orderBy("id").select("id", "name", "status", "non_compete_override");
 }
 
 export async function locationsOf(db: DbOrTrx, partnerId: string): Promise<LocationRecord[]> {

@@ -169,12 +169,17 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
       });
     },
 
-    async createPartner(actor: Actor, input: { name: string; kind: "merchant" | "bank"; sector: string; mccs?: string[] }) {
+    /**
+     * A new partner in `applied`. `sandbox: true` makes a developer's sandbox partner (the portal's
+     * sandbox network): it takes no place in its sector — non-compete neither counts nor stops it —
+     * and the live lists leave it out.
+     */
+    async createPartner(actor: Actor, input: { name: string; kind: "merchant" | "bank"; sector: string; mccs?: string[]; sandbox?: boolean }) {
       return db.transaction(async (trx) => {
         const sector = await dal.findSector(trx, input.sector);
         if (!sector || !sector.active) throw partnerErrors.make("sector-not-found", `Sector ${input.sector} is not in the list of active sectors.`);
         const now = clock.now();
-        const row = { id: newId("ptn", now.getTime()), name: input.name, kind: input.kind, sector: input.sector, status: "applied", mccs: JSON.stringify([...new Set(input.mccs ?? [])]), created_at: now, updated_at: now };
+        const row = { id: newId("ptn", now.getTime()), name: input.name, kind: input.kind, sector: input.sector, status: "applied", mccs: JSON.stringify([...new Set(input.mccs ?? [])]), sandbox: input.sandbox ?? false, created_at: now, updated_at: now };
         await trx("partners").insert(row);
         const p = (await dal.findPartner(trx, row.id))!;
         const view = partnerView(p);
@@ -187,7 +192,7 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
       return withLocations(db, await mustFind(db, id));
     },
 
-    async listPartners(f: { status?: string; sector?: string; kind?: string }) {
+    async listPartners(f: { status?: string; sector?: string; kind?: string; sandbox?: boolean }) {
       return (await dal.listPartners(db, f)).map((p) => partnerView(p));
     },
 
@@ -221,7 +226,7 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
           });
         }
         const changes: Record<string, unknown> = { status: to, updated_at: clock.now() };
-        const admitting = (before.status === "applied" && to === "approved") || (before.status === "approved" && to === "active" && !before.non_compete_override);
+        const admitting = !before.sandbox && ((before.status === "applied" && to === "approved") || (before.status === "approved" && to === "active" && !before.non_compete_override));
         let overrideUsed: string | null = null;
         if (admitting) {
           // Two admissions into one sector at once must not both pass the check: one waits.

@@ -4,7 +4,7 @@ import { html } from "../html.ts";
 import { csrfField, flash, page } from "../layout.ts";
 import { field, str } from "../web/forms.ts";
 import { FormError } from "../web/errors.ts";
-import { DEFAULT_LOGIN_LIMITS, loginRateLimit, requireRole, safeNext } from "../web/auth.ts";
+import { LOGIN_WINDOW_SECONDS, loginRateLimit, requireRole, safeNext } from "../web/auth.ts";
 import type { PortalPassport } from "../web/auth.ts";
 import { signUp, type SignupInput } from "./signup.service.ts";
 import type { PortalUser } from "../users/users.service.ts";
@@ -84,7 +84,7 @@ ${field("password", "Password", { type: "password", required: true, autocomplete
     res.send(loginForm(req, { next: typeof req.query.next === "string" ? req.query.next : "" }));
   });
 
-  r.post("/login", loginRateLimit(ctx.services.limiter, ctx.loginLimits ?? DEFAULT_LOGIN_LIMITS), (req: Request, res: Response, next: NextFunction) => {
+  r.post("/login", loginRateLimit(ctx.services.limiter, { perEmail: ctx.config.PORTAL_LOGIN_LIMIT_PER_EMAIL, perAddress: ctx.config.PORTAL_LOGIN_LIMIT_PER_ADDRESS, windowSeconds: LOGIN_WINDOW_SECONDS }), (req: Request, res: Response, next: NextFunction) => {
     const email = str(req.body, "email", 254);
     const nextUrl = str(req.body, "next", 500);
     passport.authenticate("portal-local", (err: unknown, user: PortalUser | false) => {

@@ -25,7 +25,8 @@ export interface LoginLimits {
   windowSeconds: number;
 }
 
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perEmail: 10, perAddress: 50, windowSeconds: 900 };
+/** Limits come from PORTAL_LOGIN_LIMIT_PER_EMAIL / _PER_ADDRESS, counted in 15-minute windows. */
+export const LOGIN_WINDOW_SECONDS = 900;
 
 /**
  * Passport (its own instance, not the global one the API's bearer strategy uses) with the local

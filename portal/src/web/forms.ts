@@ -11,6 +11,8 @@ export interface FieldOptions {
   options?: Array<[string, string]>;
   rows?: number;
   attrs?: Html;
+  /** The element id when a page has the same field twice (defaults to f-<name>). */
+  id?: string;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface FieldOptions {
  * input with aria-describedby, and a field in error says so with aria-invalid.
  */
 export function field(name: string, label: string, o: FieldOptions = {}): Html {
-  const id = `f-${name}`;
+  const id = o.id ?? `f-${name}`;
   const described = [o.hint ? `${id}-hint` : "", o.error ? `${id}-error` : ""].filter(Boolean).join(" ");
   const common = html`id="${id}" name="${name}"${o.required ? html` required` : ""}${described ? html` aria-describedby="${described}"` : ""}${o.error ? html` aria-invalid="true"` : ""}${o.autocomplete ? html` autocomplete="${o.autocomplete}"` : ""}${o.attrs ?? ""}`;
   let control: Html;
