@@ -7,6 +7,7 @@ import { badge, when } from "./common.ts";
 import { partnersPages } from "./partners.pages.ts";
 import { rulesPages } from "./rules.pages.ts";
 import { settlementPages } from "./settlement.pages.ts";
+import { analyticsPages } from "./analytics.pages.ts";
 
 /**
  * The operator console. Every page here is for operator staff only (requireRole("operator") on the
@@ -36,5 +37,6 @@ ${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href=
   r.use(partnersPages(ctx));
   r.use(rulesPages(ctx));
   r.use(settlementPages(ctx));
+  r.use(analyticsPages(ctx));
   return r;
 }
