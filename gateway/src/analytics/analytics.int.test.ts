@@ -99,8 +99,11 @@ describe("network analytics on a hand-computed network", () => {
   });
 
   it("breakage: 4 of the 5 points that came due expired", async () => {
-    expect(await analytics().breakage(W)).toEqual({ expired: 4n, due: 5n, rate_bps: 8_000 });
-    expect(await analytics().breakage({ from: new Date("2026-04-01T00:00:00Z"), to: W.to })).toEqual({ expired: 0n, due: 0n, rate_bps: null });
+    expect(await analytics().breakage(W)).toEqual({ expired: 4n, due: 5n, expired_of_due: 4n, rate_bps: 8_000 });
+    // Lots due on 03-15 and 03-17, expired by the run of 03-18: a window of 03-16 … 03-17 sees one
+    // lot come due (2 points, both expired) and no expiry run.
+    expect(await analytics().breakage({ from: new Date("2026-03-16T00:00:00Z"), to: new Date("2026-03-18T00:00:00Z") })).toEqual({ expired: 0n, due: 2n, expired_of_due: 2n, rate_bps: 10_000 });
+    expect(await analytics().breakage({ from: new Date("2026-04-01T00:00:00Z"), to: W.to })).toEqual({ expired: 0n, due: 0n, expired_of_due: 0n, rate_bps: null });
   });
 
   it("active members per month and month-on-month retention", async () => {

@@ -17,8 +17,8 @@ import type { Clock } from "../infra/clock.ts";
  *   accounts); redeemed: points spent with partners (gross: positive postings on partner redemption
  *   accounts); refund reversals are not netted off either;
  * - redemption rate: redeemed ÷ issued in the window;
- * - breakage: points expired in the window; breakage rate: expired ÷ points of the lots whose expiry
- *   fell in the window (what came due to expire);
+ * - breakage: points expired in the window; breakage rate: of the points of the lots whose expiry
+ *   fell in the window (what came due), the share that expired unused;
  * - spend: purchase amount (kinds earn and purchase) net of refunds, in one currency;
  * - active members: distinct members with any point transaction in the month;
  * - retention: of the members active in a month, the share active again in the next;
@@ -129,21 +129,30 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
       return { issued, redeemed, rate_bps: ratioBps(redeemed, issued) };
     },
 
-    /** Breakage: points expired in the window, and the share of what came due to expire in it. */
-    async breakage(w: Window): Promise<{ expired: bigint; due: bigint; rate_bps: number | null }> {
-      const [x] = rows<{ expired: unknown; due: unknown }>(
+    /**
+     * Breakage: points expired in the window (`expired`, by the expiry entries' time), and of the
+     * lots whose expiry fell in the window, how many points came due (`due`) and how many of those
+     * expired unused (`expired_of_due`, from the lots' own movements): the rate is the latter ÷ due,
+     * so an expiry run that is late does not distort it.
+     */
+    async breakage(w: Window): Promise<{ expired: bigint; due: bigint; expired_of_due: bigint; rate_bps: number | null }> {
+      const [x] = rows<{ expired: unknown; due: unknown; expired_of_due: unknown }>(
         await db.raw(
           `SELECT (SELECT coalesce(sum(p.amount), 0)::bigint
                      FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
                     WHERE a.kind = 'breakage' AND e.kind = 'expire' AND e.occurred_at >= ?::timestamptz AND e.occurred_at < ?::timestamptz) AS expired,
                   (SELECT coalesce(sum(l.amount), 0)::bigint FROM ledger_lots l
-                    WHERE l.expires_at >= ?::timestamptz AND l.expires_at < ?::timestamptz) AS due`,
-          [w.from.toISOString(), w.to.toISOString(), w.from.toISOString(), w.to.toISOString()],
+                    WHERE l.expires_at >= ?::timestamptz AND l.expires_at < ?::timestamptz) AS due,
+                  (SELECT coalesce(sum(m.amount), 0)::bigint
+                     FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id JOIN ledger_entries e ON e.id = m.entry_id
+                    WHERE e.kind = 'expire' AND l.expires_at >= ?::timestamptz AND l.expires_at < ?::timestamptz) AS expired_of_due`,
+          [w.from.toISOString(), w.to.toISOString(), w.from.toISOString(), w.to.toISOString(), w.from.toISOString(), w.to.toISOString()],
         ),
       );
       const expired = big(x?.expired);
       const due = big(x?.due);
-      return { expired, due, rate_bps: ratioBps(expired, due) };
+      const ofDue = big(x?.expired_of_due);
+      return { expired, due, expired_of_due: ofDue, rate_bps: ratioBps(ofDue, due) };
     },
 
     /** Distinct members with any point transaction, per month of the window (months it touches). */

@@ -19,5 +19,9 @@ describe("server-rendered SVG charts", () => {
     expect(out).toContain('<polyline class="line s0"');
     expect((out.match(/<circle /g) ?? []).length).toBe(3);
     expect(lineChart({ id: "c3", title: "t", desc: "d", labels: [], series: [{ name: "s", values: [] }] }).value).toContain("<svg");
+    // The axis ticks are whole steps: 5, 0, −5, 10 for −3 … 10; 0 and 1 for a chart of ones and zeros.
+    expect([...out.matchAll(/dominant-baseline="middle">([^<]+)</g)].map((m) => m[1])).toEqual(["−5", "0", "5", "10"]);
+    const small = barChart({ id: "c4", title: "t", desc: "d", labels: ["a"], series: [{ name: "s", values: [1] }] }).value;
+    expect([...small.matchAll(/dominant-baseline="middle">([^<]+)</g)].map((m) => m[1])).toEqual(["0", "1"]);
   });
 });

@@ -45,29 +45,37 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&
 const n = (v: Value) => Number(v);
 const fix = (x: number) => (Math.round(x * 10) / 10).toString();
 
-/** A "nice" upper bound for the axis: 1, 2 or 5 times a power of ten, at least the max. */
-function niceMax(max: number): number {
-  if (max <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 5, 10]) if (m * p >= max) return m * p;
+/** A whole "nice" tick step (1, 2 or 5 times a power of ten) that covers `max` in at most 4 steps. */
+function niceStep(max: number): number {
+  if (max <= 4) return 1;
+  const raw = max / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
   return 10 * p;
 }
 
-function frame(o: ChartOptions, yMin: number, yMax: number, body: string): Html {
+/** Axis bounds on whole tick steps: [lo, hi] with zero included, and the step. */
+function axis(values: number[]): { lo: number; hi: number; step: number } {
+  const max = Math.max(0, ...values);
+  const min = Math.min(0, ...values);
+  const step = niceStep(Math.max(max - min, 1));
+  return { lo: Math.floor(min / step) * step, hi: Math.max(Math.ceil(max / step) * step, step), step };
+}
+
+function frame(o: ChartOptions, yMin: number, yMax: number, step: number, body: string): Html {
   const fmt = o.format ?? groupDigits;
   const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
   let grid = "";
-  for (let i = 0; i <= 4; i++) {
-    const v = yMin + ((yMax - yMin) * i) / 4;
+  for (let v = yMin; v <= yMax; v += step) {
     const yy = fix(y(v));
-    const label = Number.isInteger(v) ? fmt(BigInt(v)) : fmt(Math.round(v));
+    const label = fmt(BigInt(Math.round(v)));
     grid += `<line class="axis" x1="${PAD.left}" x2="${W - PAD.right}" y1="${yy}" y2="${yy}"/><text x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${esc(label)}</text>`;
   }
-  const step = Math.max(1, Math.ceil(o.labels.length / 8));
+  const every = Math.max(1, Math.ceil(o.labels.length / 8));
   const slot = PLOT_W / Math.max(1, o.labels.length);
   let xl = "";
   o.labels.forEach((l, i) => {
-    if (i % step !== 0) return;
+    if (i % every !== 0) return;
     xl += `<text x="${fix(PAD.left + slot * (i + 0.5))}" y="${H - 10}" text-anchor="middle">${esc(l)}</text>`;
   });
   const svg = `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="${esc(o.id)}-t ${esc(o.id)}-d" preserveAspectRatio="xMidYMid meet"><title id="${esc(o.id)}-t">${esc(o.title)}</title><desc id="${esc(o.id)}-d">${esc(o.desc)}</desc>${grid}${body}${xl}</svg>`;
@@ -85,9 +93,7 @@ ${o.series.length > 1 ? html`<ul class="legend">${o.series.map((s, i) => html`<l
 
 /** Bars, grouped by label, one colour per series. Negative values go below the zero line. */
 export function barChart(o: ChartOptions): Html {
-  const all = o.series.flatMap((s) => s.values.map(n));
-  const yMax = niceMax(Math.max(0, ...all));
-  const yMin = Math.min(0, ...all) < 0 ? -niceMax(-Math.min(...all)) : 0;
+  const { lo: yMin, hi: yMax, step } = axis(o.series.flatMap((s) => s.values.map(n)));
   const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
   const slot = PLOT_W / Math.max(1, o.labels.length);
   const barW = Math.max(1, (slot * 0.8) / Math.max(1, o.series.length));
@@ -102,14 +108,12 @@ export function barChart(o: ChartOptions): Html {
     });
   });
   body += `<line class="axis" x1="${PAD.left}" x2="${W - PAD.right}" y1="${fix(y(0))}" y2="${fix(y(0))}"/>`;
-  return frame(o, yMin, yMax, body);
+  return frame(o, yMin, yMax, step, body);
 }
 
 /** Lines, one per series, with a dot on each point. */
 export function lineChart(o: ChartOptions): Html {
-  const all = o.series.flatMap((s) => s.values.map(n));
-  const yMax = niceMax(Math.max(0, ...all));
-  const yMin = Math.min(0, ...all) < 0 ? -niceMax(-Math.min(...all)) : 0;
+  const { lo: yMin, hi: yMax, step } = axis(o.series.flatMap((s) => s.values.map(n)));
   const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
   const slot = PLOT_W / Math.max(1, o.labels.length);
   let body = "";
@@ -122,5 +126,5 @@ export function lineChart(o: ChartOptions): Html {
       });
     }
   });
-  return frame(o, yMin, yMax, body);
+  return frame(o, yMin, yMax, step, body);
 }

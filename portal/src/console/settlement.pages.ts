@@ -206,7 +206,7 @@ ${table("What the console did to this run", ["When", "Action", "By", "Note"], tr
   }
 
   function paymentsSection(obligations: ObligationLike[] | null, names: Map<string, string>): Html {
-    if (obligations === null) return html`<p class="hint">Payment tracking (Stripe and bank rails, payment obligations) is not wired into this hub: creditors are paid with the credit-transfer file above.</p>`;
+    if (obligations === null) return html`<p class="hint">Payment tracking (Stripe and bank rails, payment obligations) is not wired into this hub: creditors are paid with the pain.001 credit-transfer file once the month is approved.</p>`;
     return table(
       "Payment obligations",
       ["Partner", "Direction", ["Due", "num"], ["Paid", "num"], "Status", "Rail", "Due date"],
