@@ -66,9 +66,21 @@ export async function up(knex: Knex): Promise<void> {
     t.text("request_id").notNullable();
   });
   await knex.raw("CREATE INDEX portal_request_log_partner_idx ON portal_request_log (partner_id, id DESC)");
+  // Calls per partner per UTC day, kept beyond the capped log for the usage charts.
+  await knex.schema.createTable("portal_usage_daily", (t) => {
+    t.text("partner_id").notNullable();
+    t.date("day").notNullable();
+    t.integer("calls").notNullable().defaultTo(0);
+    t.integer("errors").notNullable().defaultTo(0);
+    t.primary(["partner_id", "day"]);
+  });
+  // The usage charts read a partner's ledger entries by day (ledger.pointsPerDay).
+  await knex.raw("CREATE INDEX ledger_entries_partner_occurred_idx ON ledger_entries (partner_id, occurred_at)");
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.raw("DROP INDEX ledger_entries_partner_occurred_idx");
+  await knex.schema.dropTable("portal_usage_daily");
   await knex.schema.dropTable("portal_request_log");
   await knex.schema.dropTable("portal_sandbox_members");
   await knex.schema.dropTable("portal_sessions");

@@ -183,6 +183,7 @@ export function createHub(deps: HubDeps): Hub {
       webhooks,
       statements,
       limiter: auth.limiter,
+      pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
       console: {
         rules,
         tiers,
@@ -196,6 +197,7 @@ export function createHub(deps: HubDeps): Hub {
     },
   });
   app.use("/portal", portal.router);
+  app.use(portal.requestLog.middleware);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));

@@ -1,7 +1,6 @@
-import fs from "node:fs";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { CHROMIUM, hasChromium, launchBrowser, screenshot } from "./browser.ts";
 import { fixedClock, startTestHub, type TestHub } from "../../test/harness.ts";
 import { seedNetwork } from "../../test/factories/settlement.ts";
 import { createPartnersService } from "../../gateway/src/partners/partners.service.ts";
@@ -13,26 +12,20 @@ import { createPortalUsers } from "../src/users/users.service.ts";
  * and the network report; and screenshots of the console's main pages, on a desktop and a phone.
  * Skipped, with a message, where Chromium is not installed (CI installs it).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const TITLE = HAVE_CHROMIUM ? "operator console in Chromium" : `operator console in Chromium — SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`;
-if (!HAVE_CHROMIUM) process.stderr.write(`${TITLE}\n`);
+const TITLE = hasChromium ? "operator console in Chromium" : `operator console in Chromium — SKIPPED: no Chromium at ${CHROMIUM} (apt-get install -y chromium)`;
+if (!hasChromium) process.stderr.write(`${TITLE}\n`);
 
-const SHOTS = path.resolve("test-results/screenshots");
 const staff = { type: "system", id: "e2e" } as const;
 
 let hub: TestHub;
-let browser: Browser;
+let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let applicantId: string;
 const operator = { email: "finance.ops@example.com", password: "operator password e2e" };
 
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: path.join(SHOTS, `console-${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => screenshot(page, `console-${name}`);
 
-describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
+describe.skipIf(!hasChromium)(TITLE, () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     hub = await startTestHub({ config: { OUTBOX_POLL_MS: "20" } });
     // April 2026 of the settlement tests' network: three active partners and a month of traffic.
     await seedNetwork(hub.db, fixedClock("2026-04-01T00:00:00Z"));
@@ -40,7 +33,7 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
     await partners.createSector(staff, { code: "pharmacy", name: "Pharmacy" });
     applicantId = (await partners.createPartner(staff, { name: "Green Cross Pharmacy", kind: "merchant", sector: "pharmacy" })).id;
     await createPortalUsers(hub.deps).create({ ...operator, name: "Finance Ops", role: "operator" });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+    browser = await launchBrowser();
   }, 180_000);
 
   afterAll(async () => {
@@ -49,7 +42,7 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
   });
 
   it("logs in, approves an application, runs April's settlement and reads the statements and the network report", async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await browser.context.newPage();
     page.on("dialog", (d) => void d.accept());
     await page.goto(`${hub.url}/portal/login`);
     // Keyboard first: the skip link is the first stop.
@@ -99,13 +92,15 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
   }, 180_000);
 
   it("takes screenshots of the rules, tiers and analytics pages, and of the console on a phone", async () => {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await ctx.newPage();
-    await page.goto(`${hub.url}/portal/login`);
-    await page.getByLabel("Email").fill(operator.email);
-    await page.getByLabel("Password").fill(operator.password);
-    await page.getByRole("button", { name: "Log in" }).click();
-    await page.waitForURL("**/portal/console");
+    // The same browser profile, so normally still logged in from the flow above.
+    const page = await browser.context.newPage();
+    await page.goto(`${hub.url}/portal/console`);
+    if (page.url().includes("/portal/login")) {
+      await page.getByLabel("Email").fill(operator.email);
+      await page.getByLabel("Password").fill(operator.password);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL("**/portal/console");
+    }
     for (const [name, url] of [
       ["rules", "/portal/console/rules"],
       ["rule-new", "/portal/console/rules/new"],
@@ -129,6 +124,6 @@ describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
       expect(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name).toBe(true);
       await shot(page, name);
     }
-    await ctx.close();
+    await page.close();
   }, 180_000);
 });

@@ -29,6 +29,8 @@ export interface PortalServices {
   webhooks: WebhooksService;
   statements: ReturnType<typeof createStatementsService>;
   limiter: RateLimiter;
+  /** Points the partner issued and redeemed per UTC day (the ledger's read). */
+  pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;
   /** The operator console's services (rules, tiers, settlement, analytics, audit): console/services.ts. */
   console: ConsoleServices;
 }

@@ -12,7 +12,7 @@ export const DEVELOPER_NAV: NavItem[] = [
   { href: "/portal/dev", label: "Overview" },
   { href: "/portal/dev/credentials", label: "Credentials" },
   { href: "/portal/dev/quickstart", label: "Quick start" },
-  { href: "/portal/dev/reference", label: "API reference" },
+  { href: "/portal/dev/reference/", label: "API reference" },
   { href: "/portal/dev/webhooks", label: "Webhooks" },
   { href: "/portal/dev/requests", label: "Requests" },
   { href: "/portal/dev/usage", label: "Usage" },
@@ -85,7 +85,7 @@ ${opts.notice ?? ""}
 <h1>${opts.title}</h1>
 ${opts.body}
 </main>
-<footer class="site-footer"><p><a href="/docs">API reference</a> · <a href="/openapi.json">Contract</a> · <a href="/readyz">Status</a></p></footer>
+<footer class="site-footer"><p><a href="/docs">Public API docs</a> · <a href="/openapi.json">Contract</a> · <a href="/readyz">Status</a></p></footer>
 </body>
 </html>`;
   return doc.value;

@@ -11,6 +11,8 @@ import { accountPages } from "./developer/account.pages.ts";
 import { consolePages } from "./console/console.pages.ts";
 import { credentialsPages } from "./developer/credentials.pages.ts";
 import { referencePages } from "./developer/reference.pages.ts";
+import { activityPages } from "./developer/activity.pages.ts";
+import { createRequestLog, type RequestLog } from "./request-log/request-log.ts";
 import { provisionSandbox } from "./developer/sandbox.service.ts";
 
 const PUBLIC_DIR = path.resolve(import.meta.dirname, "../public");
@@ -35,6 +37,8 @@ export interface Portal {
   /** Mounted by hub.ts at /portal. */
   router: Router;
   ctx: PortalContext;
+  /** Mounted by hub.ts in front of the API: notes each partner call for the request log. */
+  requestLog: RequestLog;
   close(): Promise<void>;
 }
 
@@ -52,6 +56,7 @@ export function createPortal(deps: PortalDeps): Portal {
   }
   const { middleware: session, store } = sessionMiddleware({ db: deps.db, clock: deps.clock, log: deps.log, secret, secure });
   const passport = createPortalPassport(ctx.users);
+  const requestLog = createRequestLog({ db: deps.db, clock: deps.clock, log: deps.log });
 
   const router = Router();
   router.use("/static", express.static(PUBLIC_DIR, { maxAge: "1h", index: false, fallthrough: false }));
@@ -68,6 +73,7 @@ export function createPortal(deps: PortalDeps): Portal {
   router.use(accountPages(ctx, passport, { afterSignup: async (user) => void (await provisionSandbox(ctx, user)) }));
   router.use(credentialsPages(ctx));
   router.use(referencePages(ctx));
+  router.use(activityPages(ctx, requestLog));
   router.use(consolePages(ctx));
 
   router.use(notFoundPage());
@@ -76,7 +82,9 @@ export function createPortal(deps: PortalDeps): Portal {
   return {
     router,
     ctx,
+    requestLog,
     async close() {
+      await requestLog.close();
       await store.prune();
     },
   };

@@ -489,6 +489,27 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       return rows.map(toLot);
     },
 
+    /**
+     * Points a partner issued (earn) and redeemed (burn, captured holds) per UTC day since `from`,
+     * read from the members' points postings of the partner's entries. For dashboards.
+     */
+    async pointsPerDay(conn: DbOrTrx, partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>> {
+      const rows = rowsOf<{ day: string; issued: bigint | string | null; redeemed: bigint | string | null }>(
+        await conn.raw(
+          `SELECT to_char(date_trunc('day', e.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
+                SUM(CASE WHEN e.kind = 'earn' AND p.amount > 0 THEN p.amount ELSE 0 END) AS issued,
+                SUM(CASE WHEN e.kind IN ('burn', 'capture') AND p.amount < 0 THEN -p.amount ELSE 0 END) AS redeemed
+           FROM ledger_entries e
+           JOIN ledger_postings p ON p.entry_id = e.id
+           JOIN ledger_accounts a ON a.id = p.account_id
+          WHERE e.partner_id = ? AND e.occurred_at >= ? AND a.member_id IS NOT NULL AND a.asset = 'PTS'
+          GROUP BY 1 ORDER BY 1`,
+          [partnerId, from],
+        ),
+      );
+      return rows.map((r) => ({ day: r.day, issued: BigInt(r.issued ?? 0), redeemed: BigInt(r.redeemed ?? 0) }));
+    },
+
     async balances(conn: DbOrTrx, memberId: string): Promise<MemberBalances> {
       const rows: AccountRow[] = await conn("ledger_accounts")
         .whereIn("id", [accountIds.points(memberId), accountIds.held(memberId), accountIds.debt(memberId)])

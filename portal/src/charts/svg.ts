@@ -1,130 +1,58 @@
-import { html, raw, type Html } from "../html.ts";
-
-/**
- * Charts as inline SVG rendered on the server: no script, no library, no CDN. Each chart is an
- * <svg role="img"> named by its <title> and <desc>, followed by a legend and the same figures in a
- * table (inside <details>, for screen readers and for anyone who wants the numbers). Colours come
- * from the stylesheet's .s0/.s1/.s2 classes. Values may be bigints: they are turned into numbers
- * only to place marks on the canvas; the table prints them exactly with `format`.
- */
-
-export type Value = bigint | number;
+import { html, type Html } from "../html.ts";
 
 export interface Series {
-  name: string;
-  values: Value[];
+  label: string;
+  values: number[];
 }
 
-export interface ChartOptions {
-  /** Unique on the page; ids of the title and description derive from it. */
-  id: string;
-  title: string;
-  desc: string;
-  labels: string[];
-  series: Series[];
-  /** How a value reads in the axis and the table (exact). Defaults to the integer with separators. */
-  format?: (v: Value) => string;
-  /** Header of the label column in the table. */
-  labelHeader?: string;
-}
-
-const W = 640;
-const H = 240;
-const PAD = { left: 56, right: 12, top: 12, bottom: 32 };
-const PLOT_W = W - PAD.left - PAD.right;
-const PLOT_H = H - PAD.top - PAD.bottom;
-
-const groupDigits = (v: Value) => {
-  const s = String(v);
-  const neg = s.startsWith("-");
-  const body = (neg ? s.slice(1) : s).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return neg ? `−${body}` : body;
-};
-
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-const n = (v: Value) => Number(v);
-const fix = (x: number) => (Math.round(x * 10) / 10).toString();
-
-/** A whole "nice" tick step (1, 2 or 5 times a power of ten) that covers `max` in at most 4 steps. */
-function niceStep(max: number): number {
-  if (max <= 4) return 1;
-  const raw = max / 4;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
-  return 10 * p;
-}
-
-/** Axis bounds on whole tick steps: [lo, hi] with zero included, and the step. */
-function axis(values: number[]): { lo: number; hi: number; step: number } {
-  const max = Math.max(0, ...values);
-  const min = Math.min(0, ...values);
-  const step = niceStep(Math.max(max - min, 1));
-  return { lo: Math.floor(min / step) * step, hi: Math.max(Math.ceil(max / step) * step, step), step };
-}
-
-function frame(o: ChartOptions, yMin: number, yMax: number, step: number, body: string): Html {
-  const fmt = o.format ?? groupDigits;
-  const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
-  let grid = "";
-  for (let v = yMin; v <= yMax; v += step) {
-    const yy = fix(y(v));
-    const label = fmt(BigInt(Math.round(v)));
-    grid += `<line class="axis" x1="${PAD.left}" x2="${W - PAD.right}" y1="${yy}" y2="${yy}"/><text x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${esc(label)}</text>`;
-  }
-  const every = Math.max(1, Math.ceil(o.labels.length / 8));
-  const slot = PLOT_W / Math.max(1, o.labels.length);
-  let xl = "";
-  o.labels.forEach((l, i) => {
-    if (i % every !== 0) return;
-    xl += `<text x="${fix(PAD.left + slot * (i + 0.5))}" y="${H - 10}" text-anchor="middle">${esc(l)}</text>`;
-  });
-  const svg = `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="${esc(o.id)}-t ${esc(o.id)}-d" preserveAspectRatio="xMidYMid meet"><title id="${esc(o.id)}-t">${esc(o.title)}</title><desc id="${esc(o.id)}-d">${esc(o.desc)}</desc>${grid}${body}${xl}</svg>`;
-  return html`<figure class="chart-figure" id="${o.id}">
-<figcaption>${o.title}</figcaption>
-${raw(svg)}
-${o.series.length > 1 ? html`<ul class="legend">${o.series.map((s, i) => html`<li><span class="swatch s${i % 3}" aria-hidden="true"></span>${s.name}</li>`)}</ul>` : ""}
-<details><summary>The figures</summary><div class="table-wrap"><table>
-<caption>${o.title}</caption>
-<thead><tr><th scope="col">${o.labelHeader ?? "Day"}</th>${o.series.map((s) => html`<th scope="col" class="num">${s.name}</th>`)}</tr></thead>
-<tbody>${o.labels.map((l, i) => html`<tr><th scope="row">${l}</th>${o.series.map((s) => html`<td class="num">${s.values[i] === undefined ? "—" : fmt(s.values[i])}</td>`)}</tr>`)}</tbody>
-</table></div></details>
+/**
+ * A grouped bar chart as inline SVG, drawn on the server: no script, no external file, readable
+ * without colour (a table with the same figures follows it, for screen readers and for copying).
+ * Colours come from portal.css (.s0, .s1, .s2).
+ */
+export function barChart(opts: { title: string; labels: string[]; series: Series[]; id: string }): Html {
+  const W = 720;
+  const H = 240;
+  const pad = { l: 48, r: 8, t: 12, b: 36 };
+  const max = Math.max(1, ...opts.series.flatMap((s) => s.values));
+  const niceMax = niceCeil(max);
+  const n = Math.max(1, opts.labels.length);
+  const band = (W - pad.l - pad.r) / n;
+  const barW = Math.max(1, (band * 0.8) / Math.max(1, opts.series.length));
+  const y = (v: number) => pad.t + (H - pad.t - pad.b) * (1 - v / niceMax);
+  const ticks = [0, niceMax / 2, niceMax];
+  const every = Math.ceil(n / 10);
+  const bars = opts.series.flatMap((s, si) =>
+    s.values.map((v, i) => {
+      const x = pad.l + i * band + band * 0.1 + si * barW;
+      return html`<rect class="s${si}" x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${barW.toFixed(1)}" height="${(H - pad.b - y(v)).toFixed(1)}"><title>${opts.labels[i] ?? ""}: ${s.label} ${v}</title></rect>`;
+    }),
+  );
+  return html`<figure class="chart-figure">
+<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-labelledby="${opts.id}-t ${opts.id}-d" xmlns="http://www.w3.org/2000/svg">
+<title id="${opts.id}-t">${opts.title}</title>
+<desc id="${opts.id}-d">${opts.series.map((s) => `${s.label}: ${s.values.reduce((a, b) => a + b, 0)} in total`).join("; ")}. The table below has every figure.</desc>
+${ticks.map((t) => html`<line class="axis" x1="${pad.l}" x2="${W - pad.r}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}"/><text x="${pad.l - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${fmt(t)}</text>`)}
+${bars}
+${opts.labels.map((l, i) => (i % every === 0 ? html`<text x="${(pad.l + i * band + band / 2).toFixed(1)}" y="${H - pad.b + 16}" text-anchor="middle">${l.slice(5)}</text>` : ""))}
+</svg>
+<figcaption><ul class="legend">${opts.series.map((s, i) => html`<li><span class="swatch s${i}" aria-hidden="true"></span>${s.label}</li>`)}</ul></figcaption>
 </figure>`;
 }
 
-/** Bars, grouped by label, one colour per series. Negative values go below the zero line. */
-export function barChart(o: ChartOptions): Html {
-  const { lo: yMin, hi: yMax, step } = axis(o.series.flatMap((s) => s.values.map(n)));
-  const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
-  const slot = PLOT_W / Math.max(1, o.labels.length);
-  const barW = Math.max(1, (slot * 0.8) / Math.max(1, o.series.length));
-  let body = "";
-  o.labels.forEach((label, i) => {
-    o.series.forEach((s, k) => {
-      const v = n(s.values[i] ?? 0);
-      const top = y(Math.max(v, 0));
-      const h = Math.abs(y(v) - y(0));
-      const x = PAD.left + slot * i + slot * 0.1 + barW * k;
-      body += `<rect class="s${k % 3}" x="${fix(x)}" y="${fix(top)}" width="${fix(barW)}" height="${fix(Math.max(h, v === 0 ? 0 : 0.5))}"><title>${esc(`${label} · ${s.name}: ${(o.format ?? groupDigits)(s.values[i] ?? 0)}`)}</title></rect>`;
-    });
-  });
-  body += `<line class="axis" x1="${PAD.left}" x2="${W - PAD.right}" y1="${fix(y(0))}" y2="${fix(y(0))}"/>`;
-  return frame(o, yMin, yMax, step, body);
+function niceCeil(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
 }
 
-/** Lines, one per series, with a dot on each point. */
-export function lineChart(o: ChartOptions): Html {
-  const { lo: yMin, hi: yMax, step } = axis(o.series.flatMap((s) => s.values.map(n)));
-  const y = (v: number) => PAD.top + PLOT_H - ((v - yMin) / (yMax - yMin)) * PLOT_H;
-  const slot = PLOT_W / Math.max(1, o.labels.length);
-  let body = "";
-  o.series.forEach((s, k) => {
-    const pts = s.values.map((v, i) => `${fix(PAD.left + slot * (i + 0.5))},${fix(y(n(v)))}`);
-    body += `<polyline class="line s${k % 3}" points="${pts.join(" ")}"/>`;
-    if (s.values.length <= 62) {
-      s.values.forEach((v, i) => {
-        body += `<circle class="dot s${k % 3}" cx="${fix(PAD.left + slot * (i + 0.5))}" cy="${fix(y(n(v)))}" r="2.5"><title>${esc(`${o.labels[i] ?? ""} · ${s.name}: ${(o.format ?? groupDigits)(v)}`)}</title></circle>`;
-      });
-    }
-  });
-  return frame(o, yMin, yMax, step, body);
+function fmt(v: number): string {
+  return v >= 1_000_000 ? `${(v / 1_000_000).toFixed(1)}M` : v >= 1_000 ? `${(v / 1_000).toFixed(1)}k` : String(Math.round(v));
+}
+
+/** The last `days` UTC days, oldest first, as YYYY-MM-DD. */
+export function lastDays(now: Date, days: number): string[] {
+  const out: string[] = [];
+  for (let i = days - 1; i >= 0; i--) out.push(new Date(now.getTime() - i * 86_400_000).toISOString().slice(0, 10));
+  return out;
 }

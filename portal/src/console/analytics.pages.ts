@@ -3,7 +3,7 @@ import type { PortalContext } from "../context.ts";
 import { html } from "../html.ts";
 import { page } from "../layout.ts";
 import { field } from "../web/forms.ts";
-import { barChart, lineChart } from "../charts/svg.ts";
+import { barChart, lineChart } from "../charts/console-charts.ts";
 import { count, money, table } from "./common.ts";
 
 const WINDOWS: Array<[string, string]> = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { barChart, lineChart } from "./svg.ts";
+import { barChart, lineChart } from "./console-charts.ts";
 
 describe("server-rendered SVG charts", () => {
   it("names the chart, escapes every label, and repeats the exact figures in a table", () => {
