@@ -12,6 +12,8 @@ import { consolePages } from "./console/console.pages.ts";
 import { credentialsPages } from "./developer/credentials.pages.ts";
 import { referencePages } from "./developer/reference.pages.ts";
 import { activityPages } from "./developer/activity.pages.ts";
+import { webhooksPages } from "./developer/webhooks.pages.ts";
+import { statementsPages } from "./developer/statements.pages.ts";
 import { createRequestLog, type RequestLog } from "./request-log/request-log.ts";
 import { provisionSandbox } from "./developer/sandbox.service.ts";
 
@@ -73,6 +75,8 @@ export function createPortal(deps: PortalDeps): Portal {
   router.use(accountPages(ctx, passport, { afterSignup: async (user) => void (await provisionSandbox(ctx, user)) }));
   router.use(credentialsPages(ctx));
   router.use(referencePages(ctx));
+  router.use(webhooksPages(ctx));
+  router.use(statementsPages(ctx));
   router.use(activityPages(ctx, requestLog));
   router.use(consolePages(ctx));
 
