@@ -57,6 +57,9 @@ import { bankingRoutes } from "./banking/banking.routes.ts";
 import { registerBankingJobs } from "./banking/banking.jobs.ts";
 import { assertNoPan } from "./banking/pan-guard.ts";
 import { createPortal } from "../../portal/src/portal.ts";
+import { listAudit, writeAudit } from "./partners/audit.service.ts";
+import { createAnalyticsService } from "./analytics/analytics.service.ts";
+import { createRunsReader } from "../../settlement/src/runs.service.ts";
 
 export interface HubDeps {
   config: Config;
@@ -209,6 +212,16 @@ export function createHub(deps: HubDeps): Hub {
       statements,
       limiter: auth.limiter,
       pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
+      console: {
+        rules,
+        tiers,
+        clearing,
+        statements,
+        creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }),
+        runs: createRunsReader({ db: deps.db }),
+        analytics: createAnalyticsService({ db: deps.db, clock: deps.clock }),
+        audit: { record: (actor, entry) => writeAudit(deps.db, actor, entry), list: (q) => listAudit(deps.db, q) },
+      },
     },
   });
   app.use("/portal", portal.router);

@@ -11,6 +11,7 @@ import type { createCardsService } from "../../gateway/src/cards/cards.service.t
 import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.service.ts";
 import type { createStatementsService } from "../../settlement/src/statements.service.ts";
 import type { PortalUsers } from "./users/users.service.ts";
+import type { ConsoleServices } from "./console/services.ts";
 
 /**
  * What the portal is given by hub.ts: the same service factories the API's handlers use. The
@@ -30,6 +31,8 @@ export interface PortalServices {
   limiter: RateLimiter;
   /** Points the partner issued and redeemed per UTC day (the ledger's read). */
   pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;
+  /** The operator console's services (rules, tiers, settlement, analytics, audit): console/services.ts. */
+  console: ConsoleServices;
 }
 
 export interface PortalDeps {

@@ -20,7 +20,15 @@ export const DEVELOPER_NAV: NavItem[] = [
 ];
 
 /** The operator console's sections (the console adds its pages here). */
-export const CONSOLE_NAV: NavItem[] = [{ href: "/portal/console", label: "Overview" }];
+export const CONSOLE_NAV: NavItem[] = [
+  { href: "/portal/console", label: "Overview" },
+  { href: "/portal/console/partners", label: "Partners" },
+  { href: "/portal/console/sectors", label: "Sectors" },
+  { href: "/portal/console/rules", label: "Rules" },
+  { href: "/portal/console/tiers", label: "Tiers" },
+  { href: "/portal/console/settlement", label: "Settlement" },
+  { href: "/portal/console/analytics", label: "Analytics" },
+];
 
 export interface PageOptions {
   title: string;

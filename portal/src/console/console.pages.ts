@@ -3,10 +3,16 @@ import type { PortalContext } from "../context.ts";
 import { html } from "../html.ts";
 import { page } from "../layout.ts";
 import { requireRole } from "../web/auth.ts";
+import { badge, when } from "./common.ts";
+import { partnersPages } from "./partners.pages.ts";
+import { rulesPages } from "./rules.pages.ts";
+import { settlementPages } from "./settlement.pages.ts";
+import { analyticsPages } from "./analytics.pages.ts";
 
 /**
  * The operator console. Every page here is for operator staff only (requireRole("operator") on the
- * whole router); add a page by adding a route below and an entry to CONSOLE_NAV in layout.ts.
+ * whole router, before any section's routes); a section is a `xPages(ctx)` router in this folder
+ * mounted below, with its entry in CONSOLE_NAV (layout.ts).
  */
 export function consolePages(ctx: PortalContext): Router {
   const r = Router();
@@ -17,12 +23,20 @@ export function consolePages(ctx: PortalContext): Router {
     res.send(
       page(req, {
         title: "Operator console",
-        body: html`<section aria-labelledby="apps-h" class="card"><h2 id="apps-h">Partner applications</h2>
+        body: html`<div class="grid">
+<section aria-labelledby="apps-h" class="card"><h2 id="apps-h">Partner applications</h2>
 <p>${applied.length} application(s) waiting for a decision.</p>
-${applied.length ? html`<ul>${applied.map((p) => html`<li>${p.name} <span class="muted">(${p.kind}, ${p.sector})</span> <code>${p.id}</code></li>`)}</ul>` : ""}
-</section>`,
+${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href="/portal/console/partners/${p.id}">${p.name}</a> <span class="muted">(${p.kind}, ${p.sector}, ${when(p.created_at)})</span> ${badge(p.status)}</li>`)}</ul>` : ""}
+<p><a href="/portal/console/partners?status=applied">All applications</a> · <a href="/portal/console/sectors">Sectors</a></p>
+</section>
+</div>`,
       }),
     );
   });
+
+  r.use(partnersPages(ctx));
+  r.use(rulesPages(ctx));
+  r.use(settlementPages(ctx));
+  r.use(analyticsPages(ctx));
   return r;
 }
