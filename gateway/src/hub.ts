@@ -221,6 +221,8 @@ export function createHub(deps: HubDeps): Hub {
         runs: createRunsReader({ db: deps.db }),
         analytics: createAnalyticsService({ db: deps.db, clock: deps.clock }),
         audit: { record: (actor, entry) => writeAudit(deps.db, actor, entry), list: (q) => listAudit(deps.db, q) },
+        payments,
+        reconciliation,
       },
     },
   });
