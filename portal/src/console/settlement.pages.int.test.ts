@@ -123,9 +123,12 @@ describe("console: settlement", () => {
     expect(file.text).toContain("DE44500105175407324931");
   });
 
-  it("says plainly when reconciliation is not wired in", async () => {
+  it("lists the month's reconciliation exceptions: nothing paid yet, so every statement is missing", async () => {
     const res = await op.get("/portal/console/settlement/runs/run_2026-04/reconciliation");
     expect(res.status).toBe(200);
-    expect(res.text).toContain("not wired into this hub");
+    expect(res.text).toContain("<caption>Totals</caption>");
+    expect(res.text).toContain("<caption>Statements nothing was received or paid for</caption>");
+    expect(res.text).toContain("Supermarket A");
+    expect(res.text).not.toContain("not wired into this hub");
   });
 });
