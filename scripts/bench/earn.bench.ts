@@ -13,6 +13,7 @@
  *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000), API_PROCESSES (CPUs), API_LOG_LEVEL (info),
  *        PHASES (health,service,earn,burn,pgbench), EARN_BATCH_* (passed to the API)
  */
+import { randomBytes } from "node:crypto";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import fs from "node:fs";
@@ -100,7 +101,9 @@ async function main() {
     await migrateLatest(db);
     // Production settings: responses are not re-validated against the contract.
     const batchEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_")));
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), ...batchEnv });
+    // One session key for the bench's API processes, as production requires of every API process.
+    const portalSecret = randomBytes(32).toString("hex");
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: portalSecret, ...batchEnv });
     const hub = createHub({ config, db, queue, log, clock: systemClock });
     await hub.init();
     server = hub.app.listen(0, "127.0.0.1");
@@ -181,6 +184,7 @@ async function main() {
           PORT: String(port),
           HOST: "127.0.0.1",
           PUBLIC_URL: base,
+          PORTAL_SESSION_SECRET: portalSecret,
         };
         // The in-process queue and rate limiter: the bench measures the API and the database.
         delete env.REDIS_URL;
@@ -289,8 +293,8 @@ COMMIT;
 BEGIN;
 SELECT balance FROM ledger_accounts WHERE id = 'acc_pts_mem_bench' || lpad(:m::text, 6, '0') FOR UPDATE;
 WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, occurred_at) VALUES ('ent_pgb' || nextval('pgb_seq'), 'earn', '${partnerId}', 'mem_bench' || lpad(:m::text, 6, '0'), now()) RETURNING id, member_id),
-     l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, entry_id, earned_at, expires_at, amount, remaining)
-           SELECT 'lot_pgb' || currval('pgb_seq'), member_id, 'acc_pts_' || member_id, '${partnerId}', id, now(), now() + interval '730 days', 12, 12 FROM e)
+     l AS (INSERT INTO ledger_lots (id, member_id, account_id, issuing_partner_id, entry_id, earned_at, expires_at, amount, remaining, funded_by)
+           SELECT 'lot_pgb' || currval('pgb_seq'), member_id, 'acc_pts_' || member_id, '${partnerId}', id, now(), now() + interval '730 days', 12, 12, 'partner:${partnerId}' FROM e)
   INSERT INTO ledger_postings (entry_id, account_id, asset, amount)
     SELECT id, 'acc_pts_' || member_id, 'PTS', 12 FROM e UNION ALL SELECT id, 'acc_iss_${partnerId}', 'PTS', -12 FROM e;
 COMMIT;
