@@ -81,7 +81,7 @@ function ruleView(r: RuleRow) {
 }
 
 /** What each type needs in `params`; checked on create so a rule never fails at earn time. */
-const REQUIRED_PARAMS: Record<RuleType, string[]> = {
+export const REQUIRED_PARAMS: Record<RuleType, string[]> = {
   base_rate: ["points", "per_minor"],
   multiplier: ["multiplier_bp"],
   nth_purchase: ["every", "percent_bp", "point_value_minor"],

@@ -5,7 +5,7 @@ import { csrfField, flash, page } from "../layout.ts";
 import { field, list, str } from "../web/forms.ts";
 import { PageNotFound } from "../web/errors.ts";
 import { RULE_TYPES, type CapPeriod, type RuleType } from "../../../gateway/src/rules/rules.engine.ts";
-import type { RuleInput } from "../../../gateway/src/rules/rules.service.ts";
+import { REQUIRED_PARAMS, type RuleInput } from "../../../gateway/src/rules/rules.service.ts";
 import type { LadderInput } from "../../../gateway/src/rules/tiers.service.ts";
 import { badge, count, errorBanner, money, operatorActor, parseDecimal, parseWhole, refusal, table, when } from "./common.ts";
 
@@ -424,17 +424,8 @@ export function readRule(v: Record<string, string>, partnerIds: string[]): { inp
     clear_after_days: ["clear_after_days", "Days before it clears"],
     event: ["event", "The event name"],
   };
-  const required: Partial<Record<RuleType, string[]>> = {
-    base_rate: ["points", "per_minor"],
-    multiplier: ["multiplier_bp"],
-    nth_purchase: ["every", "percent_bp", "point_value_minor"],
-    first_purchase: ["points"],
-    birthday: ["points"],
-    referral: ["referrer_points", "referred_points", "clear_after_days"],
-    custom_event: ["event", "points"],
-    fixed_bonus: ["points"],
-  };
-  for (const p of required[type] ?? []) {
+  // The service's own list, so the form asks for exactly what createRule will require.
+  for (const p of REQUIRED_PARAMS[type] ?? []) {
     const [formName, label] = missing[p]!;
     if (params[p] === undefined && !errors[formName]) errors[formName] = `${label} is needed for this type.`;
   }
