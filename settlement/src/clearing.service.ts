@@ -169,6 +169,32 @@ const nowIso = (d: Date) => d.toISOString();
  * of members' balances in the ledger). A check that fails undoes the run's lines, records the
  * failure and changes nothing else.
  */
+/** The operator's network report of a run (stored on the run; the console reads it). */
+export interface NetworkReport {
+  period: string;
+  currencies: Array<{
+    currency: string;
+    partners: Array<{ partner_id: string; statement_id: string; net_amount_minor: number; direction: string }>;
+    operator_revenue_minor: Record<string, number>;
+    operator_revenue_total_minor: number;
+    partners_net_total_minor: number;
+    network_sum_minor: number;
+    operator_funded: { points_issued: number; points_clawed_back: number; points_expired: number; promotion_cost_minor: number };
+    money: { partners_lines_minor: number; ledger_counterpart_minor: Record<string, number> };
+  }>;
+  points: {
+    issued: number;
+    clawed_back: number;
+    redeemed: number;
+    restored: number;
+    expired: number;
+    members_change: number;
+    liability_outstanding: number;
+    operator_funded: { issued: number; clawed_back: number; expired: number };
+  };
+  breakage: { points: number; shares_paid_minor: Record<string, number> };
+}
+
 export function createClearingService(deps: { db: Db; clock: Clock; log: Logger; hooks?: ClearingHooks }) {
   const { db, clock, log } = deps;
   const hook = async (at: StepPoint) => {
@@ -701,30 +727,6 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     }
   }
 
-  interface NetworkReport {
-    period: string;
-    currencies: Array<{
-      currency: string;
-      partners: Array<{ partner_id: string; statement_id: string; net_amount_minor: number; direction: string }>;
-      operator_revenue_minor: Record<string, number>;
-      operator_revenue_total_minor: number;
-      partners_net_total_minor: number;
-      network_sum_minor: number;
-      operator_funded: { points_issued: number; points_clawed_back: number; points_expired: number; promotion_cost_minor: number };
-      money: { partners_lines_minor: number; ledger_counterpart_minor: Record<string, number> };
-    }>;
-    points: {
-      issued: number;
-      clawed_back: number;
-      redeemed: number;
-      restored: number;
-      expired: number;
-      members_change: number;
-      liability_outstanding: number;
-      operator_funded: { issued: number; clawed_back: number; expired: number };
-    };
-    breakage: { points: number; shares_paid_minor: Record<string, number> };
-  }
 
   /**
    * network: the whole month must balance. Partners' nets plus the operator's revenue by source are

@@ -8,22 +8,9 @@ import { runView } from "../../../settlement/src/settlement.routes.ts";
 import { periodOf } from "../../../settlement/src/period.ts";
 import { badge, count, errorBanner, money, operatorActor, refusal, table, when } from "./common.ts";
 import type { ObligationLike, ReconItemLike } from "./services.ts";
+import type { NetworkReport } from "../../../settlement/src/clearing.service.ts";
 
 type RunView = ReturnType<typeof runView>;
-
-interface NetworkReport {
-  period: string;
-  currencies: Array<{
-    currency: string;
-    partners: Array<{ partner_id: string; statement_id: string; net_amount_minor: number; direction: string }>;
-    operator_revenue_minor: Record<string, number>;
-    operator_revenue_total_minor: number;
-    partners_net_total_minor: number;
-    network_sum_minor: number;
-  }>;
-  points: { issued: number; clawed_back: number; redeemed: number; restored: number; expired: number; members_change: number; liability_outstanding: number };
-  breakage: { points: number; shares_paid_minor: Record<string, number> };
-}
 
 const DIRECTION: Record<string, string> = { payable_to_partner: "operator pays", receivable_from_partner: "partner pays", nil: "nothing due" };
 const REVENUE_WORDS: Record<string, string> = {
