@@ -12,6 +12,7 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:card-events
  *   env: EVENTS (100000), MEMBERS (20000), LANES (4), CHUNK (1000), DUPLICATES (0.02)
  */
+import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { loadConfig } from "../../gateway/src/config/config.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
@@ -40,7 +41,7 @@ async function main() {
   const { db } = bench;
   const log = createLogger("silent");
   try {
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: bench.url, PORT: "0", DATA_DIR: os.tmpdir() });
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: bench.url, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: randomBytes(32).toString("hex") });
     const deps = { config, db, queue: createMemoryQueue(log), log, clock: systemClock };
     const ledger = createLedger({ db });
     const banking = createBanking({ ...deps, ledger });
@@ -74,10 +75,18 @@ async function main() {
     const parsed = parseClearingCsv(csv);
     if ("error" in parsed) throw new Error(parsed.error);
     const t1 = performance.now();
-    const result = await banking.transactions.ingestMany(bankId, parsed.events, { concurrency: LANES, chunkSize: CHUNK });
+    const phases: Record<string, number> = {};
+    const result = await banking.transactions.ingestMany(bankId, parsed.events, { concurrency: LANES, chunkSize: CHUNK, phases });
     const seconds = (performance.now() - t0) / 1000;
     const cpu = await meter.stop();
     process.stdout.write(`ingested: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.rejected.length} rejected in ${seconds.toFixed(1)} s (parse ${((t1 - t0) / 1000).toFixed(1)} s)\n`);
+    // Wall time per phase, summed over the lanes' chunks (lanes overlap, so the sum exceeds the run).
+    const chunks = Math.ceil(EVENTS / CHUNK);
+    const spent = Object.values(phases).reduce((a, b) => a + b, 0);
+    process.stdout.write(`phases (ms summed over lanes; per chunk of ~${CHUNK} events; share):\n`);
+    for (const [name, ms] of Object.entries(phases).sort((a, b) => b[1] - a[1])) {
+      process.stdout.write(`  ${name.padEnd(18)} ${ms.toFixed(0).padStart(8)} ms  ${(ms / chunks).toFixed(1).padStart(7)} ms/chunk  ${((100 * ms) / spent).toFixed(1).padStart(5)}%\n`);
+    }
     process.stdout.write(
       `cpu: node ${cpu.node.toFixed(1)} s + postgres backends ${cpu.postgres.toFixed(1)} s = ${Math.round(EVENTS / (cpu.node + cpu.postgres))} events per cpu-second; load average ${cpu.load} on ${os.cpus().length} cores\n`,
     );

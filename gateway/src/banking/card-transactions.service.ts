@@ -133,6 +133,23 @@ interface TxCache {
   cards: Map<string, { id: string; member_id: string } | undefined>;
 }
 const caches = new WeakMap<Trx, TxCache>();
+
+/**
+ * Where a chunk's time goes, for the bench: milliseconds per phase, summed over the chunks of the
+ * transactions registered with `profile` (nothing is measured for the others).
+ */
+export type PhaseTimes = Record<string, number>;
+const profiles = new WeakMap<Trx, PhaseTimes>();
+async function phase<T>(trx: Trx, name: string, fn: () => Promise<T> | T): Promise<T> {
+  const times = profiles.get(trx);
+  if (!times) return fn();
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    times[name] = (times[name] ?? 0) + (performance.now() - t0);
+  }
+}
 function cacheOf(trx: Trx): TxCache {
   let c = caches.get(trx);
   if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), mccs: new Map(), cards: new Map() }));
@@ -286,10 +303,13 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
    */
   async function reconcileMany(trx: Trx, items: Array<{ p: PurchaseRow; state: PurchaseState }>, now: Date): Promise<PurchaseRow[]> {
     if (items.length === 0) return [];
-    const matches = await matchMany(
-      trx,
-      items.filter((i) => !i.p.partner_id && i.p.member_id).map((i) => i.p),
+    const matches = await phase(trx, "match", () =>
+      matchMany(
+        trx,
+        items.filter((i) => !i.p.partner_id && i.p.member_id).map((i) => i.p),
+      ),
     );
+    const tRef = performance.now();
     const partnerOf = (p: PurchaseRow) => p.partner_id ?? matches.get(p.id)?.partnerId ?? null;
     const isLive = (s: PurchaseState) => s.status === "authorized" || s.status === "cleared" || s.status === "refunded";
     await loadContracts(trx, items.map((i) => partnerOf(i.p)).filter((x): x is string => x !== null));
@@ -307,6 +327,9 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       for (const r of rows) activatedAt.set(`${r.offer_id}|${r.member_id}`, new Date(r.activated_at));
     }
 
+    const profiled = profiles.get(trx);
+    if (profiled) profiled.reference = (profiled.reference ?? 0) + (performance.now() - tRef);
+    const tCompute = performance.now();
     // First pass: each purchase's contract, offer and full reward.
     type Pick = { contract: ContractTerms | null; offer: OfferRow | null; full: bigint; type: "cashback" | "points" | null };
     const picks = items.map(({ p, state }): Pick => {
@@ -473,19 +496,24 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       updated.push(row);
     });
 
-    const earned = await ledger.earnMany(
-      trx,
-      earns.map((e) => e.input),
+    if (profiled) profiled.compute = (profiled.compute ?? 0) + (performance.now() - tCompute);
+    const earned = await phase(trx, "ledger points", () =>
+      ledger.earnMany(
+        trx,
+        earns.map((e) => e.input),
+      ),
     );
     earns.forEach((e, n) => {
       const row = updated[e.k]!;
       if (!row.earn_entry_id && earned[n]!.entryId) row.earn_entry_id = earned[n]!.entryId;
     });
-    for (const cb of clawbacks) await cb.run();
-    await money.cashbackMany(trx, cashbacks);
-    await recordEvents(trx, events);
-    await roundup.onClearedMany(trx, cleared);
-    await trx.raw(
+    await phase(trx, "ledger clawbacks", async () => {
+      for (const cb of clawbacks) await cb.run();
+    });
+    await phase(trx, "ledger cashback", () => money.cashbackMany(trx, cashbacks));
+    await phase(trx, "outbox", () => recordEvents(trx, events));
+    await phase(trx, "roundup", () => roundup.onClearedMany(trx, cleared));
+    await phase(trx, "purchases update", () => trx.raw(
       `UPDATE card_purchases c SET
          status = x.status, authorized_minor = x.authorized_minor, cleared_minor = x.cleared_minor, refunded_minor = x.refunded_minor,
          transaction_at = x.transaction_at, updated_at = x.updated_at, partner_id = x.partner_id, location_id = x.location_id,
@@ -524,7 +552,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
           })),
         ),
       ],
-    );
+    ));
     return updated;
   }
 
@@ -614,10 +642,12 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     const now = clock.now();
     const out: IngestResult = { received: events.length, accepted: 0, duplicates: 0, rejected: [] };
     if (events.length === 0) return out;
-    await loadCards(
-      trx,
-      bankId,
-      events.map((e) => e.card_token),
+    await phase(trx, "cards", () =>
+      loadCards(
+        trx,
+        bankId,
+        events.map((e) => e.card_token),
+      ),
     );
     // One row per purchase, as its first event in the chunk would create it; later events fill in
     // the merchant data it lacks (as the one-by-one upsert does).
@@ -646,7 +676,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     }
     // Locked in purchase_ref order, so two batches touching the same purchases never deadlock.
     const rows: Array<PurchaseRow & { inserted?: boolean }> = (
-      await trx.raw(
+      await phase(trx, "purchases upsert", () => trx.raw(
         `INSERT INTO card_purchases (id, bank_partner_id, purchase_ref, card_token, payment_card_id, member_id, currency, mid, mcc, merchant_name, transaction_at, status, created_at, updated_at)
          SELECT x.id, ?, x.purchase_ref, x.card_token, x.payment_card_id, x.member_id, x.currency, x.mid, x.mcc, x.merchant_name, x.transaction_at, 'authorized', ?::timestamptz, ?::timestamptz
            FROM jsonb_to_recordset(?::jsonb) AS x(id text, purchase_ref text, card_token text, payment_card_id text, member_id text, currency text,
@@ -659,7 +689,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
            updated_at = excluded.updated_at
          RETURNING *, (xmax = 0) AS inserted`,
         [bankId, now.toISOString(), now.toISOString(), rowsJson([...fresh.values()])],
-      )
+      ))
     ).rows;
     const purchase = new Map(rows.map((r) => [r.purchase_ref, r]));
 
@@ -678,7 +708,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     const accepted = new Set(
       (
         (
-          await trx.raw(
+          await phase(trx, "events insert", () => trx.raw(
             `INSERT INTO card_events (id, bank_partner_id, event_id, purchase_id, type, amount_minor, currency, transaction_at, received_at)
              SELECT x.id, ?, x.event_id, x.purchase_id, x.type, x.amount_minor, x.currency, x.transaction_at, ?::timestamptz
                FROM jsonb_to_recordset(?::jsonb) AS x(id text, event_id text, purchase_id text, type text, amount_minor bigint, currency text, transaction_at timestamptz)
@@ -694,7 +724,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
                 }),
               ),
             ],
-          )
+          ))
         ).rows as Array<{ event_id: string }>
       ).map((r) => r.event_id),
     );
@@ -716,20 +746,21 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       facts.push({ type: e.type, amountMinor: BigInt(e.amount_minor), transactionAt: new Date(e.transaction_at) });
     }
     // A purchase this chunk created has no events but the chunk's; the others are read back.
-    const stored = await eventsOfMany(
-      trx,
-      touched.filter((p) => !(p as { inserted?: boolean }).inserted).map((p) => p.id),
+    const stored = await phase(trx, "events read back", () =>
+      eventsOfMany(
+        trx,
+        touched.filter((p) => !(p as { inserted?: boolean }).inserted).map((p) => p.id),
+      ),
     );
-    await reconcileMany(
-      trx,
+    const states = await phase(trx, "state machine", () =>
       touched.map((p) => {
         const facts = (p as { inserted?: boolean }).inserted ? newFacts.get(p.id)! : stored.get(p.id)!;
         const row = { ...p };
         delete (row as { inserted?: boolean }).inserted;
         return { p: row, state: derivePurchase(facts, now, deps.authExpiryDays) };
       }),
-      now,
     );
+    await reconcileMany(trx, states, now);
     out.rejected.sort((a, b) => a.index - b.index);
     return out;
   }
@@ -758,7 +789,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
      * as a whole: a batch cut short is completed by sending it again — what was applied comes back as
      * duplicates.
      */
-    async ingestMany(bankId: string, events: CardEventInput[], opts: { concurrency?: number; chunkSize?: number } = {}): Promise<IngestResult> {
+    async ingestMany(bankId: string, events: CardEventInput[], opts: { concurrency?: number; chunkSize?: number; phases?: PhaseTimes } = {}): Promise<IngestResult> {
       const lanes = Math.max(1, opts.concurrency ?? 4);
       const chunkSize = Math.max(1, opts.chunkSize ?? BATCH_CHUNK);
       const tokens = [...new Set(events.map((e) => e.card_token))];
@@ -796,7 +827,18 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         byLane.map(async (idx) => {
           for (let c = 0; c < idx.length; c += chunkSize) {
             const part = idx.slice(c, c + chunkSize);
-            const r = await db.transaction((trx) => ingestBatch(trx, bankId, part.map((i) => events[i]!)));
+            const times = opts.phases;
+            const t0 = performance.now();
+            let inBody = 0;
+            const r = await db.transaction(async (trx) => {
+              if (times) profiles.set(trx, times);
+              const t1 = performance.now();
+              const res = await ingestBatch(trx, bankId, part.map((i) => events[i]!));
+              inBody = performance.now() - t1;
+              return res;
+            });
+            // What is left is BEGIN and COMMIT: the deferred checks (entries balanced) run at commit.
+            if (times) times["begin+commit"] = (times["begin+commit"] ?? 0) + (performance.now() - t0 - inBody);
             out.accepted += r.accepted;
             out.duplicates += r.duplicates;
             for (const x of r.rejected) out.rejected.push({ ...x, index: part[x.index]! });
