@@ -8,7 +8,7 @@ import { accountIds } from "./ledger.service.ts";
  * The ledger's set-based operations, for callers that move value for many members at once (a bank's
  * clearing file): accounts opened in one statement, many entries posted in one statement, many
  * points earns in three. They write the same rows as the one-at-a-time operations and the database
- * checks them the same way (balanced entries at commit, maintained balances, floors).
+ * checks them the same way (balanced entries, maintained balances, floors).
  */
 
 /** An account to open: ids are deterministic, so opening is idempotent (ON CONFLICT DO NOTHING). */
@@ -91,7 +91,7 @@ export function createLedgerBatch() {
 
   /**
    * Posts many journal entries (and the lots some of them create) in one statement; returns their
-   * ids in order. Each entry must balance per asset (checked here, and by the database at commit).
+   * ids in order. Each entry must balance per asset (checked here, and by the database after the statement).
    */
   async function postMany(trx: Trx, entries: Array<NewEntry & { lot?: Omit<BatchLot, "accountId"> & { accountId?: string } }>): Promise<string[]> {
     const ids: string[] = [];

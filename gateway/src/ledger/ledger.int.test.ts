@@ -74,6 +74,65 @@ describe("the ledger", () => {
     expect((await ledger.balances(db, m)).points).toBe(10n);
   });
 
+  it("refuses, in the database, an entry with a single posting, and one unbalanced among many in a statement", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    await earn(m, 10n);
+    await expect(
+      db.transaction(async (trx) => {
+        await trx("ledger_entries").insert({ id: "ent_one", kind: "adjust", occurred_at: now });
+        await trx("ledger_postings").insert({ entry_id: "ent_one", account_id: accountIds.points(m), asset: POINTS, amount: "5" });
+      }),
+    ).rejects.toThrow(/has 1 posting\(s\)/);
+    await expect(
+      db.transaction(async (trx) => {
+        await trx("ledger_entries").insert([
+          { id: "ent_ok", kind: "adjust", occurred_at: now },
+          { id: "ent_off", kind: "adjust", occurred_at: now },
+        ]);
+        await trx("ledger_postings").insert([
+          { entry_id: "ent_ok", account_id: accountIds.points(m), asset: POINTS, amount: "3" },
+          { entry_id: "ent_ok", account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "-3" },
+          { entry_id: "ent_off", account_id: accountIds.points(m), asset: POINTS, amount: "2" },
+          { entry_id: "ent_off", account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "-1" },
+        ]);
+      }),
+    ).rejects.toThrow(/ledger entry ent_off does not balance: PTS sums to 1/);
+    expect((await ledger.balances(db, m)).points).toBe(10n);
+  });
+
+  it("moves each maintained balance by the sum of a statement's postings, and refuses a sum below the floor", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const n = (await createMember(db, partnerId)).id;
+    await earn(m, 10n);
+    await earn(n, 10n);
+    const post = (id: string, member: string, amount: number) => [
+      { entry_id: id, account_id: accountIds.points(member), asset: POINTS, amount: String(amount) },
+      { entry_id: id, account_id: accountIds.issuance(partnerId), asset: POINTS, amount: String(-amount) },
+    ];
+    // Raw postings without lots: rolled back at the end, so the lots invariant holds for the other tests.
+    const rollback = new Error("rollback");
+    await expect(
+      db.transaction(async (trx) => {
+        await trx("ledger_entries").insert(["ent_s1", "ent_s2", "ent_s3"].map((id) => ({ id, kind: "adjust", occurred_at: now })));
+        await trx("ledger_postings").insert([...post("ent_s1", m, 7), ...post("ent_s2", m, -4), ...post("ent_s3", n, 2)]);
+        expect((await ledger.balances(trx, m)).points).toBe(13n);
+        expect((await ledger.balances(trx, n)).points).toBe(12n);
+        expect((await trx.raw("SELECT * FROM ledger_balance_mismatches()")).rows).toEqual([]);
+        await expect(
+          trx.transaction(async (sub) => {
+            await sub("ledger_entries").insert(["ent_s4", "ent_s5"].map((id) => ({ id, kind: "adjust", occurred_at: now })));
+            await sub("ledger_postings").insert([...post("ent_s4", m, 1), ...post("ent_s5", n, -13)]);
+          }),
+        ).rejects.toThrow(/ledger_accounts_balance_floor/);
+        expect((await ledger.balances(trx, m)).points).toBe(13n);
+        expect((await ledger.balances(trx, n)).points).toBe(12n);
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    expect((await ledger.balances(db, m)).points).toBe(10n);
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
   it("refuses, in the database, a balance below the floor", async () => {
     const m = (await createMember(db, partnerId)).id;
     await earn(m, 10n);

@@ -244,7 +244,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
 
   /**
    * Writes one journal entry, its postings and (for an earn) its lot in one statement. The database
-   * checks the balance at commit.
+   * checks that it balances when the statement ends.
    */
   async function post(trx: Trx, entry: NewEntry, lots: NewLot[] = []): Promise<string> {
     const postings = entry.postings.filter((p) => p.amount !== 0n);
