@@ -1,4 +1,4 @@
-import type { Db, Trx } from "../infra/db.ts";
+import { isRetryableDbError, type Db, type Trx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
@@ -292,6 +292,92 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return out;
   }
 
+  /** A purchase row as a JSON object for jsonb_to_recordset (bigints and times as text). */
+  const purchaseJson = (r: PurchaseRow) => ({
+    id: r.id,
+    bank_partner_id: r.bank_partner_id,
+    purchase_ref: r.purchase_ref,
+    card_token: r.card_token,
+    payment_card_id: r.payment_card_id,
+    member_id: r.member_id,
+    currency: r.currency,
+    mid: r.mid,
+    mcc: r.mcc,
+    merchant_name: r.merchant_name,
+    status: r.status,
+    authorized_minor: text(r.authorized_minor),
+    cleared_minor: text(r.cleared_minor),
+    refunded_minor: text(r.refunded_minor),
+    transaction_at: isoOrNull(r.transaction_at),
+    created_at: isoOrNull(r.created_at),
+    updated_at: isoOrNull(r.updated_at),
+    partner_id: r.partner_id,
+    location_id: r.location_id,
+    match_method: r.match_method,
+    offer_id: r.offer_id,
+    reward_type: r.reward_type,
+    contract_version_id: r.contract_version_id,
+    pending_cashback_minor: text(r.pending_cashback_minor),
+    pending_points: text(r.pending_points),
+    booked_cashback_minor: text(r.booked_cashback_minor),
+    booked_points: text(r.booked_points),
+    earn_entry_id: r.earn_entry_id,
+    cashback_available_at: isoOrNull(r.cashback_available_at),
+    cashback_released_at: isoOrNull(r.cashback_released_at),
+    qualified_at: isoOrNull(r.qualified_at),
+  });
+  const PURCHASE_RECORD = `x(id text, bank_partner_id text, purchase_ref text, card_token text, payment_card_id text, member_id text, currency text,
+       mid text, mcc text, merchant_name text, status text, authorized_minor bigint, cleared_minor bigint, refunded_minor bigint,
+       transaction_at timestamptz, created_at timestamptz, updated_at timestamptz, partner_id text, location_id text, match_method text,
+       offer_id text, reward_type text, contract_version_id text, pending_cashback_minor bigint, pending_points bigint,
+       booked_cashback_minor bigint, booked_points bigint, earn_entry_id text, cashback_available_at timestamptz,
+       cashback_released_at timestamptz, qualified_at timestamptz)`;
+
+  /**
+   * Writes purchases back: the new ones (created by this chunk, not in the table yet) in one INSERT in
+   * their final state — each row written and its foreign keys checked once — and the others in one
+   * UPDATE. A purchase another transaction created meanwhile under the same reference is a lost
+   * race: the transaction fails as a serialization failure (40001), and a retry finds the purchase.
+   */
+  async function writePurchases(trx: Trx, inserts: PurchaseRow[], updates: PurchaseRow[]): Promise<void> {
+    if (inserts.length > 0) {
+      const made = await phase(trx, "purchases insert", async () =>
+        (
+          await trx.raw(
+            `INSERT INTO card_purchases (id, bank_partner_id, purchase_ref, card_token, payment_card_id, member_id, currency, mid, mcc, merchant_name,
+               status, authorized_minor, cleared_minor, refunded_minor, transaction_at, created_at, updated_at, partner_id, location_id, match_method,
+               offer_id, reward_type, contract_version_id, pending_cashback_minor, pending_points, booked_cashback_minor, booked_points, earn_entry_id,
+               cashback_available_at, cashback_released_at, qualified_at)
+             SELECT x.* FROM jsonb_to_recordset(?::jsonb) AS ${PURCHASE_RECORD}
+              ORDER BY x.purchase_ref
+             ON CONFLICT (bank_partner_id, purchase_ref) DO NOTHING
+             RETURNING id`,
+            [rowsJson(inserts.map(purchaseJson))],
+          )
+        ).rows as unknown[],
+      );
+      if (made.length !== inserts.length) {
+        throw Object.assign(new Error("a purchase of this batch was created by another transaction at the same moment; retry the batch"), { code: "40001" });
+      }
+    }
+    if (updates.length === 0) return;
+    await phase(trx, "purchases update", () =>
+      trx.raw(
+        `UPDATE card_purchases c SET
+           mid = x.mid, mcc = x.mcc, merchant_name = x.merchant_name,
+           status = x.status, authorized_minor = x.authorized_minor, cleared_minor = x.cleared_minor, refunded_minor = x.refunded_minor,
+           transaction_at = x.transaction_at, updated_at = x.updated_at, partner_id = x.partner_id, location_id = x.location_id,
+           match_method = x.match_method, offer_id = x.offer_id, reward_type = x.reward_type, contract_version_id = x.contract_version_id,
+           pending_cashback_minor = x.pending_cashback_minor, pending_points = x.pending_points,
+           booked_cashback_minor = x.booked_cashback_minor, booked_points = x.booked_points, earn_entry_id = x.earn_entry_id,
+           cashback_available_at = x.cashback_available_at, qualified_at = x.qualified_at
+          FROM jsonb_to_recordset(?::jsonb) AS ${PURCHASE_RECORD}
+         WHERE c.id = x.id`,
+        [rowsJson(updates.map(purchaseJson))],
+      ),
+    );
+  }
+
   /**
    * Brings purchases (locked by the caller, each once) to the state their events say, and the ledger
    * with them: the reward each should hold now is computed afresh and only the difference is posted.
@@ -301,7 +387,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
    * earns, cashback), the events are recorded, round-ups placed and the purchases written back.
    * Points taken back by refunds go one purchase at a time (the member's lots are picked for each).
    */
-  async function reconcileMany(trx: Trx, items: Array<{ p: PurchaseRow; state: PurchaseState }>, now: Date): Promise<PurchaseRow[]> {
+  async function reconcileMany(trx: Trx, items: Array<{ p: PurchaseRow; state: PurchaseState }>, now: Date, fresh?: Set<string>): Promise<PurchaseRow[]> {
     if (items.length === 0) return [];
     const matches = await phase(trx, "match", () =>
       matchMany(
@@ -512,47 +598,13 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     });
     await phase(trx, "ledger cashback", () => money.cashbackMany(trx, cashbacks));
     await phase(trx, "outbox", () => recordEvents(trx, events));
+    // The purchases before their round-ups (roundup_items references them).
+    await writePurchases(
+      trx,
+      updated.filter((r) => fresh?.has(r.id)),
+      updated.filter((r) => !fresh?.has(r.id)),
+    );
     await phase(trx, "roundup", () => roundup.onClearedMany(trx, cleared));
-    await phase(trx, "purchases update", () => trx.raw(
-      `UPDATE card_purchases c SET
-         status = x.status, authorized_minor = x.authorized_minor, cleared_minor = x.cleared_minor, refunded_minor = x.refunded_minor,
-         transaction_at = x.transaction_at, updated_at = x.updated_at, partner_id = x.partner_id, location_id = x.location_id,
-         match_method = x.match_method, offer_id = x.offer_id, reward_type = x.reward_type, contract_version_id = x.contract_version_id,
-         pending_cashback_minor = x.pending_cashback_minor, pending_points = x.pending_points,
-         booked_cashback_minor = x.booked_cashback_minor, booked_points = x.booked_points, earn_entry_id = x.earn_entry_id,
-         cashback_available_at = x.cashback_available_at, qualified_at = x.qualified_at
-        FROM jsonb_to_recordset(?::jsonb) AS x(id text, status text, authorized_minor bigint, cleared_minor bigint, refunded_minor bigint,
-             transaction_at timestamptz, updated_at timestamptz, partner_id text, location_id text, match_method text, offer_id text,
-             reward_type text, contract_version_id text, pending_cashback_minor bigint, pending_points bigint, booked_cashback_minor bigint,
-             booked_points bigint, earn_entry_id text, cashback_available_at timestamptz, qualified_at timestamptz)
-       WHERE c.id = x.id`,
-      [
-        rowsJson(
-          updated.map((r) => ({
-            id: r.id,
-            status: r.status,
-            authorized_minor: text(r.authorized_minor),
-            cleared_minor: text(r.cleared_minor),
-            refunded_minor: text(r.refunded_minor),
-            transaction_at: isoOrNull(r.transaction_at),
-            updated_at: isoOrNull(r.updated_at),
-            partner_id: r.partner_id,
-            location_id: r.location_id,
-            match_method: r.match_method,
-            offer_id: r.offer_id,
-            reward_type: r.reward_type,
-            contract_version_id: r.contract_version_id,
-            pending_cashback_minor: text(r.pending_cashback_minor),
-            pending_points: text(r.pending_points),
-            booked_cashback_minor: text(r.booked_cashback_minor),
-            booked_points: text(r.booked_points),
-            earn_entry_id: r.earn_entry_id,
-            cashback_available_at: isoOrNull(r.cashback_available_at),
-            qualified_at: isoOrNull(r.qualified_at),
-          })),
-        ),
-      ],
-    ));
     return updated;
   }
 
@@ -649,20 +701,45 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         events.map((e) => e.card_token),
       ),
     );
-    // One row per purchase, as its first event in the chunk would create it; later events fill in
-    // the merchant data it lacks (as the one-by-one upsert does).
-    const fresh = new Map<string, Record<string, unknown>>();
+    // The chunk's purchases that exist, locked in purchase_ref order (two batches touching the same
+    // purchases never deadlock); the others are created by this chunk.
+    const refs = dedupe(events.map((e) => e.purchase_id)).sort();
+    const locked: PurchaseRow[] = await phase(
+      trx,
+      "purchases lock",
+      async () =>
+        (
+          await trx.raw(
+            `SELECT * FROM card_purchases
+              WHERE bank_partner_id = ? AND purchase_ref IN (SELECT jsonb_array_elements_text(?::jsonb))
+              ORDER BY purchase_ref FOR UPDATE`,
+            [bankId, JSON.stringify(refs)],
+          )
+        ).rows,
+    );
+    const purchase = new Map<string, PurchaseRow>(locked.map((r) => [r.purchase_ref, r]));
+    // A new purchase is as its first event in the chunk makes it; later events fill in the merchant
+    // data it lacks, an existing purchase's too (as the one-by-one upsert does). New purchases are
+    // written once, in their final state, after the ledger moved (`writePurchases`).
+    const created = new Set<string>();
+    const filled = new Set<string>();
     for (const e of events) {
-      const r = fresh.get(e.purchase_id);
-      if (r) {
-        r.mid ??= e.mid ?? null;
-        r.mcc ??= e.mcc ?? null;
-        r.merchant_name ??= e.merchant_name ?? null;
+      const p = purchase.get(e.purchase_id);
+      if (p) {
+        for (const k of ["mid", "mcc", "merchant_name"] as const) {
+          if (p[k] === null && e[k]) {
+            p[k] = e[k];
+            if (!created.has(p.id)) filled.add(p.id);
+          }
+        }
         continue;
       }
       const card = cacheOf(trx).cards.get(`${bankId}|${e.card_token}`);
-      fresh.set(e.purchase_id, {
-        id: newId("cpu", now.getTime()),
+      const id = newId("cpu", now.getTime());
+      created.add(id);
+      purchase.set(e.purchase_id, {
+        id,
+        bank_partner_id: bankId,
         purchase_ref: e.purchase_id,
         card_token: e.card_token,
         payment_card_id: card?.id ?? null,
@@ -671,27 +748,29 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         mid: e.mid ?? null,
         mcc: e.mcc ?? null,
         merchant_name: e.merchant_name ?? null,
-        transaction_at: new Date(e.transaction_at).toISOString(),
+        transaction_at: new Date(e.transaction_at),
+        status: "authorized",
+        authorized_minor: 0n,
+        cleared_minor: 0n,
+        refunded_minor: 0n,
+        partner_id: null,
+        location_id: null,
+        match_method: null,
+        offer_id: null,
+        reward_type: null,
+        contract_version_id: null,
+        pending_cashback_minor: 0n,
+        pending_points: 0n,
+        booked_cashback_minor: 0n,
+        booked_points: 0n,
+        earn_entry_id: null,
+        cashback_available_at: null,
+        cashback_released_at: null,
+        qualified_at: null,
+        created_at: now,
+        updated_at: now,
       });
     }
-    // Locked in purchase_ref order, so two batches touching the same purchases never deadlock.
-    const rows: Array<PurchaseRow & { inserted?: boolean }> = (
-      await phase(trx, "purchases upsert", () => trx.raw(
-        `INSERT INTO card_purchases (id, bank_partner_id, purchase_ref, card_token, payment_card_id, member_id, currency, mid, mcc, merchant_name, transaction_at, status, created_at, updated_at)
-         SELECT x.id, ?, x.purchase_ref, x.card_token, x.payment_card_id, x.member_id, x.currency, x.mid, x.mcc, x.merchant_name, x.transaction_at, 'authorized', ?::timestamptz, ?::timestamptz
-           FROM jsonb_to_recordset(?::jsonb) AS x(id text, purchase_ref text, card_token text, payment_card_id text, member_id text, currency text,
-                                                 mid text, mcc text, merchant_name text, transaction_at timestamptz)
-          ORDER BY x.purchase_ref
-         ON CONFLICT (bank_partner_id, purchase_ref) DO UPDATE SET
-           mid = coalesce(card_purchases.mid, excluded.mid),
-           mcc = coalesce(card_purchases.mcc, excluded.mcc),
-           merchant_name = coalesce(card_purchases.merchant_name, excluded.merchant_name),
-           updated_at = excluded.updated_at
-         RETURNING *, (xmax = 0) AS inserted`,
-        [bankId, now.toISOString(), now.toISOString(), rowsJson([...fresh.values()])],
-      ))
-    ).rows;
-    const purchase = new Map(rows.map((r) => [r.purchase_ref, r]));
 
     const candidates: Array<{ i: number; p: PurchaseRow }> = [];
     const seen = new Set<string>();
@@ -705,26 +784,31 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         candidates.push({ i, p });
       }
     });
+    // The events of new purchases reference rows written at the end of the chunk: their foreign key
+    // is checked at commit (it is DEFERRABLE, immediate everywhere else).
+    if (created.size > 0) await trx.raw("SET CONSTRAINTS card_events_purchase_id_foreign DEFERRED");
     const accepted = new Set(
       (
         (
-          await phase(trx, "events insert", () => trx.raw(
-            `INSERT INTO card_events (id, bank_partner_id, event_id, purchase_id, type, amount_minor, currency, transaction_at, received_at)
-             SELECT x.id, ?, x.event_id, x.purchase_id, x.type, x.amount_minor, x.currency, x.transaction_at, ?::timestamptz
-               FROM jsonb_to_recordset(?::jsonb) AS x(id text, event_id text, purchase_id text, type text, amount_minor bigint, currency text, transaction_at timestamptz)
-             ON CONFLICT (bank_partner_id, event_id) DO NOTHING
-             RETURNING event_id`,
-            [
-              bankId,
-              now.toISOString(),
-              rowsJson(
-                candidates.map(({ i, p }) => {
-                  const e = events[i]!;
-                  return { id: newId("cev", now.getTime()), event_id: e.event_id, purchase_id: p.id, type: e.type, amount_minor: e.amount_minor, currency: e.currency, transaction_at: e.transaction_at };
-                }),
-              ),
-            ],
-          ))
+          await phase(trx, "events insert", () =>
+            trx.raw(
+              `INSERT INTO card_events (id, bank_partner_id, event_id, purchase_id, type, amount_minor, currency, transaction_at, received_at)
+               SELECT x.id, ?, x.event_id, x.purchase_id, x.type, x.amount_minor, x.currency, x.transaction_at, ?::timestamptz
+                 FROM jsonb_to_recordset(?::jsonb) AS x(id text, event_id text, purchase_id text, type text, amount_minor bigint, currency text, transaction_at timestamptz)
+               ON CONFLICT (bank_partner_id, event_id) DO NOTHING
+               RETURNING event_id`,
+              [
+                bankId,
+                now.toISOString(),
+                rowsJson(
+                  candidates.map(({ i, p }) => {
+                    const e = events[i]!;
+                    return { id: newId("cev", now.getTime()), event_id: e.event_id, purchase_id: p.id, type: e.type, amount_minor: e.amount_minor, currency: e.currency, transaction_at: e.transaction_at };
+                  }),
+                ),
+              ],
+            ),
+          )
         ).rows as Array<{ event_id: string }>
       ).map((r) => r.event_id),
     );
@@ -749,18 +833,25 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     const stored = await phase(trx, "events read back", () =>
       eventsOfMany(
         trx,
-        touched.filter((p) => !(p as { inserted?: boolean }).inserted).map((p) => p.id),
+        touched.filter((p) => !created.has(p.id)).map((p) => p.id),
       ),
     );
     const states = await phase(trx, "state machine", () =>
-      touched.map((p) => {
-        const facts = (p as { inserted?: boolean }).inserted ? newFacts.get(p.id)! : stored.get(p.id)!;
-        const row = { ...p };
-        delete (row as { inserted?: boolean }).inserted;
-        return { p: row, state: derivePurchase(facts, now, deps.authExpiryDays) };
-      }),
+      touched.map((p) => ({ p: { ...p }, state: derivePurchase(created.has(p.id) ? newFacts.get(p.id)! : stored.get(p.id)!, now, deps.authExpiryDays) })),
     );
-    await reconcileMany(trx, states, now);
+    await reconcileMany(trx, states, now, created);
+    // What the chunk changed without news: new purchases none of whose events was accepted (all
+    // copies of events stored under other purchases) as their first event made them, and merchant
+    // data filled in on existing ones.
+    const news = new Set(touched.map((p) => p.id));
+    const rest = [...purchase.values()].filter((p) => !news.has(p.id) && (created.has(p.id) || filled.has(p.id)));
+    if (rest.length > 0) {
+      await writePurchases(
+        trx,
+        rest.filter((p) => created.has(p.id)),
+        rest.filter((p) => !created.has(p.id)).map((p) => ({ ...p, updated_at: now })),
+      );
+    }
     out.rejected.sort((a, b) => a.index - b.index);
     return out;
   }
@@ -828,17 +919,26 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
           for (let c = 0; c < idx.length; c += chunkSize) {
             const part = idx.slice(c, c + chunkSize);
             const times = opts.phases;
-            const t0 = performance.now();
-            let inBody = 0;
-            const r = await db.transaction(async (trx) => {
-              if (times) profiles.set(trx, times);
-              const t1 = performance.now();
-              const res = await ingestBatch(trx, bankId, part.map((i) => events[i]!));
-              inBody = performance.now() - t1;
-              return res;
-            });
-            // What is left is BEGIN and COMMIT: the deferred checks (entries balanced) run at commit.
-            if (times) times["begin+commit"] = (times["begin+commit"] ?? 0) + (performance.now() - t0 - inBody);
+            let r: IngestResult | undefined;
+            // A chunk that lost a race (a purchase created by another transaction at the same moment,
+            // a deadlock) is rolled back whole and applied again.
+            for (let attempt = 1; !r; attempt++) {
+              const t0 = performance.now();
+              let inBody = 0;
+              try {
+                r = await db.transaction(async (trx) => {
+                  if (times) profiles.set(trx, times);
+                  const t1 = performance.now();
+                  const res = await ingestBatch(trx, bankId, part.map((i) => events[i]!));
+                  inBody = performance.now() - t1;
+                  return res;
+                });
+              } catch (err) {
+                if (attempt >= 3 || !isRetryableDbError(err)) throw err;
+              }
+              // What is left is BEGIN and COMMIT: the deferred checks (the events' purchases) run at commit.
+              if (times) times["begin+commit"] = (times["begin+commit"] ?? 0) + (performance.now() - t0 - inBody);
+            }
             out.accepted += r.accepted;
             out.duplicates += r.duplicates;
             for (const x of r.rejected) out.rejected.push({ ...x, index: part[x.index]! });
