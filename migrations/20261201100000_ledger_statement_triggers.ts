@@ -22,11 +22,12 @@ export async function up(knex: Knex): Promise<void> {
     CREATE FUNCTION ledger_apply_postings() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       PERFORM 1 FROM ledger_accounts a
-        WHERE a.id IN (SELECT account_id FROM new_postings) AND a.balance IS NOT NULL
+        WHERE a.id = ANY (ARRAY(SELECT DISTINCT account_id FROM new_postings)) AND a.balance IS NOT NULL
         ORDER BY a.id FOR UPDATE;
       UPDATE ledger_accounts a SET balance = a.balance + d.amount
         FROM (SELECT account_id, sum(amount)::bigint AS amount FROM new_postings GROUP BY account_id) d
-       WHERE a.id = d.account_id AND a.balance IS NOT NULL AND d.amount <> 0;
+       WHERE a.id = ANY (ARRAY(SELECT DISTINCT account_id FROM new_postings)) AND a.id = d.account_id
+         AND a.balance IS NOT NULL AND d.amount <> 0;
       RETURN NULL;
     END $$`);
   await knex.raw(`
@@ -44,7 +45,7 @@ export async function up(knex: Knex): Promise<void> {
         INTO bad
         FROM (SELECT p.entry_id, p.asset, sum(p.amount) AS total, count(*) AS n
                 FROM ledger_postings p
-               WHERE p.entry_id IN (SELECT DISTINCT entry_id FROM new_postings)
+               WHERE p.entry_id = ANY (ARRAY(SELECT DISTINCT entry_id FROM new_postings))
                GROUP BY p.entry_id, p.asset) s
        GROUP BY s.entry_id
       HAVING sum(s.n) < 2 OR bool_or(s.total <> 0)

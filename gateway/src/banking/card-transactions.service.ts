@@ -711,7 +711,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         (
           await trx.raw(
             `SELECT * FROM card_purchases
-              WHERE bank_partner_id = ? AND purchase_ref IN (SELECT jsonb_array_elements_text(?::jsonb))
+              WHERE bank_partner_id = ? AND purchase_ref = ANY (ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))
               ORDER BY purchase_ref FOR UPDATE`,
             [bankId, JSON.stringify(refs)],
           )

@@ -181,7 +181,7 @@ export function createLedgerBatch() {
     const locked = rowsOf<{ id: string; balance: bigint }>(
       await trx.raw(
         `SELECT id, balance FROM ledger_accounts
-          WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb))
+          WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))
           ORDER BY id FOR UPDATE`,
         [JSON.stringify(members.flatMap((m) => [accountIds.points(m), accountIds.held(m), accountIds.debt(m)]))],
       ),
@@ -240,7 +240,7 @@ export function createLedgerBatch() {
     /** Locks accounts (SELECT … FOR UPDATE, in id order) for the rest of the transaction; answers their balances. */
     async lockAccounts(trx: Trx, ids: string[]): Promise<Map<string, bigint | null>> {
       const rows = rowsOf<{ id: string; balance: bigint | null }>(
-        await trx.raw("SELECT id, balance FROM ledger_accounts WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)) ORDER BY id FOR UPDATE", [JSON.stringify(ids)]),
+        await trx.raw("SELECT id, balance FROM ledger_accounts WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(?::jsonb))) ORDER BY id FOR UPDATE", [JSON.stringify(ids)]),
       );
       return new Map(rows.map((r) => [r.id, r.balance === null ? null : BigInt(r.balance)]));
     },
