@@ -6,6 +6,7 @@ import { bankScenario, cardEvent } from "../../../test/factories/banking.ts";
 import { createPartner } from "../../../test/factories/network.ts";
 import { createLedger } from "../ledger/ledger.service.ts";
 import { moneyAccounts } from "./money-ledger.ts";
+import { isRetryableDbError } from "../infra/db.ts";
 
 const clock = fixedClock("2026-11-02T12:00:00.000Z");
 let hub: TestHub;
@@ -392,6 +393,44 @@ describe("the batch path", () => {
       [0, 0, 0],
       [0, 0, 0],
     ]);
+  });
+});
+
+describe.runIf(process.env.DATABASE_URL)("the batch path under concurrent writers", () => {
+  it("a chunk that loses the race to create a purchase fails as a serialization failure, and its retry converges", async () => {
+    clock.set("2026-11-06T12:00:00.000Z");
+    const s = await linked();
+    const auth = cardEvent(s, { id: "race-a", type: "auth", purchase: "R1", amount: 2_000 });
+    const clearing = cardEvent(s, { id: "race-c", type: "clearing", purchase: "R1", amount: 2_000 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let written = false;
+    // The first transaction creates R1 and holds its commit.
+    const first = hub.db.transaction(async (trx) => {
+      await s.banking.transactions.ingestBatch(trx, s.bank.id, [auth]);
+      written = true;
+      await held;
+    });
+    while (!written) await new Promise((r) => setTimeout(r, 5));
+    // The second does not see R1, creates it too and waits on the first's unique key.
+    const second = hub.db.transaction((trx) => s.banking.transactions.ingestBatch(trx, s.bank.id, [clearing])).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    for (let i = 0; i < 400; i++) {
+      const waiting = await hub.db.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+      if (waiting.rows[0].n > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    release();
+    await first;
+    expect(await second).toMatchObject({ code: "40001" });
+    expect(isRetryableDbError(await second)).toBe(true);
+    // Nothing of the losing chunk stayed; its retry finds R1 and converges.
+    expect(await hub.db("card_events").where({ bank_partner_id: s.bank.id, event_id: "race-c" }).first()).toBeUndefined();
+    expect(await hub.db.transaction((trx) => s.banking.transactions.ingestBatch(trx, s.bank.id, [clearing]))).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(await hub.db("card_purchases").where({ bank_partner_id: s.bank.id, purchase_ref: "R1" }).first()).toMatchObject({ status: "cleared", cleared_minor: 2_000n, booked_points: 2n });
+    expect((await createLedger({ db: hub.db }).balances(hub.db, s.member.id)).points).toBe(2n);
   });
 });
 
