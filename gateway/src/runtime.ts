@@ -59,7 +59,7 @@ export function lockDataDir(config: Config): () => void {
 }
 
 export async function openDeps(config: Config, role: string): Promise<HubDeps> {
-  const log = createLogger(config.LOG_LEVEL, { role });
+  const log = createLogger(config.LOG_LEVEL, { role }, { buffered: true });
   const db = await openDb(config);
   const queue = openQueue(config, log);
   return { config, db, queue, log, clock: systemClock };

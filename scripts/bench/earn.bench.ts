@@ -11,6 +11,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
  *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000), API_PROCESSES (CPUs), API_LOG_LEVEL (info),
+ *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof),
  *        PHASES (health,service,earn,burn,pgbench), EARN_BATCH_* (passed to the API)
  */
 import { randomBytes } from "node:crypto";
@@ -51,6 +52,8 @@ const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench"
 // The API in its own processes (0: in this process), and their log level (production logs at info).
 const API_PROCESSES = Number(process.env.API_PROCESSES ?? os.cpus().length);
 const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
+// Extra node flags for the API processes, e.g. API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+const API_NODE_ARGS = (process.env.API_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const root = path.resolve(import.meta.dirname, "../..");
 const children: ChildProcess[] = [];
 
@@ -79,7 +82,27 @@ async function waitReady(base: string): Promise<void> {
   }
   throw new Error(`${base} did not become ready`);
 }
-const skipped = { name: "", perSec: NaN, p50: NaN, p99: NaN, total: 0, statuses: {} };
+const skipped = { name: "", perSec: NaN, p50: NaN, p99: NaN, total: 0, statuses: {}, cpu: undefined };
+
+/** CPU time (ms) a process has used so far, from /proc (Linux); undefined elsewhere. */
+function procCpuMs(pid: number): number | undefined {
+  try {
+    // utime and stime are fields 14 and 15; the command name (field 2) may hold spaces, so count after ")".
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where the CPU went during a phase: the API processes, PostgreSQL (the bench database's backends and the WAL writer), and this process (the load generator). */
+interface CpuSplit {
+  api: number;
+  pg: number;
+  load: number;
+  /** Transactions the bench database committed or rolled back. */
+  xacts: number;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -188,7 +211,7 @@ async function main() {
         };
         // The in-process queue and rate limiter: the bench measures the API and the database.
         delete env.REDIS_URL;
-        const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "gateway/src/main.ts"), "api"], {
+        const child = spawn(process.execPath, [...API_NODE_ARGS, "--import", "tsx", path.join(root, "gateway/src/main.ts"), "api"], {
           cwd: root,
           env,
           stdio: ["ignore", "ignore", "inherit"],
@@ -201,8 +224,26 @@ async function main() {
       bases.push(base);
     }
 
+    const pgPids = async () =>
+      ((await db.raw("SELECT pid FROM pg_stat_activity WHERE datname = ? OR backend_type = 'walwriter'", [dbName])).rows as Array<{ pid: number }>).map((r) => r.pid);
+    async function cpuSnapshot() {
+      const pg = new Map<number, number>();
+      for (const pid of await pgPids()) pg.set(pid, procCpuMs(pid) ?? 0);
+      const api = children.reduce((n, c) => n + (c.pid ? (procCpuMs(c.pid) ?? 0) : 0), 0);
+      const load = process.cpuUsage();
+      // Statements the bench database ran (each autocommit statement is a transaction of its own).
+      const xacts = Number(((await db.raw("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = ?", [dbName])).rows as Array<{ n: string }>)[0]!.n);
+      return { pg, api, load: (load.user + load.system) / 1000, xacts };
+    }
+    function cpuSince(before: Awaited<ReturnType<typeof cpuSnapshot>>, after: Awaited<ReturnType<typeof cpuSnapshot>>): CpuSplit {
+      let pg = 0;
+      for (const [pid, ms] of after.pg) pg += ms - (before.pg.get(pid) ?? 0);
+      return { api: after.api - before.api, pg, load: after.load - before.load, xacts: after.xacts - before.xacts };
+    }
+
     // HTTP load from a thread of its own (see http-load.worker.ts): the server's event loop serves only.
     async function httpLoad(phase: LoadSpec["phase"]) {
+      const cpu0 = await cpuSnapshot();
       const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS: DURATION_S };
       // A TypeScript worker: register tsx's loader in the thread, then load the file.
       const file = new URL("./http-load.worker.ts", import.meta.url).href;
@@ -212,11 +253,14 @@ async function main() {
         worker.once("message", resolve);
         worker.once("error", reject);
       });
+      // PostgreSQL publishes its counters at most once a second: wait for this phase's.
+      await new Promise((r) => setTimeout(r, 1_100));
+      const cpu = cpuSince(cpu0, await cpuSnapshot());
       await worker.terminate();
       const lat = r.latencies.sort((a, b) => a - b);
       for (const [status, text] of Object.entries(r.firstErrors)) process.stderr.write(`${phase}: first ${status}: ${text}\n`);
       const ok = Object.entries(r.statuses).filter(([st]) => Number(st) < 300).reduce((n, [, k]) => n + k, 0);
-      return { name: phase, perSec: ok / r.seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: r.statuses };
+      return { name: phase, perSec: ok / r.seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: r.statuses, cpu };
     }
 
     // Where the time goes: the HTTP stack alone (no database), and the earn service without HTTP.
@@ -317,6 +361,14 @@ COMMIT;
     process.stdout.write(
       `\nconcurrency ${CONCURRENCY}, ${DURATION_S}s per phase, ${MEMBERS} members, ${os.cpus().length} CPU(s)\n${out[0]}\n${widths.map((w) => "-".repeat(w)).join("-|-")}\n${out.slice(1).join("\n")}\n`,
     );
+    // CPU per request by process, to show where a request's time goes on a machine whose cores
+    // the API, PostgreSQL and the load generator share (Linux /proc; "-" elsewhere).
+    const cpuLine = (r: { name: string; total: number; cpu?: CpuSplit | undefined }) =>
+      r.cpu && r.total > 0
+        ? `${r.name}: API ${f(r.cpu.api / r.total, 3)}, PostgreSQL ${f(r.cpu.pg / r.total, 3)}, load generator ${f(r.cpu.load / r.total, 3)} (${f(r.cpu.xacts / r.total, 2)} DB transactions per request)`
+        : undefined;
+    const cpuLines = [earn, burn, health].map(cpuLine).filter(Boolean);
+    if (cpuLines.length > 0) process.stdout.write(`CPU ms per request — ${cpuLines.join("; ")}\n`);
     const ratio = earn.perSec / tps;
     process.stdout.write(`ratio HTTP earn/s ÷ pgbench tps = ${f(ratio, 2)}x (target ≥ 1.00x with p99 ≤ 50 ms: ${ratio >= 1 && earn.p99 <= 50 ? "met" : "NOT met"})\n`);
   } finally {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Db } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
@@ -70,6 +71,22 @@ export function createEarnBatch(deps: {
   const contractOnly = rules.contractOnly;
   let written = 0;
 
+  // Each lookup is a LATERAL … LIMIT 1 by primary key: the planner guesses 100 rows for
+  // jsonb_to_recordset and would otherwise hash-join whole tables (members, links) per batch, a
+  // cost that grows with the network. A named statement: PostgreSQL plans it once per connection.
+  const checksSql = `SELECT i.idx, p.status AS partner_status, m.status AS member_status, coalesce(lk.linked, false) AS linked,
+                  (${contractOnly?.whenSql("i.at") ?? "false"}) AS contract_only,
+                  c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
+             FROM jsonb_to_recordset(?::jsonb) AS i(idx integer, partner_id text, member_id text, at timestamptz)
+             LEFT JOIN LATERAL (SELECT p.status FROM partners p WHERE p.id = i.partner_id LIMIT 1) p ON true
+             LEFT JOIN LATERAL (SELECT m.status FROM members m WHERE m.id = i.member_id LIMIT 1) m ON true
+             LEFT JOIN LATERAL (SELECT true AS linked FROM member_partner_links l
+                                 WHERE l.member_id = i.member_id AND l.partner_id = i.partner_id LIMIT 1) lk ON true
+             LEFT JOIN LATERAL (SELECT cv.* FROM contract_versions cv WHERE cv.partner_id = i.partner_id AND cv.effective_from <= i.at
+                                 ORDER BY cv.effective_from DESC LIMIT 1) c ON true`;
+  // Named by its text: two batches with other rules (another whenSql) never share a name.
+  const checksName = `earn_batch_checks_${createHash("sha256").update(checksSql).digest("hex").slice(0, 16)}`;
+
   const oneByOne = (call: EarnCall): Promise<HandlerResult> =>
     idempotency.run(call.request, async (trx) => ({ status: 201, body: await earn.earn(trx, call.partnerId, call.input) }));
 
@@ -96,18 +113,7 @@ export function createEarnBatch(deps: {
     let checks: Map<number, CheckRow & ContractRow>;
     try {
       const rows = (
-        await db.raw(
-          `SELECT i.idx, p.status AS partner_status, m.status AS member_status,
-                  EXISTS (SELECT 1 FROM member_partner_links l WHERE l.member_id = i.member_id AND l.partner_id = i.partner_id) AS linked,
-                  (${contractOnly!.whenSql("i.at")}) AS contract_only,
-                  c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
-             FROM jsonb_to_recordset(?::jsonb) AS i(idx integer, partner_id text, member_id text, at timestamptz)
-             LEFT JOIN partners p ON p.id = i.partner_id
-             LEFT JOIN members m ON m.id = i.member_id
-             LEFT JOIN LATERAL (SELECT cv.* FROM contract_versions cv WHERE cv.partner_id = i.partner_id AND cv.effective_from <= i.at
-                                 ORDER BY cv.effective_from DESC LIMIT 1) c ON true`,
-          [JSON.stringify(calls.map((c, idx) => ({ idx, partner_id: c.partnerId, member_id: c.input.member_id, at: at[idx]!.toISOString() })))],
-        )
+        await db.raw(checksSql, [JSON.stringify(calls.map((c, idx) => ({ idx, partner_id: c.partnerId, member_id: c.input.member_id, at: at[idx]!.toISOString() })))]).options({ name: checksName })
       ).rows as Array<CheckRow & ContractRow>;
       checks = new Map(rows.map((r) => [Number(r.idx), r]));
     } catch (err) {
@@ -193,7 +199,7 @@ export function createEarnBatch(deps: {
     items.sort((a, b) => (a.member_id === b.member_id ? (a.idx as number) - (b.idx as number) : (a.member_id as string) < (b.member_id as string) ? -1 : 1));
     if (items.length > 0) {
       try {
-        const rows = (await db.raw("SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)])).rows as WrittenRow[];
+        const rows = (await db.raw("SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)]).options({ name: "points_earn_batch" })).rows as WrittenRow[];
         for (const w of rows) {
           const idx = Number(w.idx);
           const answer = answers.get(idx)!;
