@@ -148,6 +148,15 @@ const MONEY_GROUP_SQL = `CASE
   WHEN a.kind = 'partner_payable' AND e.memo->>'money' = 'roundup_sweep' THEN 'roundup_match_credited'
   ELSE 'unclassified' END`;
 
+/**
+ * The order of a statement's lines: by group, this month's before corrections of earlier ones (by
+ * month), then by contract version (its start, then its id). Collect numbers items by the same order
+ * in SQL; the price step checks they agree.
+ */
+function lineKey(group: Group, c: ContractRow | undefined, corrects: string | null): string {
+  return `${String(GROUP_ORDER.indexOf(group)).padStart(2, "0")}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+}
+
 function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
@@ -218,7 +227,13 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    * collect: the partner's ledger entries up to the period's end that no statement cleared yet —
    * points on its issuance, redemption and recovery accounts; operator-funded points of entries that
    * happened with it; expired lots it funded (or that the operator funded at it); money on its
-   * receivable and payable accounts. Set-based: nothing is read into this process.
+   * receivable and payable accounts. Set-based, in one INSERT: nothing is read into this process,
+   * and each item is written once, already knowing its line and its place in the CSV.
+   *
+   * An item's line is fixed by what the item is — its group, the month it corrects, its contract
+   * version — in the order the price step prints lines (`lineKey`): the lines with items come
+   * first on a statement, before fees and adjustments, so their numbers are the ranks of those keys.
+   * The price step checks that its lines agree.
    */
   async function collect(trx: Trx, st: StatementRow, p: Period, watermark: string): Promise<void> {
     const partner = st.partner_id;
@@ -228,64 +243,87 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       `coalesce(CASE WHEN e.partner_id = ? THEN e.contract_version_id END,
                 (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= ${at} ORDER BY c.effective_from DESC LIMIT 1))`;
     const late = `CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END`;
-    const cols = "(statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points, amount_minor)";
     const notYet = (group: string) => `NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '' AND s.line_group = ${group})`;
     const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
                               WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
     const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
-    // Points the partner funds or is paid for.
+    const itemCols = "entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, member_id, corrects_period, contract_version_id, points, amount_minor";
+    const sources: Array<{ sql: string; bindings: Array<string | Date> }> = [
+      // Points the partner funds or is paid for.
+      {
+        sql: `SELECT 1 AS src, e.id, '', ${pointsGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
+                     CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END, NULL::bigint
+                FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
+                JOIN ledger_entries e ON e.id = x.entry_id
+               WHERE e.occurred_at < ? AND ${notYet(pointsGroup)}`,
+        bindings: [p.start, partner, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
+      },
+      // Points the operator funds, earned (or taken back) at this partner: memo lines, no charge.
+      {
+        sql: `SELECT 2, e.id, '', ${operatorGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
+                     CASE WHEN e.kind = 'earn' THEN -x.total ELSE x.total END, NULL::bigint
+                FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p WHERE p.account_id = ? AND p.id <= ? GROUP BY p.entry_id) x
+                JOIN ledger_entries e ON e.id = x.entry_id
+               WHERE e.occurred_at < ? AND ${notYet(operatorGroup)}`,
+        bindings: [p.start, partner, partner, accountIds.operatorFunding(partner), watermark, p.end, partner],
+      },
+      // Breakage: expiry entries, lot by lot — the lots this partner funded (its share, priced by the
+      // contract under which the lot was earned), and the operator-funded lots earned with it (memo).
+      {
+        sql: `SELECT 3, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id,
+                     ${late},
+                     coalesce(CASE WHEN l.issuing_partner_id = ? THEN l.contract_version_id END,
+                              (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
+                     sum(m.amount)::bigint, NULL::bigint
+                FROM ledger_lots l
+                JOIN ledger_lot_movements m ON m.lot_id = l.id
+                JOIN ledger_entries e ON e.id = m.entry_id
+               WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?)) AND e.kind = 'expire' AND e.occurred_at < ?
+                 AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
+                 AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
+               GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by`,
+        bindings: [p.start, partner, partner, partnerFunded(partner), partner, p.end, watermark, partner],
+      },
+      // Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
+      {
+        sql: `SELECT 4, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")}, 0::bigint, x.total
+                FROM (SELECT p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p
+                        JOIN ledger_accounts a ON a.id = p.account_id
+                        JOIN ledger_entries e3 ON e3.id = p.entry_id
+                       WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= ?
+                       GROUP BY p.entry_id, 2) x
+                JOIN ledger_entries e ON e.id = x.entry_id
+               WHERE e.occurred_at < ? AND ${notYet("x.line_group")}`,
+        bindings: [p.start, partner, partner, partner, watermark, p.end, partner],
+      },
+    ];
+    const groupRank = `CASE k.line_group ${GROUP_ORDER.map((g, i) => `WHEN '${g}' THEN ${i}`).join(" ")} END`;
+    // The line's key in the order `lineKey` sorts it (JavaScript compares those strings code unit by
+    // code unit: C collation here; a contract's time as the millisecond the driver reads).
+    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", date_trunc('milliseconds', c.effective_from), k.contract_version_id COLLATE "C"`;
+    // A partner's postings are a slice of the month: each meets its entry (and its earlier items) by
+    // primary key. A hash join would read the whole month's entries once per partner — quadratic in
+    // the network — which the planner picks as soon as a slice looks big. The sort that numbers the
+    // items stays in memory.
+    await trx.raw("SET LOCAL enable_hashjoin = off");
+    await trx.raw("SET LOCAL enable_mergejoin = off");
+    await trx.raw("SET LOCAL work_mem = '64MB'");
     await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', ${pointsGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
-              CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END, NULL
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet(pointsGroup)}`,
-      [st.id, partner, p.start, partner, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
-    );
-    // Points the operator funds, earned (or taken back) at this partner: memo lines, no charge.
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', ${operatorGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
-              CASE WHEN e.kind = 'earn' THEN -x.total ELSE x.total END, NULL
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p WHERE p.account_id = ? AND p.id <= ? GROUP BY p.entry_id) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet(operatorGroup)}`,
-      [st.id, partner, p.start, partner, partner, accountIds.operatorFunding(partner), watermark, p.end, partner],
-    );
-    // Breakage: expiry entries, lot by lot — the lots this partner funded (its share, priced by the
-    // contract under which the lot was earned), and the operator-funded lots earned with it (memo).
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END, e.kind, e.ref_type, e.ref_id, e.occurred_at,
-              ${late},
-              coalesce(CASE WHEN l.issuing_partner_id = ? THEN l.contract_version_id END,
-                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
-              sum(m.amount)::bigint, NULL
-         FROM ledger_lots l
-         JOIN ledger_lot_movements m ON m.lot_id = l.id
-         JOIN ledger_entries e ON e.id = m.entry_id
-        WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?)) AND e.kind = 'expire' AND e.occurred_at < ?
-          AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
-          AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
-        GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by`,
-      [st.id, partner, p.start, partner, partner, partnerFunded(partner), partner, p.end, watermark, partner],
-    );
-    // Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")}, 0, x.total
-         FROM (SELECT p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p
-                 JOIN ledger_accounts a ON a.id = p.account_id
-                 JOIN ledger_entries e3 ON e3.id = p.entry_id
-                WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= ?
-                GROUP BY p.entry_id, 2) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet("x.line_group")}`,
-      [st.id, partner, p.start, partner, partner, partner, watermark, p.end, partner],
+      `WITH cand (src, ${itemCols}) AS MATERIALIZED (${sources.map((s) => s.sql).join("\n UNION ALL\n")}),
+            k AS (
+              SELECT ${itemCols} FROM cand WHERE line_group <> 'unclassified'
+              UNION ALL
+              -- An entry the rules do not know can show up from two sources: one item (price refuses it).
+              SELECT ${itemCols} FROM (SELECT DISTINCT ON (entry_id, lot_id) * FROM cand WHERE line_group = 'unclassified' ORDER BY entry_id, lot_id, src) u)
+       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq)
+       SELECT ?, ?, k.entry_id, k.lot_id, k.line_group, k.entry_kind, k.ref_type, k.ref_id, k.occurred_at, k.member_id, k.corrects_period, k.contract_version_id, k.points, k.amount_minor,
+              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (ORDER BY ${lineOrder}) END,
+              row_number() OVER (ORDER BY ${lineOrder}, k.occurred_at, k.entry_id, k.lot_id)
+         FROM k LEFT JOIN contract_versions c ON c.id = k.contract_version_id`,
+      [...sources.flatMap((s) => s.bindings), st.id, partner],
     );
   }
 
@@ -296,11 +334,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       await trx.raw("SELECT entry_id, entry_kind FROM settlement_items WHERE statement_id = ? AND line_group = 'unclassified' ORDER BY entry_id LIMIT 5", [st.id]),
     );
     for (const u of unclassified) problems.push(`entry ${u.entry_id} of kind ${u.entry_kind} moves the partner's points but clearing has no rule for it`);
-    const groups = rowsOf<{ line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; amount: bigint | null; item_count: number }>(
+    const groups = rowsOf<{ line_no: number | null; line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; amount: bigint | null; item_count: number }>(
       await trx.raw(
-        `SELECT line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, sum(amount_minor)::bigint AS amount, count(*)::int AS item_count
+        `SELECT line_no, line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, sum(amount_minor)::bigint AS amount, count(*)::int AS item_count
            FROM settlement_items WHERE statement_id = ? AND line_group <> 'unclassified'
-          GROUP BY line_group, contract_version_id, corrects_period`,
+          GROUP BY line_no, line_group, contract_version_id, corrects_period`,
         [st.id],
       ),
     );
@@ -338,10 +376,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     if (problems.length > 0) throw new ClearingImbalance(problems);
     const currency = monthly?.currency ?? [...currencies][0] ?? "EUR";
 
-    type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string };
+    type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string; itemsLineNo?: number | null };
     const drafts: Draft[] = [];
-    const key = (group: Group, c: ContractRow | undefined, corrects: string | null) =>
-      `${String(GROUP_ORDER.indexOf(group)).padStart(2, "0")}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+    const key = lineKey;
     for (const g of groups) {
       const c = contracts.get(g.contract_version_id!)!;
       const points = BigInt(g.points);
@@ -355,6 +392,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         transaction_count: 0,
         fee_minor: null,
         sortKey: key(g.line_group, c, g.corrects_period),
+        itemsLineNo: g.line_no,
       };
       if (OPERATOR_FUNDED.has(g.line_group)) {
         drafts.push({
@@ -450,7 +488,12 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     }
     drafts.push(...(await adjustmentDrafts(trx, st, currency)));
     drafts.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
-    const lines = drafts.map(({ sortKey: _s, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
+    const lines = drafts.map(({ sortKey: _s, itemsLineNo: _n, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
+    // The items were numbered when collected, by the same order: a line that disagrees is a bug here.
+    const misnumbered = drafts.map((d, i) => ({ d, no: i + 1 })).filter(({ d, no }) => d.itemsLineNo !== undefined && d.itemsLineNo !== no);
+    if (misnumbered.length > 0) {
+      throw new ClearingImbalance(misnumbered.slice(0, 5).map(({ d, no }) => `the ${d.line_group} items were numbered for line ${d.itemsLineNo ?? "(none)"}, their line is ${no}`));
+    }
     if (lines.length > 0) {
       await trx("settlement_lines").insert(
         lines.map((l) => ({
@@ -462,17 +505,6 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         })),
       );
     }
-    // Each item learns its line and its place in the CSV (by line, then time, then id) in one pass.
-    await trx.raw(
-      `UPDATE settlement_items i SET line_no = x.line_no, seq = x.rn
-         FROM (SELECT it.id, l.line_no, row_number() OVER (ORDER BY l.line_no, it.occurred_at, it.entry_id, it.lot_id) AS rn
-                 FROM settlement_items it
-                 JOIN settlement_lines l ON l.statement_id = it.statement_id AND l.line_group = it.line_group
-                  AND l.contract_version_id IS NOT DISTINCT FROM it.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM it.corrects_period
-                WHERE it.statement_id = ?) x
-        WHERE i.id = x.id`,
-      [st.id],
-    );
     const net = lines.reduce((s, l) => s + l.amount_minor, 0n);
     const opening = rowsOf<{ total: bigint | null }>(
       await trx.raw("SELECT sum(net_amount_minor)::bigint AS total FROM settlement_statements WHERE partner_id = ? AND status = 'closed' AND period < ?", [st.partner_id, st.period]),
@@ -681,6 +713,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const run = await loadRun(trx, st.run_id);
           const p = runPeriod(run);
           step = st.step;
+          // A step's queries run once per statement on data the planner has no history of: compiling
+          // them (JIT) costs more than it saves.
+          await trx.raw("SET LOCAL jit = off");
           if (step === "collect") await collect(trx, st, p, String(run.posting_watermark ?? 0));
           else if (step === "price") await price(trx, st, p);
           else if (step === "verify") await verify(trx, st);
@@ -941,6 +976,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             return;
           }
         } else if (step === "network") {
+          // Month-wide aggregates planned once: compiling them (JIT) costs more than it saves.
+          await trx.raw("SET LOCAL jit = off");
           try {
             patch.report = JSON.stringify(await network(trx, run, p));
           } catch (err) {
