@@ -740,12 +740,17 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // Run steps
   // ---------------------------------------------------------------------------------------------
 
-  /** The partners a month clears: every partner with a contract in force before the month ended. */
+  /**
+   * The partners a month clears: every live partner with a contract in force before the month
+   * ended. A sandbox partner (a developer's, in the sandbox network) is never cleared: its traffic
+   * moves no real money, and its members are sandbox members no live partner reaches.
+   */
   async function createStatements(trx: Trx, run: RunRow, p: Period): Promise<void> {
     const partners = rowsOf<{ id: string }>(
       await trx.raw(
         `SELECT p.id FROM partners p
-          WHERE p.kind <> 'operator' AND EXISTS (SELECT 1 FROM contract_versions c WHERE c.partner_id = p.id AND c.effective_from < ?)
+          WHERE p.kind <> 'operator' AND NOT p.sandbox
+            AND EXISTS (SELECT 1 FROM contract_versions c WHERE c.partner_id = p.id AND c.effective_from < ?)
           ORDER BY p.id`,
         [p.end],
       ),
@@ -769,7 +774,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    * the ledger for the same entries (points conservation through the postings); the money lines equal
    * the opposite of what those entries moved on the members', the operator's and the banks' holding
    * accounts (money conservation through the postings); every entry that moves a partner's points or
-   * money, the operator's points or breakage is in a statement.
+   * money, the operator's points or breakage is in a statement. The sandbox network — sandbox
+   * partners' accounts, sandbox members' entries and points — is in none of it.
    */
   async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
     const problems: string[] = [];
@@ -885,7 +891,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                     AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id
                                         WHERE s.run_id = ? AND i.amount_minor IS NULL)) AS members_change,
                 (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
-                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?) AS liability`,
+                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.id = a.member_id AND m.sandbox)) AS liability`,
         [run.id, p.end],
       ),
     );
@@ -903,7 +910,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
                          WHERE p.entry_id = e.id AND p.id <= ?
                            AND (a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'partner_receivable', 'partner_payable', 'breakage')
-                                OR (a.kind = 'funding' AND a.asset = 'PTS')))
+                                OR (a.kind = 'funding' AND a.asset = 'PTS'))
+                           -- the sandbox network's accounts are cleared by no one
+                           AND NOT EXISTS (SELECT 1 FROM partners sp WHERE sp.id = a.partner_id AND sp.sandbox))
+            AND NOT EXISTS (SELECT 1 FROM members sm WHERE sm.id = e.member_id AND sm.sandbox)
             AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
         [p.end, String(run.posting_watermark ?? 0)],
       ),
