@@ -1,10 +1,10 @@
 import type { Knex } from "knex";
 
 /**
- * Clearing writes a month's trace — a million items for a million transactions — in one INSERT per
- * statement. Row-level foreign keys checked each of those rows four times, one index probe and one
- * row lock each (FOR KEY SHARE, which also writes the locked ledger entry's header): most of the
- * cost of clearing a month. The same references are now checked once per statement, set-based:
+ * Clearing writes a month's trace — a million items for a million transactions — in one INSERT.
+ * Row-level foreign keys checked each of those rows four times, one index probe and one row lock
+ * each (FOR KEY SHARE, which also writes the locked ledger entry's header): most of the cost of
+ * clearing a month. The same references are now checked once per statement, set-based:
  *
  * - after every INSERT or UPDATE of items, the new rows' statement, entry and contract version exist,
  *   and each item's partner is its statement's partner (so the partner exists: the statement's own
@@ -27,11 +27,9 @@ export async function up(knex: Knex): Promise<void> {
   for (const fk of FOREIGN_KEYS) await knex.raw(`ALTER TABLE settlement_items DROP CONSTRAINT settlement_items_${fk.column}_foreign`);
   await knex.raw("ALTER TABLE settlement_items ADD COLUMN member_id text");
 
-  // Index probes per new item, never a hash of the whole ledger per statement: the planner does not
-  // know how many rows a transition table holds.
+  // A month of items is checked against the ledger in one hash join, never a probe per item.
   await knex.raw(`
-    CREATE FUNCTION settlement_items_check_references() RETURNS trigger LANGUAGE plpgsql
-      SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+    CREATE FUNCTION settlement_items_check_references() RETURNS trigger LANGUAGE plpgsql SET enable_nestloop = off AS $$
     DECLARE
       bad record;
     BEGIN

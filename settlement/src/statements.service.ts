@@ -97,6 +97,9 @@ export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chun
       await trx.raw("SET LOCAL max_parallel_workers_per_gather = 0");
       // Nor is there anything for JIT to win: compiling the page's plan costs more than running it.
       await trx.raw("SET LOCAL jit = off");
+      // The page is read by the items' (statement, seq) index even while the statistics have not
+      // caught up with a statement collected moments ago.
+      await trx.raw("SET LOCAL enable_seqscan = off");
       return rowsOf<CsvItemRow>(
       await trx.raw(
         `SELECT i.seq, i.statement_id, i.line_no::text, i.line_group, i.occurred_at, i.entry_kind, i.entry_id, nullif(i.lot_id, '') AS lot_id, coalesce(i.member_id, e.member_id) AS member_id, i.points::text,
