@@ -148,6 +148,15 @@ const MONEY_GROUP_SQL = `CASE
   WHEN a.kind = 'partner_payable' AND e.memo->>'money' = 'roundup_sweep' THEN 'roundup_match_credited'
   ELSE 'unclassified' END`;
 
+/**
+ * The order of a statement's lines: by group, this month's before corrections of earlier ones (by
+ * month), then by contract version (its start, then its id). Collect numbers items by the same order
+ * in SQL; the price step checks they agree.
+ */
+function lineKey(group: Group, c: ContractRow | undefined, corrects: string | null): string {
+  return `${String(GROUP_ORDER.indexOf(group)).padStart(2, "0")}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+}
+
 function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
@@ -159,6 +168,9 @@ const nowIso = (d: Date) => d.toISOString();
  *
  * A run moves through steps — statements → clearing → network → close — and each partner's
  * statement through its own — collect → price → verify → render → ready — then all close together.
+ * The statements step collects every new statement's items itself, in one pass over the month's
+ * ledger (the same transaction that creates the statements), so a statement's collect step only
+ * records that; the per-partner steps read their own slice by index.
  * Every step locks its row (SELECT … FOR UPDATE), checks it is still the step to do, does its work
  * and moves the marker in one transaction: a crash anywhere resumes at the step that did not commit,
  * and a second worker on the same row waits and then finds nothing to do.
@@ -215,92 +227,136 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // ---------------------------------------------------------------------------------------------
 
   /**
-   * collect: the partner's ledger entries up to the period's end that no statement cleared yet —
-   * points on its issuance, redemption and recovery accounts; operator-funded points of entries that
-   * happened with it; expired lots it funded (or that the operator funded at it); money on its
-   * receivable and payable accounts. Set-based: nothing is read into this process.
+   * collect, for every statement of the run still at that step, in one pass over the month: each
+   * partner's ledger entries up to the period's end that no statement cleared yet — points on its
+   * issuance, redemption and recovery accounts; operator-funded points of entries that happened with
+   * it; expired lots it funded (or that the operator funded at it); money on its receivable and
+   * payable accounts. One INSERT: nothing is read into this process, the ledger's slices are read
+   * once for the whole network (not once per partner), and each item is written once, already
+   * knowing its line and its place in the CSV.
+   *
+   * An item's line is fixed by what the item is — its group, the month it corrects, its contract
+   * version — in the order the price step prints lines (`lineKey`): the lines with items come
+   * first on a statement, before fees and adjustments, so their numbers are the ranks of those keys
+   * within the statement. The price step checks that its lines agree.
    */
-  async function collect(trx: Trx, st: StatementRow, p: Period, watermark: string): Promise<void> {
-    const partner = st.partner_id;
+  async function collectMonth(trx: Trx, run: RunRow, p: Period, watermark: string): Promise<void> {
+    const statements: Array<{ id: string; partner_id: string }> = await trx("settlement_statements")
+      .where({ run_id: run.id, status: "open", step: "collect" })
+      .orderBy("id")
+      .select("id", "partner_id");
+    if (statements.length === 0) return;
+    // Which account is whose, by the ledger's own naming: points accounts by id, money accounts by
+    // owner and kind (as they always were found), lots by funder.
+    const accounts = JSON.stringify(
+      statements.flatMap((s) => [
+        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.issuance(s.partner_id), src: "points" },
+        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.redemption(s.partner_id), src: "points" },
+        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.recovery(s.partner_id), src: "points" },
+        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
+      ]),
+    );
+    const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
     // The contract that prices an item: the entry's own when it is this partner's, else the
     // partner's version in force when the entry happened.
     const contractOf = (at: string) =>
-      `coalesce(CASE WHEN e.partner_id = ? THEN e.contract_version_id END,
-                (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= ${at} ORDER BY c.effective_from DESC LIMIT 1))`;
-    const late = `CASE WHEN e.occurred_at < ? THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END`;
-    const cols = "(statement_id, partner_id, entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, corrects_period, contract_version_id, points, amount_minor)";
-    const notYet = (group: string) => `NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = '' AND s.line_group = ${group})`;
+      `coalesce(CASE WHEN e.partner_id = x.partner_id THEN e.contract_version_id END,
+                (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= ${at} ORDER BY c.effective_from DESC LIMIT 1))`;
+    const late = `CASE WHEN e.occurred_at < :start THEN to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM') END`;
+    // Cleared once: only an entry from before the period can already be on a statement (a run clears
+    // entries before its period's end, and a statement still at collect has no items), so only those
+    // are looked up. Were that ever wrong, the items' unique key would refuse the run, not clear twice.
+    const notYet = (group: string) =>
+      `(e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = '' AND s.line_group = ${group}))`;
     const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
                               WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
     const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
-    // Points the partner funds or is paid for.
+    const itemCols = "entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, member_id, corrects_period, contract_version_id, points, amount_minor";
+    const groupRank = `CASE k.line_group ${GROUP_ORDER.map((g, i) => `WHEN '${g}' THEN ${i}`).join(" ")} END`;
+    // The line's key in the order `lineKey` sorts it (JavaScript compares those strings code unit by
+    // code unit: C collation here; a contract's time as the millisecond the driver reads).
+    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", date_trunc('milliseconds', c.effective_from), k.contract_version_id COLLATE "C"`;
+    // The numbering sorts the month's items: in memory (this transaction only; a larger month spills
+    // to disk rather than fail).
+    await trx.raw("SET LOCAL work_mem = '1GB'");
     await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', ${pointsGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
-              CASE WHEN e.kind IN ('earn', 'release') THEN -x.total ELSE x.total END, NULL
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.id <= ? GROUP BY p.entry_id) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet(pointsGroup)}`,
-      [st.id, partner, p.start, partner, partner, accountIds.issuance(partner), accountIds.redemption(partner), accountIds.recovery(partner), watermark, p.end, partner],
-    );
-    // Points the operator funds, earned (or taken back) at this partner: memo lines, no charge.
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', ${operatorGroup}, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")},
-              CASE WHEN e.kind = 'earn' THEN -x.total ELSE x.total END, NULL
-         FROM (SELECT p.entry_id, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p WHERE p.account_id = ? AND p.id <= ? GROUP BY p.entry_id) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet(operatorGroup)}`,
-      [st.id, partner, p.start, partner, partner, accountIds.operatorFunding(partner), watermark, p.end, partner],
-    );
-    // Breakage: expiry entries, lot by lot — the lots this partner funded (its share, priced by the
-    // contract under which the lot was earned), and the operator-funded lots earned with it (memo).
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END, e.kind, e.ref_type, e.ref_id, e.occurred_at,
-              ${late},
-              coalesce(CASE WHEN l.issuing_partner_id = ? THEN l.contract_version_id END,
-                       (SELECT c.id FROM contract_versions c WHERE c.partner_id = ? AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
-              sum(m.amount)::bigint, NULL
-         FROM ledger_lots l
-         JOIN ledger_lot_movements m ON m.lot_id = l.id
-         JOIN ledger_entries e ON e.id = m.entry_id
-        WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?)) AND e.kind = 'expire' AND e.occurred_at < ?
-          AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= ?
-          AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = ? AND s.entry_id = e.id AND s.lot_id = m.lot_id)
-        GROUP BY e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by`,
-      [st.id, partner, p.start, partner, partner, partnerFunded(partner), partner, p.end, watermark, partner],
-    );
-    // Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
-    await trx.raw(
-      `INSERT INTO settlement_items ${cols}
-       SELECT ?, ?, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, ${late}, ${contractOf("e.occurred_at")}, 0, x.total
-         FROM (SELECT p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
-                 FROM ledger_postings p
-                 JOIN ledger_accounts a ON a.id = p.account_id
-                 JOIN ledger_entries e3 ON e3.id = p.entry_id
-                WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= ?
-                GROUP BY p.entry_id, 2) x
-         JOIN ledger_entries e ON e.id = x.entry_id
-        WHERE e.occurred_at < ? AND ${notYet("x.line_group")}`,
-      [st.id, partner, p.start, partner, partner, partner, watermark, p.end, partner],
+      `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(statement_id text, partner_id text, account_id text, src text)),
+            fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
+            cand (statement_id, partner_id, src, ${itemCols}) AS MATERIALIZED (
+              -- Points the partner funds or is paid for, and the operator's points earned (or taken back) with it.
+              SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 ELSE 2 END, e.id, '',
+                     CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END,
+                     e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
+                     CASE WHEN x.src = 'points' AND e.kind IN ('earn', 'release') THEN -x.total
+                          WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total ELSE x.total END,
+                     NULL::bigint
+                FROM (SELECT acc.statement_id, acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
+                       WHERE p.id <= :watermark GROUP BY 1, 2, 3, 4) x
+                JOIN ledger_entries e ON e.id = x.entry_id
+               WHERE e.occurred_at < :end AND ${notYet(`CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END`)}
+              UNION ALL
+              -- Breakage: expiry entries, lot by lot — the lots the partner funded (its share, priced by
+              -- the contract under which the lot was earned), and the operator-funded lots earned with it (memo).
+              SELECT x.statement_id, x.partner_id, 3, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END,
+                     e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late},
+                     coalesce(CASE WHEN l.issuing_partner_id = x.partner_id THEN l.contract_version_id END,
+                              (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
+                     sum(m.amount)::bigint, NULL::bigint
+                FROM ledger_lot_movements m
+                JOIN ledger_lots l ON l.id = m.lot_id
+                JOIN (SELECT statement_id, partner_id, funded_by, '' AS issuer FROM fund
+                      UNION ALL SELECT statement_id, partner_id, 'operator', partner_id FROM fund) x
+                  ON x.funded_by = l.funded_by AND x.issuer = CASE WHEN l.funded_by = 'operator' THEN l.issuing_partner_id ELSE '' END
+                JOIN ledger_entries e ON e.id = m.entry_id
+               WHERE e.kind = 'expire' AND e.occurred_at < :end
+                 AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
+                 AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
+               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by
+              UNION ALL
+              -- Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
+              SELECT x.statement_id, x.partner_id, 4, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
+                     0::bigint, x.total
+                FROM (SELECT fund.statement_id, fund.partner_id, p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p
+                        JOIN ledger_accounts a ON a.id = p.account_id
+                        JOIN fund ON fund.partner_id = a.partner_id
+                        JOIN ledger_entries e3 ON e3.id = p.entry_id
+                       WHERE a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= :watermark
+                       GROUP BY 1, 2, 3, 4) x
+                JOIN ledger_entries e ON e.id = x.entry_id
+               WHERE e.occurred_at < :end AND ${notYet("x.line_group")}),
+            k AS (
+              SELECT statement_id, partner_id, ${itemCols} FROM cand WHERE line_group <> 'unclassified'
+              UNION ALL
+              -- An entry the rules do not know can show up from two sources: one item (price refuses it).
+              SELECT statement_id, partner_id, ${itemCols}
+                FROM (SELECT DISTINCT ON (statement_id, entry_id, lot_id) * FROM cand WHERE line_group = 'unclassified' ORDER BY statement_id, entry_id, lot_id, src) u)
+       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq)
+       SELECT k.statement_id, k.partner_id, k.entry_id, k.lot_id, k.line_group, k.entry_kind, k.ref_type, k.ref_id, k.occurred_at, k.member_id, k.corrects_period,
+              k.contract_version_id, k.points, k.amount_minor,
+              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY k.statement_id ORDER BY ${lineOrder}) END,
+              row_number() OVER (PARTITION BY k.statement_id ORDER BY ${lineOrder}, k.occurred_at, k.entry_id, k.lot_id)
+         FROM k LEFT JOIN contract_versions c ON c.id = k.contract_version_id`,
+      { accounts, funders, start: p.start, end: p.end, watermark },
     );
   }
 
   /** price: one line per (group, contract version, month corrected); fees; positions. */
   async function price(trx: Trx, st: StatementRow, p: Period): Promise<void> {
     const problems: string[] = [];
+    // The statement's items are new to the table's statistics: read them (and their entries'
+    // postings) by index, never by a scan of every statement's items or the whole ledger.
+    await trx.raw("SET LOCAL enable_seqscan = off");
     const unclassified = rowsOf<{ entry_id: string; entry_kind: string }>(
       await trx.raw("SELECT entry_id, entry_kind FROM settlement_items WHERE statement_id = ? AND line_group = 'unclassified' ORDER BY entry_id LIMIT 5", [st.id]),
     );
     for (const u of unclassified) problems.push(`entry ${u.entry_id} of kind ${u.entry_kind} moves the partner's points but clearing has no rule for it`);
-    const groups = rowsOf<{ line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; amount: bigint | null; item_count: number }>(
+    const groups = rowsOf<{ line_no: number | null; line_group: Group; contract_version_id: string | null; corrects_period: string | null; points: bigint; amount: bigint | null; item_count: number }>(
       await trx.raw(
-        `SELECT line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, sum(amount_minor)::bigint AS amount, count(*)::int AS item_count
+        `SELECT line_no, line_group, contract_version_id, corrects_period, sum(points)::bigint AS points, sum(amount_minor)::bigint AS amount, count(*)::int AS item_count
            FROM settlement_items WHERE statement_id = ? AND line_group <> 'unclassified'
-          GROUP BY line_group, contract_version_id, corrects_period`,
+          GROUP BY line_no, line_group, contract_version_id, corrects_period`,
         [st.id],
       ),
     );
@@ -338,10 +394,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     if (problems.length > 0) throw new ClearingImbalance(problems);
     const currency = monthly?.currency ?? [...currencies][0] ?? "EUR";
 
-    type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string };
+    type Draft = Omit<LineRow, "statement_id" | "line_no"> & { sortKey: string; itemsLineNo?: number | null };
     const drafts: Draft[] = [];
-    const key = (group: Group, c: ContractRow | undefined, corrects: string | null) =>
-      `${String(GROUP_ORDER.indexOf(group)).padStart(2, "0")}|${corrects === null ? "0" : `1${corrects}`}|${c ? new Date(c.effective_from).toISOString() : ""}|${c?.id ?? ""}`;
+    const key = lineKey;
     for (const g of groups) {
       const c = contracts.get(g.contract_version_id!)!;
       const points = BigInt(g.points);
@@ -355,6 +410,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         transaction_count: 0,
         fee_minor: null,
         sortKey: key(g.line_group, c, g.corrects_period),
+        itemsLineNo: g.line_no,
       };
       if (OPERATOR_FUNDED.has(g.line_group)) {
         drafts.push({
@@ -450,7 +506,12 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     }
     drafts.push(...(await adjustmentDrafts(trx, st, currency)));
     drafts.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
-    const lines = drafts.map(({ sortKey: _s, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
+    const lines = drafts.map(({ sortKey: _s, itemsLineNo: _n, ...d }, i) => ({ ...d, statement_id: st.id, line_no: i + 1 }));
+    // The items were numbered when collected, by the same order: a line that disagrees is a bug here.
+    const misnumbered = drafts.map((d, i) => ({ d, no: i + 1 })).filter(({ d, no }) => d.itemsLineNo !== undefined && d.itemsLineNo !== no);
+    if (misnumbered.length > 0) {
+      throw new ClearingImbalance(misnumbered.slice(0, 5).map(({ d, no }) => `the ${d.line_group} items were numbered for line ${d.itemsLineNo ?? "(none)"}, their line is ${no}`));
+    }
     if (lines.length > 0) {
       await trx("settlement_lines").insert(
         lines.map((l) => ({
@@ -462,17 +523,6 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         })),
       );
     }
-    // Each item learns its line and its place in the CSV (by line, then time, then id) in one pass.
-    await trx.raw(
-      `UPDATE settlement_items i SET line_no = x.line_no, seq = x.rn
-         FROM (SELECT it.id, l.line_no, row_number() OVER (ORDER BY l.line_no, it.occurred_at, it.entry_id, it.lot_id) AS rn
-                 FROM settlement_items it
-                 JOIN settlement_lines l ON l.statement_id = it.statement_id AND l.line_group = it.line_group
-                  AND l.contract_version_id IS NOT DISTINCT FROM it.contract_version_id AND l.corrects_period IS NOT DISTINCT FROM it.corrects_period
-                WHERE it.statement_id = ?) x
-        WHERE i.id = x.id`,
-      [st.id],
-    );
     const net = lines.reduce((s, l) => s + l.amount_minor, 0n);
     const opening = rowsOf<{ total: bigint | null }>(
       await trx.raw("SELECT sum(net_amount_minor)::bigint AS total FROM settlement_statements WHERE partner_id = ? AND status = 'closed' AND period < ?", [st.partner_id, st.period]),
@@ -502,44 +552,38 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // lot movements of the lots the partner (or, at it, the operator) funded, money on its money accounts.
     const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
     const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
-    // Set-based: the ledger's figures per (entry, lot, source) for this statement's entries, joined
-    // to the items (hash joins, not a look-up per item). A figure is the absolute points the partner's
-    // (or, at it, the operator's) accounts moved, the signed money on its money accounts, or a lot's
-    // movements; an item with no such figure, or another one, is a mismatch.
+    // Per item, the ledger's figure for its (entry, lot, source): the absolute points the partner's
+    // (or, at it, the operator's) accounts moved, the signed money on its money accounts, or the
+    // lot's movements; an item with no such figure, or another one, is a mismatch. Each figure is
+    // looked up by the entry's key (postings and lot movements by entry): the work follows the
+    // statement's size, never the ledger's history — a hash join would read every posting of the
+    // partner's accounts (or every posting at all) once per statement.
     const partner = st.partner_id;
-    // The items were written moments ago, so the table's statistics do not know them yet: a planner
-    // that believes a statement has a hundred items picks nested loops that are quadratic in its
-    // real size. Hash joins are right at every size here (this step's transaction only).
-    await trx.raw("SET LOCAL enable_nestloop = off");
+    // The items were written moments ago and the table's statistics do not know them: read this
+    // statement's slice by its index, whatever the planner believes about its size.
+    await trx.raw("SET LOCAL enable_seqscan = off");
     const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
-        `WITH i AS (SELECT entry_id, lot_id, line_group, coalesce(amount_minor, points) AS figure,
-                           CASE WHEN lot_id <> '' THEN CASE WHEN line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
-                                WHEN line_group IN (${operatorGroups}) THEN 'operator'
-                                WHEN line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
-                                WHEN line_group IN (${moneyGroups}) THEN 'partner_receivable'
-                                ELSE 'points' END AS src
-                      FROM settlement_items WHERE statement_id = ?),
-              e AS (SELECT DISTINCT entry_id FROM i),
-              d AS (
-                SELECT p.entry_id, '' AS lot_id, 'points' AS src, abs(sum(p.amount))::bigint AS figure
-                  FROM ledger_postings p WHERE p.account_id IN (?, ?, ?) AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
-                UNION ALL
-                SELECT p.entry_id, '', 'operator', abs(sum(p.amount))::bigint
-                  FROM ledger_postings p WHERE p.account_id = ? AND p.entry_id IN (SELECT entry_id FROM e) GROUP BY p.entry_id
-                UNION ALL
-                SELECT p.entry_id, '', a.kind, sum(p.amount)::bigint
-                  FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                 WHERE a.partner_id = ? AND a.kind IN ('partner_receivable', 'partner_payable') AND p.entry_id IN (SELECT entry_id FROM e)
-                 GROUP BY p.entry_id, a.kind
-                UNION ALL
-                SELECT m.entry_id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END, sum(m.amount)::bigint
-                  FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
-                 WHERE (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?))
-                   AND (m.entry_id, m.lot_id) IN (SELECT entry_id, lot_id FROM i WHERE lot_id <> '')
-                 GROUP BY m.entry_id, m.lot_id, l.funded_by)
-         SELECT i.entry_id, i.lot_id, i.line_group, i.figure, d.figure AS ledger
-           FROM i LEFT JOIN d ON d.entry_id = i.entry_id AND d.lot_id = i.lot_id AND d.src = i.src
+        `SELECT i.entry_id, i.lot_id, i.line_group, i.figure, d.figure AS ledger
+           FROM (SELECT entry_id, lot_id, line_group, coalesce(amount_minor, points) AS figure,
+                        CASE WHEN lot_id <> '' THEN CASE WHEN line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
+                             WHEN line_group IN (${operatorGroups}) THEN 'operator'
+                             WHEN line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
+                             WHEN line_group IN (${moneyGroups}) THEN 'partner_receivable'
+                             ELSE 'points' END AS src
+                   FROM settlement_items WHERE statement_id = ?) i
+          CROSS JOIN LATERAL (SELECT CASE i.src
+              WHEN 'points' THEN (SELECT abs(sum(p.amount))::bigint FROM ledger_postings p WHERE p.entry_id = i.entry_id AND p.account_id IN (?, ?, ?))
+              WHEN 'operator' THEN (SELECT abs(sum(p.amount))::bigint FROM ledger_postings p WHERE p.entry_id = i.entry_id AND p.account_id = ?)
+              WHEN 'partner_payable' THEN (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                                            WHERE p.entry_id = i.entry_id AND a.partner_id = ? AND a.kind = 'partner_payable')
+              WHEN 'partner_receivable' THEN (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                                               WHERE p.entry_id = i.entry_id AND a.partner_id = ? AND a.kind = 'partner_receivable')
+              ELSE (SELECT sum(m.amount)::bigint FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
+                     WHERE m.entry_id = i.entry_id AND m.lot_id = i.lot_id
+                       AND (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?))
+                       AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src)
+            END AS figure) d
           WHERE d.figure IS DISTINCT FROM i.figure
           LIMIT 5`,
         [
@@ -548,6 +592,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           accountIds.redemption(partner),
           accountIds.recovery(partner),
           accountIds.operatorFunding(partner),
+          partner,
           partner,
           partnerFunded(partner),
           partner,
@@ -681,8 +726,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const run = await loadRun(trx, st.run_id);
           const p = runPeriod(run);
           step = st.step;
-          if (step === "collect") await collect(trx, st, p, String(run.posting_watermark ?? 0));
-          else if (step === "price") await price(trx, st, p);
+          // A step's queries run once per statement on data the planner has no history of: compiling
+          // them (JIT) costs more than it saves.
+          await trx.raw("SET LOCAL jit = off");
+          // collect: the run's statements step collected the statement's items with the month's.
+          if (step === "price") await price(trx, st, p);
           else if (step === "verify") await verify(trx, st);
           else if (step === "render") await render(trx, st);
           const next = NEXT[step]!;
@@ -705,12 +753,17 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // Run steps
   // ---------------------------------------------------------------------------------------------
 
-  /** The partners a month clears: every partner with a contract in force before the month ended. */
+  /**
+   * The partners a month clears: every live partner with a contract in force before the month
+   * ended. A sandbox partner (a developer's, in the sandbox network) is never cleared: its traffic
+   * moves no real money, and its members are sandbox members no live partner reaches.
+   */
   async function createStatements(trx: Trx, run: RunRow, p: Period): Promise<void> {
     const partners = rowsOf<{ id: string }>(
       await trx.raw(
         `SELECT p.id FROM partners p
-          WHERE p.kind <> 'operator' AND EXISTS (SELECT 1 FROM contract_versions c WHERE c.partner_id = p.id AND c.effective_from < ?)
+          WHERE p.kind <> 'operator' AND NOT p.sandbox
+            AND EXISTS (SELECT 1 FROM contract_versions c WHERE c.partner_id = p.id AND c.effective_from < ?)
           ORDER BY p.id`,
         [p.end],
       ),
@@ -734,7 +787,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    * the ledger for the same entries (points conservation through the postings); the money lines equal
    * the opposite of what those entries moved on the members', the operator's and the banks' holding
    * accounts (money conservation through the postings); every entry that moves a partner's points or
-   * money, the operator's points or breakage is in a statement.
+   * money, the operator's points or breakage is in a statement. The sandbox network — sandbox
+   * partners' accounts, sandbox members' entries and points — is in none of it.
    */
   async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
     const problems: string[] = [];
@@ -850,7 +904,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                     AND p.entry_id IN (SELECT i.entry_id FROM settlement_items i JOIN settlement_statements s ON s.id = i.statement_id
                                         WHERE s.run_id = ? AND i.amount_minor IS NULL)) AS members_change,
                 (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
-                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?) AS liability`,
+                  WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND e.occurred_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.id = a.member_id AND m.sandbox)) AS liability`,
         [run.id, p.end],
       ),
     );
@@ -868,7 +923,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             AND EXISTS (SELECT 1 FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
                          WHERE p.entry_id = e.id AND p.id <= ?
                            AND (a.kind IN ('partner_issuance', 'partner_redemption', 'partner_recovery', 'partner_receivable', 'partner_payable', 'breakage')
-                                OR (a.kind = 'funding' AND a.asset = 'PTS')))
+                                OR (a.kind = 'funding' AND a.asset = 'PTS'))
+                           -- the sandbox network's accounts are cleared by no one
+                           AND NOT EXISTS (SELECT 1 FROM partners sp WHERE sp.id = a.partner_id AND sp.sandbox))
+            AND NOT EXISTS (SELECT 1 FROM members sm WHERE sm.id = e.member_id AND sm.sandbox)
             AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.entry_id = e.id)`,
         [p.end, String(run.posting_watermark ?? 0)],
       ),
@@ -926,6 +984,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const [wm] = rowsOf<{ max: bigint | null }>(await trx.raw("SELECT max(id)::bigint AS max FROM ledger_postings"));
           patch.posting_watermark = String(wm?.max ?? 0);
           await createStatements(trx, run, p);
+          await collectMonth(trx, run, p, String(patch.posting_watermark));
         } else if (step === "clearing") {
           const rows: Array<{ status: string; step: string; id: string; failure: string | null }> = await trx("settlement_statements")
             .where({ run_id: run.id })
@@ -941,6 +1000,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             return;
           }
         } else if (step === "network") {
+          // Month-wide aggregates planned once: compiling them (JIT) costs more than it saves. The
+          // run's statements and items are new to the planner, which takes a month of items for a
+          // few thousand and probes the ledger once per item: every join here is a hash join.
+          await trx.raw("SET LOCAL jit = off");
+          await trx.raw("SET LOCAL enable_nestloop = off");
           try {
             patch.report = JSON.stringify(await network(trx, run, p));
           } catch (err) {

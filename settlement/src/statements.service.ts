@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Db, DbOrTrx } from "../../gateway/src/infra/db.ts";
-import { csvRow } from "./csv.ts";
+import { csvRow, csvText } from "./csv.ts";
 import { parsePeriod } from "./period.ts";
 import { settlementErrors } from "./settlement.errors.ts";
 
@@ -24,36 +24,62 @@ export const CSV_HEADER = [
   "amount_minor",
 ] as const;
 
-const PAGE = 2_000;
-
-interface CsvItemRow {
-  seq: number;
-  line_no: number;
-  line_group: string;
-  occurred_at: Date | string;
-  entry_kind: string;
-  entry_id: string;
-  lot_id: string;
-  member_id: string | null;
-  points: bigint;
-  price_micros: bigint | null;
-  share_bps: number | null;
-  corrects_period: string | null;
-  partner_transaction_id: string | null;
-  partner_refund_id: string | null;
-  hub_transaction_id: string | null;
-  corrects_statement_id: string | null;
-  amount_minor: bigint | null;
-}
+/** Items per page of the CSV: a page is one query and one chunk (a few MB at most). */
+const PAGE = 10_000;
 
 function rowsOf<T>(result: unknown): T[] {
   return (result as { rows: T[] }).rows;
 }
 
+/** An item as the CSV prints it: numbers arrive as their decimal text, the time as the driver's Date. */
+interface CsvItemRow {
+  seq: number;
+  statement_id: string;
+  line_no: string;
+  line_group: string;
+  occurred_at: Date | string;
+  entry_kind: string;
+  partner_transaction_id: string | null;
+  partner_refund_id: string | null;
+  hub_transaction_id: string | null;
+  entry_id: string;
+  lot_id: string | null;
+  member_id: string | null;
+  points: string;
+  price_micros: string | null;
+  share_bps: string | null;
+  corrects_period: string | null;
+  corrects_statement_id: string | null;
+  amount_minor: string | null;
+}
+
+/** The item's record: csvRow's rules (csv.ts), numbers as the database wrote them. */
+function csvRecord(r: CsvItemRow): string {
+  return `${[
+    csvText(r.statement_id),
+    r.line_no,
+    csvText(r.line_group),
+    new Date(r.occurred_at).toISOString(),
+    csvText(r.entry_kind),
+    csvText(r.partner_transaction_id),
+    csvText(r.partner_refund_id),
+    csvText(r.hub_transaction_id),
+    csvText(r.entry_id),
+    csvText(r.lot_id),
+    csvText(r.member_id),
+    r.points,
+    r.price_micros ?? "",
+    r.share_bps ?? "",
+    csvText(r.corrects_period),
+    csvText(r.corrects_statement_id),
+    r.amount_minor ?? "",
+  ].join(",")}\r\n`;
+}
+
 /**
  * Streams the statement's line items as CSV, one page of items at a time (keyset on the item's
- * place), so a month of any size is never held in memory. Everything it prints is immutable once
- * the statement is priced: the same statement always gives the same bytes.
+ * place), so a month of any size is never held in memory; a page leaves as one chunk. Everything
+ * it prints is immutable once the statement is priced: the same statement always gives the same bytes.
  *
  * Each item names the partner's own ids: the purchase's partner_transaction_id (for a two-phase
  * redemption, the redemption's; for a refund, the refunded purchase's, with the partner's refund
@@ -66,13 +92,21 @@ export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chun
   let after = 0;
   let count = 0;
   for (;;) {
-    const rows = rowsOf<CsvItemRow>(
-      await conn.raw(
-        `SELECT i.seq, i.line_no, i.line_group, i.occurred_at, i.entry_kind, i.entry_id, i.lot_id, e.member_id, i.points,
-                CASE WHEN i.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
-                     WHEN i.line_group IN ('redemption', 'redemption_reversal') THEN c.redemption_price_micros END AS price_micros,
-                i.amount_minor,
-                CASE WHEN i.line_group = 'breakage_share' THEN c.breakage_share_bps END AS share_bps,
+    // A page is a few thousand index probes: a parallel plan only adds the start of its workers.
+    const rows = await conn.transaction(async (trx) => {
+      await trx.raw("SET LOCAL max_parallel_workers_per_gather = 0");
+      // Nor is there anything for JIT to win: compiling the page's plan costs more than running it.
+      await trx.raw("SET LOCAL jit = off");
+      // The page is read by the items' (statement, seq) index even while the statistics have not
+      // caught up with a statement collected moments ago.
+      await trx.raw("SET LOCAL enable_seqscan = off");
+      return rowsOf<CsvItemRow>(
+      await trx.raw(
+        `SELECT i.seq, i.statement_id, i.line_no::text, i.line_group, i.occurred_at, i.entry_kind, i.entry_id, nullif(i.lot_id, '') AS lot_id, coalesce(i.member_id, e.member_id) AS member_id, i.points::text,
+                (CASE WHEN i.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
+                      WHEN i.line_group IN ('redemption', 'redemption_reversal') THEN c.redemption_price_micros END)::text AS price_micros,
+                i.amount_minor::text,
+                (CASE WHEN i.line_group = 'breakage_share' THEN c.breakage_share_bps END)::text AS share_bps,
                 i.corrects_period,
                 coalesce(t.partner_transaction_id, r.partner_transaction_id, ft.partner_transaction_id, lt.partner_transaction_id) AS partner_transaction_id,
                 f.partner_refund_id,
@@ -83,55 +117,35 @@ export async function renderCsv(conn: DbOrTrx, statementId: string, write: (chun
                    JOIN settlement_statements ss ON ss.id = s2.statement_id AND ss.status = 'closed' AND ss.period < ?
                   WHERE i.line_group IN ('issuance_reversal', 'redemption_reversal')
                     AND oe.kind IN ('earn', 'burn', 'capture')
-                    AND oe.ref_type = coalesce(ft.ledger_ref_type, e.ref_type)
-                    AND oe.ref_id = coalesce(ft.ledger_ref_id, e.ref_id)
+                    AND oe.ref_type = coalesce(ft.ledger_ref_type, i.ref_type)
+                    AND oe.ref_id = coalesce(ft.ledger_ref_id, i.ref_id)
                   ORDER BY ss.period, s2.statement_id LIMIT 1) AS corrects_statement_id
-           FROM settlement_items i
-           JOIN ledger_entries e ON e.id = i.entry_id
-           LEFT JOIN contract_versions c ON c.id = i.contract_version_id
-           LEFT JOIN point_transactions t ON e.ref_type = 'transaction' AND t.id = e.ref_id
-           LEFT JOIN redemptions r ON e.ref_type = 'redemption' AND r.id = e.ref_id
-           LEFT JOIN point_refunds f ON e.ref_type = 'refund' AND f.id = e.ref_id
-           LEFT JOIN point_transactions ft ON ft.id = f.transaction_id
-           LEFT JOIN ledger_lots l ON i.lot_id <> '' AND l.id = i.lot_id
-           LEFT JOIN ledger_entries le ON le.id = l.entry_id
-           LEFT JOIN point_transactions lt ON le.ref_type = 'transaction' AND lt.id = le.ref_id
-          WHERE i.statement_id = ? AND i.seq > ?
-          ORDER BY i.seq
-          LIMIT ?`,
+           FROM (SELECT * FROM settlement_items WHERE statement_id = ? AND seq > ? ORDER BY seq LIMIT ?) i
+           -- One page: every look-up below is by primary key, one index probe per item at most (LIMIT 1
+           -- keeps the planner from hashing a whole month's ledger for a page). The item carries its
+           -- entry's reference (and, since 20261201090000, its member).
+           LEFT JOIN LATERAL (SELECT e.member_id FROM ledger_entries e WHERE i.member_id IS NULL AND e.id = i.entry_id LIMIT 1) e ON true
+           LEFT JOIN LATERAL (SELECT c.issuance_price_micros, c.redemption_price_micros, c.breakage_share_bps FROM contract_versions c WHERE c.id = i.contract_version_id LIMIT 1) c ON true
+           LEFT JOIN LATERAL (SELECT t.id, t.partner_transaction_id FROM point_transactions t WHERE i.ref_type = 'transaction' AND t.id = i.ref_id LIMIT 1) t ON true
+           LEFT JOIN LATERAL (SELECT r.transaction_id, r.partner_transaction_id FROM redemptions r WHERE i.ref_type = 'redemption' AND r.id = i.ref_id LIMIT 1) r ON true
+           LEFT JOIN LATERAL (SELECT f.partner_refund_id, f.transaction_id FROM point_refunds f WHERE i.ref_type = 'refund' AND f.id = i.ref_id LIMIT 1) f ON true
+           LEFT JOIN LATERAL (SELECT ft.id, ft.partner_transaction_id, ft.ledger_ref_type, ft.ledger_ref_id FROM point_transactions ft WHERE ft.id = f.transaction_id LIMIT 1) ft ON true
+           LEFT JOIN LATERAL (SELECT l.entry_id FROM ledger_lots l WHERE i.lot_id <> '' AND l.id = i.lot_id LIMIT 1) l ON true
+           LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE le.id = l.entry_id LIMIT 1) le ON true
+           LEFT JOIN LATERAL (SELECT lt.id, lt.partner_transaction_id FROM point_transactions lt WHERE le.ref_type = 'transaction' AND lt.id = le.ref_id LIMIT 1) lt ON true
+          ORDER BY i.seq`,
         [st.period, statementId, after, PAGE],
       ),
-    );
-    for (const r of rows) {
-      await write(
-        csvRow([
-          statementId,
-          r.line_no,
-          r.line_group,
-          new Date(r.occurred_at).toISOString(),
-          r.entry_kind,
-          r.partner_transaction_id,
-          r.partner_refund_id,
-          r.hub_transaction_id,
-          r.entry_id,
-          r.lot_id === "" ? null : r.lot_id,
-          r.member_id,
-          BigInt(r.points),
-          r.price_micros === null ? null : BigInt(r.price_micros),
-          r.share_bps,
-          r.corrects_period,
-          r.corrects_statement_id,
-          r.amount_minor === null ? null : BigInt(r.amount_minor),
-        ]),
       );
-    }
+    });
+    if (rows.length > 0) await write(rows.map(csvRecord).join(""));
     count += rows.length;
     if (rows.length < PAGE) return count;
     after = rows[rows.length - 1]!.seq;
   }
 }
 
-/** The sha256 of the CSV, computed by streaming it. */
+/** The sha256 of the CSV, computed by streaming it (one update per page). */
 export async function csvSha256(conn: DbOrTrx, statementId: string): Promise<{ sha256: string; items: number }> {
   const hash = createHash("sha256");
   const items = await renderCsv(conn, statementId, (chunk) => {
