@@ -39,6 +39,24 @@ export interface PageOptions {
   nav?: NavItem[];
 }
 
+/**
+ * The section a path belongs to: the item whose href is the path, or the longest href the path
+ * lies under (`/portal/console/partners/ptn_1` → Partners), so a sub-page marks its section. The
+ * first item is the area's overview: it is current only on its own path, never for every page
+ * under it. Query strings and a trailing slash do not matter.
+ */
+export function currentSection(nav: NavItem[], url: string): NavItem | undefined {
+  const trim = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") : p);
+  const here = trim(url.split(/[?#]/)[0] ?? "");
+  let best: NavItem | undefined;
+  nav.forEach((n, i) => {
+    const href = trim(n.href);
+    const hit = here === href || (i > 0 && here.startsWith(`${href}/`));
+    if (hit && (!best || trim(best.href).length < href.length)) best = n;
+  });
+  return best;
+}
+
 /** The hidden CSRF field every state-changing form carries. */
 export function csrfField(req: Request): Html {
   return html`<input type="hidden" name="_csrf" value="${csrfToken(req)}">`;
@@ -54,9 +72,9 @@ function flashes(req: Request): Html {
 export function page(req: Request, opts: PageOptions): string {
   const user = req.user;
   const nav = opts.nav ?? (user?.role === "operator" ? CONSOLE_NAV : user?.role === "developer" ? DEVELOPER_NAV : []);
-  const here = req.originalUrl.split("?")[0];
+  const current = currentSection(nav, req.originalUrl);
   const navHtml = nav.length
-    ? html`<nav aria-label="Sections" class="site-nav"><ul>${nav.map((n) => html`<li><a href="${n.href}"${here === n.href ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}</ul></nav>`
+    ? html`<nav aria-label="Sections" class="site-nav"><ul>${nav.map((n) => html`<li><a href="${n.href}"${n === current ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}</ul></nav>`
     : "";
   const userHtml = user
     ? html`<div class="user-menu"><span class="user-name">${user.name}</span>
