@@ -10,6 +10,7 @@ import type { createMembersService } from "../../gateway/src/members/members.ser
 import type { createCardsService } from "../../gateway/src/cards/cards.service.ts";
 import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.service.ts";
 import type { createStatementsService } from "../../settlement/src/statements.service.ts";
+import type { DisputesService } from "../../settlement/src/disputes.service.ts";
 import type { PortalUsers } from "./users/users.service.ts";
 import type { ConsoleServices } from "./console/services.ts";
 
@@ -28,6 +29,8 @@ export interface PortalServices {
   knownScopes: { partner: Set<string>; admin: Set<string> };
   webhooks: WebhooksService;
   statements: ReturnType<typeof createStatementsService>;
+  /** Disputes of statement lines: a developer opens and follows its partner's; the console resolves them. */
+  disputes: DisputesService;
   limiter: RateLimiter;
   /** Points the partner issued and redeemed per UTC day (the ledger's read). */
   pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;

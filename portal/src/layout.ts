@@ -27,6 +27,7 @@ export const CONSOLE_NAV: NavItem[] = [
   { href: "/portal/console/rules", label: "Rules" },
   { href: "/portal/console/tiers", label: "Tiers" },
   { href: "/portal/console/settlement", label: "Settlement" },
+  { href: "/portal/console/disputes", label: "Disputes" },
   { href: "/portal/console/analytics", label: "Analytics" },
 ];
 
