@@ -213,6 +213,8 @@ export function createHub(deps: HubDeps): Hub {
       statements,
       disputes,
       limiter: auth.limiter,
+      banking: { cards: banking.cards, transactions: banking.transactions },
+      memberBalances: (memberId) => ledger.balances(deps.db, memberId),
       pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
       console: {
         rules,

@@ -13,6 +13,7 @@ export const DEVELOPER_NAV: NavItem[] = [
   { href: "/portal/dev/credentials", label: "Credentials" },
   { href: "/portal/dev/quickstart", label: "Quick start" },
   { href: "/portal/dev/reference/", label: "API reference" },
+  { href: "/portal/dev/test-bank", label: "Test bank" },
   { href: "/portal/dev/webhooks", label: "Webhooks" },
   { href: "/portal/dev/requests", label: "Requests" },
   { href: "/portal/dev/usage", label: "Usage" },

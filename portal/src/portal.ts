@@ -16,6 +16,8 @@ import { webhooksPages } from "./developer/webhooks.pages.ts";
 import { statementsPages } from "./developer/statements.pages.ts";
 import { createRequestLog, type RequestLog } from "./request-log/request-log.ts";
 import { provisionSandbox } from "./developer/sandbox.service.ts";
+import { setUpTestBankFeed } from "./developer/test-bank.service.ts";
+import { testBankPages } from "./developer/test-bank.pages.ts";
 
 const PUBLIC_DIR = path.resolve(import.meta.dirname, "../public");
 
@@ -72,11 +74,19 @@ export function createPortal(deps: PortalDeps): Portal {
   router.use(session, passport.initialize(), passport.session());
   router.use(csrfProtection());
 
-  router.use(accountPages(ctx, passport, { afterSignup: async (user) => void (await provisionSandbox(ctx, user)) }));
+  router.use(
+    accountPages(ctx, passport, {
+      afterSignup: async (user) => {
+        const sandboxId = await provisionSandbox(ctx, user);
+        await setUpTestBankFeed(ctx, user.id, sandboxId);
+      },
+    }),
+  );
   router.use(credentialsPages(ctx));
   router.use(referencePages(ctx));
   router.use(webhooksPages(ctx));
   router.use(statementsPages(ctx));
+  router.use(testBankPages(ctx));
   router.use(activityPages(ctx, requestLog));
   router.use(consolePages(ctx));
 

@@ -194,6 +194,11 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
       return withLocations(db, await mustFind(db, id));
     },
 
+    /** Whether a partner lives in the portal's sandbox network (false for an unknown id). */
+    async isSandbox(id: string): Promise<boolean> {
+      return Boolean((await dal.findPartner(db, id))?.sandbox);
+    },
+
     async listPartners(f: { status?: string; sector?: string; kind?: string; sandbox?: boolean }) {
       return (await dal.listPartners(db, f)).map((p) => partnerView(p));
     },
