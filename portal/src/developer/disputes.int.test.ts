@@ -51,6 +51,8 @@ describe("statement disputes: the developer disputes a line, the operator resolv
     const page = await dev.get(statementPage());
     expect(page.status).toBe(200);
     expect(page.text).toContain("Download PDF");
+    // A owes the operator for April: said in words, not as the service's code.
+    expect(page.text).toContain("— You pay the operator");
     expect(page.text).toContain(`href="/portal/dev/statements/${statementId}/lines/${line.line_no}/dispute?env=live"`);
     expect(page.text).toContain("No line of this statement is disputed.");
     expect(page.text).not.toContain("Seam:");

@@ -18,7 +18,8 @@ export function money(minor: number | bigint, currency: string | null): string {
   return `${neg ? "−" : ""}${whole}.${(a % 100n).toString().padStart(2, "0")} ${currency ?? ""}`.trim();
 }
 
-const DIRECTION: Record<string, string> = { partner_pays: "You pay the operator", operator_pays: "The operator pays you", nil: "Nothing to pay" };
+/** The statements' direction, from the partner's side (statements.service: payable_to_partner, receivable_from_partner, nil). */
+const DIRECTION: Record<string, string> = { receivable_from_partner: "You pay the operator", payable_to_partner: "The operator pays you", nil: "Nothing to pay" };
 
 /**
  * Settlement statements through the statements and disputes services (closed statements of the
