@@ -19,15 +19,20 @@ let devId: string;
 let op: PortalClient;
 let statementId: string;
 let line: { line_no: number; description: string };
+// The hub's time: May 2026, after April ended (so April can be cleared), before May did.
+const hubClock = fixedClock("2026-05-10T09:00:00Z");
+const clearing = () => createClearingService({ db: hub.db, clock: hub.clock, log: hub.deps.log });
+async function closeMonth(period: string) {
+  await clearing().startRun(period);
+  for (let i = 0; i < 300 && (await clearing().getRun(`run_${period}`)).run.status === "running"; i++) await new Promise((r) => setTimeout(r, 100));
+  expect((await clearing().getRun(`run_${period}`)).run.status).toBe("closed");
+}
 
 beforeAll(async () => {
-  hub = await startTestHub({ config: { OUTBOX_POLL_MS: "20" } });
+  hub = await startTestHub({ clock: hubClock, config: { OUTBOX_POLL_MS: "20" } });
   await createSector(hub.db, "grocery");
   t = await seedNetwork(hub.db, fixedClock("2026-04-01T00:00:00Z"));
-  const clearing = createClearingService({ db: hub.db, clock: hub.clock, log: hub.deps.log });
-  await clearing.startRun("2026-04");
-  for (let i = 0; i < 300 && (await clearing.getRun("run_2026-04")).run.status === "running"; i++) await new Promise((r) => setTimeout(r, 100));
-  expect((await clearing.getRun("run_2026-04")).run.status).toBe("closed");
+  await closeMonth("2026-04");
   const email = `finance.a.${Date.now()}@example.com`;
   devId = (await createPortalUsers(hub.deps).create({ email, name: "A's developer", role: "developer", password: "developer password 1", partnerId: t.partners.A })).id;
   dev = new PortalClient(hub.url);
@@ -116,6 +121,9 @@ describe("statement disputes: the developer disputes a line, the operator resolv
     expect(detail.text).toContain("Two of these transactions were refunded the same day");
     expect(detail.text).toContain("<strong>The partner</strong> opened the dispute");
     expect([...detail.text.matchAll(/<a href="([^"]+)" aria-current="page">/g)].map((m) => m[1])).toEqual(["/portal/console/disputes"]);
+    const onStatement = await op.get(`/portal/console/settlement/runs/run_2026-04/statements/${statementId}`);
+    expect(onStatement.text).toContain("<caption>Disputes of this statement</caption>");
+    expect(onStatement.text).toContain(`<a href="/portal/console/disputes/${d.id}">${line.line_no}</a>`);
     // A developer never reaches the console's dispute pages.
     expect((await dev.get(`/portal/console/disputes/${d.id}`)).status).toBe(404);
 
@@ -132,7 +140,7 @@ describe("statement disputes: the developer disputes a line, the operator resolv
     const adj = await hub.db("settlement_adjustments").where({ dispute_id: d.id }).first();
     // The claimed 1.50, booked into the next open month (never into closed April).
     expect(adj).toMatchObject({ partner_id: t.partners.A, amount_minor: 150n, corrects_statement_id: statementId, corrects_line_no: line.line_no });
-    expect(adj.period > "2026-04").toBe(true);
+    expect(adj.period).toBe("2026-05");
     const audit = (await listAudit(hub.db, { objectType: "settlement_dispute", objectId: d.id, limit: 5 })).items;
     expect(audit.map((a) => a.action)).toEqual(["settlement_dispute.accepted"]);
     const after = await op.get(path);
@@ -153,5 +161,22 @@ describe("statement disputes: the developer disputes a line, the operator resolv
     await other.submit("/portal/signup", "/portal/signup", applicant());
     await other.get("/portal/dev");
     expect((await other.request("POST", `/portal/dev/statements/${statementId}/disputes/${d.id}/notes?env=live`, { form: { note: "hi" } })).status).toBe(404);
+  });
+
+  it("carries the accepted adjustment on May's statement, and the April dispute links to it", async () => {
+    const [d] = await disputesOfA();
+    hubClock.set("2026-06-02T09:00:00Z");
+    await closeMonth("2026-05");
+    const may = (await createStatementsService({ db: hub.db }).list(t.partners.A, {})).items.find((x) => x.period === "2026-05")!;
+    const full = await createStatementsService({ db: hub.db }).get(t.partners.A, may.id);
+    const carried = full.adjustments.find((l) => l.corrects_period === "2026-04")!;
+    expect(carried).toMatchObject({ amount_minor: 150 });
+    const april = await dev.get(statementPage());
+    expect(april.text).toContain(`carried on <a href="/portal/dev/statements/${may.id}?env=live">statement 2026-05</a>, line ${carried.line_no}`);
+    const mayPage = await dev.get(`/portal/dev/statements/${may.id}?env=live`);
+    expect(mayPage.text).toContain("<caption>Adjustments from earlier periods</caption>");
+    expect(mayPage.text).toContain("(corrects 2026-04)");
+    // The operator's view of the dispute says where it was carried too.
+    expect((await op.get(`/portal/console/disputes/${d.id}`)).text).toContain(`statement <code>${may.id}</code>, line ${carried.line_no}`);
   });
 });
