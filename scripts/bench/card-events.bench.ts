@@ -13,6 +13,7 @@
  *   env: EVENTS (100000), MEMBERS (20000), LANES (4), CHUNK (1000), DUPLICATES (0.02)
  */
 import os from "node:os";
+import { randomBytes } from "node:crypto";
 import { loadConfig } from "../../gateway/src/config/config.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { systemClock } from "../../gateway/src/infra/clock.ts";
@@ -40,7 +41,8 @@ async function main() {
   const { db } = bench;
   const log = createLogger("silent");
   try {
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: bench.url, PORT: "0", DATA_DIR: os.tmpdir() });
+    // Production config requires the portal's session key (the bench serves no page; any key does).
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: bench.url, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: randomBytes(32).toString("hex") });
     const deps = { config, db, queue: createMemoryQueue(log), log, clock: systemClock };
     const ledger = createLedger({ db });
     const banking = createBanking({ ...deps, ledger });
