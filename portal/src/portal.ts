@@ -78,7 +78,8 @@ export function createPortal(deps: PortalDeps): Portal {
     accountPages(ctx, passport, {
       afterSignup: async (user) => {
         const sandboxId = await provisionSandbox(ctx, user);
-        await setUpTestBankFeed(ctx, user.id, sandboxId);
+        // The feed is a convenience: if it cannot be set up now, the page offers to set it up.
+        await setUpTestBankFeed(ctx, user.id, sandboxId).catch((err: unknown) => ctx.log.warn({ err, user_id: user.id }, "portal sign-up: the test bank feed was not set up"));
       },
     }),
   );

@@ -136,7 +136,7 @@ export async function sendFeedEvent(ctx: PortalContext, feed: TestBankFeed, inpu
   const { partners, banking } = ctx.services;
   if (!(await partners.isSandbox(feed.bankPartnerId)) || !(await partners.isSandbox(feed.merchantPartnerId))) throw new FeedNotSandbox();
   const now = ctx.clock.now();
-  let purchase: { purchase_ref: string; card_token: string; transaction_at: Date | string };
+  let purchase: { purchase_ref: string; card_token: string; transaction_at: Date | string; member_id?: string };
   if (input.purchaseRef) {
     const found = await ctx.db("portal_sandbox_feed_purchases").where({ sandbox_partner_id: feed.sandboxPartnerId, purchase_ref: input.purchaseRef }).first("purchase_ref", "card_token", "transaction_at");
     if (!found) return { outcome: "not-found" };
@@ -144,8 +144,7 @@ export async function sendFeedEvent(ctx: PortalContext, feed: TestBankFeed, inpu
   } else {
     const card = feed.cards.find((c) => c.member_id === input.memberId);
     if (!card) return { outcome: "not-found" };
-    purchase = { purchase_ref: `sbx-${newId("pur", now.getTime()).replace(/^pur_/, "")}`, card_token: card.card_token, transaction_at: now };
-    await ctx.db("portal_sandbox_feed_purchases").insert({ sandbox_partner_id: feed.sandboxPartnerId, purchase_ref: purchase.purchase_ref, member_id: card.member_id, card_token: card.card_token, transaction_at: now });
+    purchase = { purchase_ref: `sbx-${newId("pur", now.getTime()).replace(/^pur_/, "")}`, card_token: card.card_token, transaction_at: now, member_id: card.member_id };
   }
   const event = {
     event_id: `sbx-${newId("evt", now.getTime()).replace(/^evt_/, "")}`,
@@ -160,7 +159,13 @@ export async function sendFeedEvent(ctx: PortalContext, feed: TestBankFeed, inpu
     // The purchase's time, the same on all its events (as a card network sends it).
     transaction_at: new Date(purchase.transaction_at).toISOString(),
   };
-  const r = await ctx.db.transaction((trx) => banking.transactions.ingest(trx, feed.bankPartnerId, [event]));
+  // A new purchase is noted for the page in the same transaction as its first event.
+  const r = await ctx.db.transaction(async (trx) => {
+    if (purchase.member_id) {
+      await trx("portal_sandbox_feed_purchases").insert({ sandbox_partner_id: feed.sandboxPartnerId, purchase_ref: purchase.purchase_ref, member_id: purchase.member_id, card_token: purchase.card_token, transaction_at: now });
+    }
+    return banking.transactions.ingest(trx, feed.bankPartnerId, [event]);
+  });
   if (r.rejected.length) return { outcome: "rejected", purchaseRef: purchase.purchase_ref, reason: r.rejected[0]!.reason };
   return { outcome: r.duplicates ? "duplicate" : "accepted", purchaseRef: purchase.purchase_ref };
 }
