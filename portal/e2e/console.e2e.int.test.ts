@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import type { Page } from "playwright-core";
 import { CHROMIUM, hasChromium, launchBrowser, screenshot } from "./browser.ts";
 import { fixedClock, startTestHub, type TestHub } from "../../test/harness.ts";
@@ -96,6 +96,16 @@ describe.skipIf(!hasChromium)(TITLE, () => {
   it("a developer disputes a line of the closed statement; the operator sees it and resolves it; both read the trail", async () => {
     // The developer in a browser of their own (another profile: another session).
     const devBrowser = await launchBrowser();
+    const pages: Page[] = [devBrowser.page];
+    onTestFailed(async () => {
+      for (const p of pages) if (!p.isClosed()) process.stderr.write(`${p.url()}\n${(await p.textContent("main").catch(() => "")) ?? ""}\n`);
+    });
+    // A form post and the page it redirects to, checked: the post answered 303.
+    const submit = async (p: Page, button: string, action: RegExp) => {
+      const [res] = await Promise.all([p.waitForResponse((r) => r.request().method() === "POST" && action.test(r.url())), p.getByRole("button", { name: button }).click()]);
+      expect(res.status(), `${button}: ${res.url()}`).toBe(303);
+      await p.waitForLoadState("load");
+    };
     try {
       const dev = devBrowser.page;
       await dev.goto(`${hub.url}/portal/login`);
@@ -112,7 +122,7 @@ describe.skipIf(!hasChromium)(TITLE, () => {
       await dev.getByRole("link", { name: "Dispute line 1" }).click();
       await dev.getByLabel("Why is this line wrong?").fill("Two of these purchases were refunded the same day");
       await dev.getByLabel("Amount you claim (EUR, optional)").fill("1.50");
-      await dev.getByRole("button", { name: "Open the dispute" }).click();
+      await submit(dev, "Open the dispute", /\/lines\/1\/dispute\?env=live$/);
       await dev.waitForURL(/#dispute-dsp_/);
       const mine = dev.locator("article.dispute").first();
       expect(await mine.locator(".badge").textContent()).toBe("open");
@@ -121,6 +131,7 @@ describe.skipIf(!hasChromium)(TITLE, () => {
 
       // The operator: the console's Disputes section lists it; resolve it with the claimed adjustment.
       const page = await browser.context.newPage();
+      pages.push(page);
       page.on("dialog", (d) => void d.accept());
       await page.goto(`${hub.url}/portal/console`);
       if (page.url().includes("/portal/login")) {
@@ -138,8 +149,7 @@ describe.skipIf(!hasChromium)(TITLE, () => {
       expect(await page.locator(".trail").textContent()).toContain("The partner opened the dispute");
       await page.getByLabel("Outcome").selectOption("accepted");
       await page.getByLabel("Note to the partner").fill("Confirmed: two refunds were priced as sales");
-      await page.getByRole("button", { name: "Resolve the dispute" }).click();
-      await page.waitForURL("**/portal/console/disputes/dsp_*");
+      await submit(page, "Resolve the dispute", /\/portal\/console\/disputes\/dsp_[0-9a-z]+\/resolve$/);
       expect(await page.locator(".flash-ok").first().textContent()).toContain("1.50 EUR booked into");
       expect(await page.locator("article.dispute .badge").first().textContent()).toBe("accepted");
       await shot(page, "dispute");
