@@ -72,6 +72,17 @@ export function createPortal(deps: PortalDeps): Portal {
   });
   router.use(express.urlencoded({ extended: false, limit: "64kb", parameterLimit: 200 }));
   router.use(session, passport.initialize(), passport.session());
+  // A redirect that carries a flash message saves the session first. express-session writes the
+  // response's head before its own save finishes, so a browser can follow the 303 and read the
+  // session before the flash is in it — on a loaded server the message then showed a page late.
+  router.use((req, res, next) => {
+    const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
+    res.redirect = ((...args: unknown[]) => {
+      if (!req.session?.flash?.length) return redirect(...args);
+      req.session.save((err) => (err ? next(err) : redirect(...args)));
+    }) as typeof res.redirect;
+    next();
+  });
   router.use(csrfProtection());
 
   router.use(
