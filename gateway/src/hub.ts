@@ -129,6 +129,7 @@ export function createHub(deps: HubDeps): Hub {
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
+  const disputes = createDisputesService({ db: deps.db, clock: deps.clock });
   const payments = createPaymentsService({ db: deps.db, clock: deps.clock, log });
   const stripeRail = createStripeRail({ db: deps.db, clock: deps.clock, log, stripe, payments });
   const reconciliation = createReconciliationService({ db: deps.db, clock: deps.clock, log, payments, stripeRail });
@@ -156,7 +157,7 @@ export function createHub(deps: HubDeps): Hub {
 
     // --- handlers: settlement ---
     ...settlementRoutes({ clearing, statements, creditTransfers: createCreditTransfers({ db: deps.db, clock: deps.clock }) }),
-    ...disputesRoutes({ disputes: createDisputesService({ db: deps.db, clock: deps.clock }), idempotency }),
+    ...disputesRoutes({ disputes, idempotency }),
     ...paymentsRoutes({ db: deps.db, clock: deps.clock, idempotency, payments, reconciliation }),
 
     // --- handlers: rules ---
@@ -210,7 +211,10 @@ export function createHub(deps: HubDeps): Hub {
       knownScopes: auth.knownScopes,
       webhooks,
       statements,
+      disputes,
       limiter: auth.limiter,
+      banking: { cards: banking.cards, transactions: banking.transactions },
+      memberBalances: (memberId) => ledger.balances(deps.db, memberId),
       pointsPerDay: (partnerId, from) => ledger.pointsPerDay(deps.db, partnerId, from),
       console: {
         rules,

@@ -111,11 +111,41 @@ describe.runIf(hasChromium)("developer portal in Chromium", () => {
     expect(await page.locator("svg.chart").count()).toBe(2);
     await screenshot(page, "07-usage");
 
+    // The test bank feed: an auth on a test card shows pending points, its clearing books them.
+    await nav("Test bank").click();
+    await page.waitForURL("**/portal/dev/test-bank");
+    expect(await nav("Test bank").getAttribute("aria-current")).toBe("page");
+    // The first test card's member also holds the points of the try-it earn above.
+    const pointsCell = page.locator('td[data-figure^="points-"]').first();
+    const before = Number((await pointsCell.textContent())!.replace(/,/g, ""));
+    const newPurchase = page.getByRole("region", { name: "New purchase" });
+    await newPurchase.getByLabel("Test card").selectOption({ index: 0 });
+    await newPurchase.getByLabel("First event").selectOption("auth");
+    await newPurchase.getByLabel("Amount (EUR)").fill("250.00");
+    await newPurchase.getByRole("button", { name: "Send the event" }).click();
+    await page.waitForURL(/\/portal\/dev\/test-bank#purchase-/);
+    const purchase = page.locator("article.purchase").first();
+    expect(await purchase.locator(".badge").textContent()).toBe("authorized");
+    expect(await purchase.locator('[data-figure="pending"]').textContent()).toContain("25 points");
+    // Keyboard only: the next event's form is reachable and sent without the mouse.
+    await purchase.getByLabel("Next event").selectOption("clearing");
+    await purchase.getByLabel("Amount (EUR)").focus();
+    await Promise.all([page.waitForEvent("load"), page.keyboard.press("Enter")]);
+    const cleared = page.locator("article.purchase").first();
+    expect(await cleared.locator(".badge").textContent()).toBe("cleared");
+    expect(await cleared.locator('[data-figure="booked"]').textContent()).toContain("25 points");
+    expect(Number((await pointsCell.textContent())!.replace(/,/g, ""))).toBe(before + 25);
+    await screenshot(page, "09-test-bank");
+
     // On a phone: the same pages fit the screen without sideways scrolling.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto(`${t.url}/portal/dev`);
-    const overflow = (await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) as number;
-    expect(overflow).toBeLessThanOrEqual(0);
-    await screenshot(page, "08-overview-phone");
+    for (const [name, url] of [
+      ["08-overview-phone", "/portal/dev"],
+      ["10-test-bank-phone", "/portal/dev/test-bank"],
+    ] as const) {
+      await page.goto(`${t.url}${url}`);
+      await expect.poll(() => page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"), { message: name, timeout: 5_000 }).toBeLessThanOrEqual(0);
+      await screenshot(page, name);
+    }
   }, 300_000);
 });

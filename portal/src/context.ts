@@ -10,6 +10,10 @@ import type { createMembersService } from "../../gateway/src/members/members.ser
 import type { createCardsService } from "../../gateway/src/cards/cards.service.ts";
 import type { WebhooksService } from "../../gateway/src/webhooks/webhooks.service.ts";
 import type { createStatementsService } from "../../settlement/src/statements.service.ts";
+import type { DisputesService } from "../../settlement/src/disputes.service.ts";
+import type { PaymentCardsService } from "../../gateway/src/banking/payment-cards.service.ts";
+import type { CardTransactionsService } from "../../gateway/src/banking/card-transactions.service.ts";
+import type { MemberBalances } from "../../gateway/src/ledger/ledger.types.ts";
 import type { PortalUsers } from "./users/users.service.ts";
 import type { ConsoleServices } from "./console/services.ts";
 
@@ -28,7 +32,13 @@ export interface PortalServices {
   knownScopes: { partner: Set<string>; admin: Set<string> };
   webhooks: WebhooksService;
   statements: ReturnType<typeof createStatementsService>;
+  /** Disputes of statement lines: a developer opens and follows its partner's; the console resolves them. */
+  disputes: DisputesService;
   limiter: RateLimiter;
+  /** The banking feature's payment cards and card-transactions ingest: the sandbox's test bank feed sends through them. */
+  banking: { cards: PaymentCardsService; transactions: CardTransactionsService };
+  /** A member's points balances (the ledger's read): the test bank feed shows its test members' points. */
+  memberBalances(memberId: string): Promise<MemberBalances>;
   /** Points the partner issued and redeemed per UTC day (the ledger's read). */
   pointsPerDay(partnerId: string, from: Date): Promise<Array<{ day: string; issued: bigint; redeemed: bigint }>>;
   /** The operator console's services (rules, tiers, settlement, analytics, audit): console/services.ts. */

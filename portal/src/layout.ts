@@ -13,6 +13,7 @@ export const DEVELOPER_NAV: NavItem[] = [
   { href: "/portal/dev/credentials", label: "Credentials" },
   { href: "/portal/dev/quickstart", label: "Quick start" },
   { href: "/portal/dev/reference/", label: "API reference" },
+  { href: "/portal/dev/test-bank", label: "Test bank" },
   { href: "/portal/dev/webhooks", label: "Webhooks" },
   { href: "/portal/dev/requests", label: "Requests" },
   { href: "/portal/dev/usage", label: "Usage" },
@@ -27,6 +28,7 @@ export const CONSOLE_NAV: NavItem[] = [
   { href: "/portal/console/rules", label: "Rules" },
   { href: "/portal/console/tiers", label: "Tiers" },
   { href: "/portal/console/settlement", label: "Settlement" },
+  { href: "/portal/console/disputes", label: "Disputes" },
   { href: "/portal/console/analytics", label: "Analytics" },
 ];
 
@@ -37,6 +39,24 @@ export interface PageOptions {
   notice?: Html;
   /** Defaults from the signed-in user's role; none for anonymous pages. */
   nav?: NavItem[];
+}
+
+/**
+ * The section a path belongs to: the item whose href is the path, or the longest href the path
+ * lies under (`/portal/console/partners/ptn_1` → Partners), so a sub-page marks its section. The
+ * first item is the area's overview: it is current only on its own path, never for every page
+ * under it. Query strings and a trailing slash do not matter.
+ */
+export function currentSection(nav: NavItem[], url: string): NavItem | undefined {
+  const trim = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") : p);
+  const here = trim(url.split(/[?#]/)[0] ?? "");
+  let best: NavItem | undefined;
+  nav.forEach((n, i) => {
+    const href = trim(n.href);
+    const hit = here === href || (i > 0 && here.startsWith(`${href}/`));
+    if (hit && (!best || trim(best.href).length < href.length)) best = n;
+  });
+  return best;
 }
 
 /** The hidden CSRF field every state-changing form carries. */
@@ -54,9 +74,9 @@ function flashes(req: Request): Html {
 export function page(req: Request, opts: PageOptions): string {
   const user = req.user;
   const nav = opts.nav ?? (user?.role === "operator" ? CONSOLE_NAV : user?.role === "developer" ? DEVELOPER_NAV : []);
-  const here = req.originalUrl.split("?")[0];
+  const current = currentSection(nav, req.originalUrl);
   const navHtml = nav.length
-    ? html`<nav aria-label="Sections" class="site-nav"><ul>${nav.map((n) => html`<li><a href="${n.href}"${here === n.href ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}</ul></nav>`
+    ? html`<nav aria-label="Sections" class="site-nav"><ul>${nav.map((n) => html`<li><a href="${n.href}"${n === current ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}</ul></nav>`
     : "";
   const userHtml = user
     ? html`<div class="user-menu"><span class="user-name">${user.name}</span>

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startTestHub, type TestHub } from "../../test/harness.ts";
 import { applicant, PortalClient } from "../../test/portal.ts";
 import { createPartnersService } from "../../gateway/src/partners/partners.service.ts";
@@ -41,6 +41,47 @@ describe("portal: sign-up, login, sessions", () => {
     expect(res.text).toContain('aria-invalid="true"');
     const after = await t.db("partners").count<{ count: string }[]>("* as count");
     expect(after).toEqual(before);
+  });
+
+  it("is atomic when sign-ups race on one email: exactly one user and exactly one partner application", async () => {
+    const email = `race.${Date.now()}@example.com`;
+    const forms = [1, 2, 3, 4].map((n) => applicant({ email, company: `Race Company ${n} ${email}` }));
+    const clients = forms.map(() => new PortalClient(t.url));
+    await Promise.all(clients.map((c) => c.get("/portal/signup")));
+    const answers = await Promise.all(clients.map((c, i) => c.request("POST", "/portal/signup", { form: forms[i]! })));
+    expect(answers.map((a) => a.status).sort()).toEqual([303, 422, 422, 422]);
+    for (const a of answers.filter((x) => x.status === 422)) expect(a.text).toContain("An account with this email exists");
+    const users = await t.db("portal_users").where({ email }).select("partner_id");
+    expect(users).toHaveLength(1);
+    const live = await t.db("partners").whereIn("name", forms.map((f) => f.company)).select("id");
+    expect(live.map((p) => p.id)).toEqual([users[0]!.partner_id]);
+  });
+
+  // The losing interleaving, forced: the email is taken (not yet committed) after the sign-up's
+  // check passed; its partner must roll back with its user. A second connection is needed: PostgreSQL.
+  it.skipIf(inject("dbTemplate").kind !== "postgres")("rolls the partner back when the email is taken between the check and the insert", async () => {
+    const form = applicant();
+    const c = new PortalClient(t.url);
+    await c.get("/portal/signup");
+    const trx = await t.db.transaction();
+    try {
+      await trx("portal_users").insert({ id: `usr_race_${Date.now()}`, email: form.email, name: "First", role: "operator", password_hash: "x", created_at: new Date(), updated_at: new Date() });
+      const pending = c.request("POST", "/portal/signup", { form });
+      // Wait until the sign-up's own insert waits on the unique email index held by this transaction.
+      for (let i = 0; i < 200; i++) {
+        const { rows } = (await t.db.raw("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted")) as { rows: Array<{ n: number }> };
+        if (rows[0]!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await trx.commit();
+      const res = await pending;
+      expect(res.status).toBe(422);
+      expect(res.text).toContain("An account with this email exists");
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback();
+    }
+    expect(await t.db("partners").where({ name: form.company }).first()).toBeUndefined();
+    expect(Number((await t.db("portal_users").where({ email: form.email }).count("* as n").first())!.n)).toBe(1);
   });
 
   it("refuses every state-changing form without the session's CSRF token (403), with a wrong one too", async () => {

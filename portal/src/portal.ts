@@ -16,6 +16,8 @@ import { webhooksPages } from "./developer/webhooks.pages.ts";
 import { statementsPages } from "./developer/statements.pages.ts";
 import { createRequestLog, type RequestLog } from "./request-log/request-log.ts";
 import { provisionSandbox } from "./developer/sandbox.service.ts";
+import { setUpTestBankFeed } from "./developer/test-bank.service.ts";
+import { testBankPages } from "./developer/test-bank.pages.ts";
 
 const PUBLIC_DIR = path.resolve(import.meta.dirname, "../public");
 
@@ -70,13 +72,33 @@ export function createPortal(deps: PortalDeps): Portal {
   });
   router.use(express.urlencoded({ extended: false, limit: "64kb", parameterLimit: 200 }));
   router.use(session, passport.initialize(), passport.session());
+  // A redirect that carries a flash message saves the session first. express-session writes the
+  // response's head before its own save finishes, so a browser can follow the 303 and read the
+  // session before the flash is in it — on a loaded server the message then showed a page late.
+  router.use((req, res, next) => {
+    const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
+    res.redirect = ((...args: unknown[]) => {
+      if (!req.session?.flash?.length) return redirect(...args);
+      req.session.save((err) => (err ? next(err) : redirect(...args)));
+    }) as typeof res.redirect;
+    next();
+  });
   router.use(csrfProtection());
 
-  router.use(accountPages(ctx, passport, { afterSignup: async (user) => void (await provisionSandbox(ctx, user)) }));
+  router.use(
+    accountPages(ctx, passport, {
+      afterSignup: async (user) => {
+        const sandboxId = await provisionSandbox(ctx, user);
+        // The feed is a convenience: if it cannot be set up now, the page offers to set it up.
+        await setUpTestBankFeed(ctx, user.id, sandboxId).catch((err: unknown) => ctx.log.warn({ err, user_id: user.id }, "portal sign-up: the test bank feed was not set up"));
+      },
+    }),
+  );
   router.use(credentialsPages(ctx));
   router.use(referencePages(ctx));
   router.use(webhooksPages(ctx));
   router.use(statementsPages(ctx));
+  router.use(testBankPages(ctx));
   router.use(activityPages(ctx, requestLog));
   router.use(consolePages(ctx));
 

@@ -9,6 +9,8 @@ export interface PartnerRow {
   kind: "operator" | "merchant" | "bank";
   sector: string;
   status: string;
+  /** A developer's sandbox partner (the portal's sandbox network); live by default. */
+  sandbox?: boolean;
 }
 
 let seq = 0;
@@ -70,8 +72,8 @@ export async function createContract(db: DbOrTrx, partnerId: string, overrides: 
   return row;
 }
 
-export async function createMember(db: DbOrTrx, enrolledBy: string, overrides: { id?: string; status?: string } = {}): Promise<{ id: string }> {
-  const row = { id: overrides.id ?? newId("mem"), status: overrides.status ?? "active", enrolled_by_partner_id: enrolledBy };
+export async function createMember(db: DbOrTrx, enrolledBy: string, overrides: { id?: string; status?: string; sandbox?: boolean } = {}): Promise<{ id: string }> {
+  const row = { id: overrides.id ?? newId("mem"), status: overrides.status ?? "active", enrolled_by_partner_id: enrolledBy, ...(overrides.sandbox ? { sandbox: true } : {}) };
   await db("members").insert(row);
   await db("member_partner_links").insert({ member_id: row.id, partner_id: enrolledBy, relation: "enrolled" });
   return { id: row.id };

@@ -24,6 +24,17 @@ import { createAnalyticsService, rfmSegment } from "./analytics.service.ts";
  *   2026-04-04  mem_2 earns 400.00 at P  → 40 pts
  *   2026-04-06  mem_4 earns 1000.00 at P → 100 pts
  *   2026-04-08  mem_5 earns  10.00 at P  →  1 pt
+ *
+ * And a developer's sandbox partner S (points valid 5 days) with sandbox members, whose traffic
+ * would move every measure if it counted — opening liability, flows, breakage, active members,
+ * retention, RFM and the top fifth — and must not:
+ *
+ *   2026-02-25  mem_s1 earns  500.00 at S → 50 pts   (expires 03-02)
+ *   2026-03-03  mem_s1 earns  300.00 at S → 30 pts   (expires 03-08)
+ *   2026-03-04  mem_s2 earns 9000.00 at S → 900 pts  (expires 03-09; the largest spender by far)
+ *   2026-03-06  mem_s2 burns 100 pts at S
+ *   2026-03-18  the same expiry run: 880 sandbox points expire
+ *   2026-04-05  mem_s1 earns   50.00 at S → 5 pts
  */
 let db: Db;
 const clock = fixedClock("2026-02-20T10:00:00Z");
@@ -39,6 +50,9 @@ beforeAll(async () => {
   await createContract(db, Q, { points_validity_days: 5 });
   for (const n of [1, 2, 4, 5]) await createMember(db, P, { id: `mem_${n}` });
   await createMember(db, Q, { id: "mem_3" });
+  const S = (await createPartner(db, { name: "S (sandbox)", sandbox: true })).id;
+  await createContract(db, S, { points_validity_days: 5 });
+  for (const n of [1, 2]) await createMember(db, S, { id: `mem_s${n}`, sandbox: true });
   const at = async (when: string, work: () => Promise<unknown>) => {
     clock.set(when);
     await work();
@@ -46,6 +60,10 @@ beforeAll(async () => {
   const buy = (partner: string, member: string, id: string, amount: number) => db.transaction((trx) => earn.earn(trx, partner, { member_id: member, partner_transaction_id: id, amount_minor: amount, currency: "EUR" }));
   const burn = (partner: string, member: string, id: string, points: number) => db.transaction((trx) => earn.burn(trx, partner, { member_id: member, partner_transaction_id: id, points, amount_minor: points * 10, currency: "EUR" }));
   await at("2026-02-20T10:00:00Z", () => buy(P, "mem_1", "t0", 10_000));
+  await at("2026-02-25T10:00:00Z", () => buy(S, "mem_s1", "s0", 50_000));
+  await at("2026-03-03T10:00:00Z", () => buy(S, "mem_s1", "s1", 30_000));
+  await at("2026-03-04T10:00:00Z", () => buy(S, "mem_s2", "s2", 900_000));
+  await at("2026-03-06T10:00:00Z", () => burn(S, "mem_s2", "sb1", 100));
   await at("2026-03-02T10:00:00Z", () => buy(P, "mem_1", "t1", 20_000));
   await at("2026-03-05T10:00:00Z", () => buy(P, "mem_2", "t2", 5_000));
   await at("2026-03-10T10:00:00Z", () => buy(Q, "mem_3", "t3", 3_000));
@@ -55,6 +73,7 @@ beforeAll(async () => {
   await at("2026-04-03T10:00:00Z", () => burn(P, "mem_1", "b2", 15));
   await at("2026-04-04T10:00:00Z", () => buy(P, "mem_2", "t5", 40_000));
   await at("2026-04-06T10:00:00Z", () => buy(P, "mem_4", "t6", 100_000));
+  await at("2026-04-05T10:00:00Z", () => buy(S, "mem_s1", "s3", 5_000));
   await at("2026-04-08T10:00:00Z", () => buy(P, "mem_5", "t7", 1_000));
   clock.set("2026-04-30T12:00:00Z");
 });
@@ -63,6 +82,12 @@ afterAll(async () => db?.destroy());
 const analytics = () => createAnalyticsService({ db, clock });
 
 describe("network analytics on a hand-computed network", () => {
+  it("has sandbox traffic in the window that the figures below leave out", async () => {
+    const n = (q: string) => db.raw(q).then((r: { rows: Array<{ n: number }> }) => Number(r.rows[0]!.n));
+    expect(await n("SELECT count(*) AS n FROM point_transactions t JOIN partners p ON p.id = t.partner_id WHERE p.sandbox")).toBe(5);
+    expect(await n("SELECT count(*) AS n FROM ledger_entries e JOIN members m ON m.id = e.member_id WHERE m.sandbox AND e.kind = 'expire'")).toBeGreaterThan(0);
+  });
+
   it("points liability outstanding at the end of each day", async () => {
     const series = await analytics().liability(W);
     expect(series).toHaveLength(61);
@@ -74,9 +99,14 @@ describe("network analytics on a hand-computed network", () => {
     expect(at("2026-03-18")).toBe(35n);
     expect(at("2026-04-03")).toBe(20n);
     expect(at("2026-04-30")).toBe(161n);
-    // It agrees with the ledger's own balances of members' accounts.
-    const { rows } = (await db.raw("SELECT sum(balance)::bigint AS b FROM ledger_accounts WHERE kind IN ('member_points', 'member_points_held', 'member_points_debt')")) as { rows: Array<{ b: bigint }> };
-    expect(BigInt(rows[0]!.b)).toBe(161n);
+    // It agrees with the ledger's own balances of live members' accounts; the sandbox members hold
+    // 5 more points that the operator's liability leaves out.
+    const balances = async (sandbox: boolean) =>
+      BigInt(
+        ((await db.raw("SELECT coalesce(sum(a.balance), 0)::bigint AS b FROM ledger_accounts a JOIN members m ON m.id = a.member_id WHERE a.kind IN ('member_points', 'member_points_held', 'member_points_debt') AND m.sandbox = ?", [sandbox])) as { rows: Array<{ b: bigint }> }).rows[0]!.b,
+      );
+    expect(await balances(false)).toBe(161n);
+    expect(await balances(true)).toBe(5n);
   });
 
   it("points issued and redeemed per day, and the redemption rate", async () => {

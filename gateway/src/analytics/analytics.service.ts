@@ -11,6 +11,8 @@ import type { Clock } from "../infra/clock.ts";
  * day after the last one. Ratios are integers in basis points, floored (10000 = 100 %), so no float
  * touches a figure; percentages are only formatted for display.
  *
+ * Only the live network counts: sandbox partners and sandbox members are left out of every measure.
+ *
  * Definitions (docs/operator-console.md says the same):
  * - liability: points members hold (their points, held and debt accounts), end of each day;
  * - issued: points credited to members by partners (gross: negative postings on partner issuance
@@ -30,6 +32,15 @@ import type { Clock } from "../infra/clock.ts";
  */
 
 const MEMBER_KINDS = "('member_points', 'member_points_held', 'member_points_debt')";
+
+/*
+ * The live network only: developers' sandbox partners and their sandbox members (the portal's
+ * sandbox network, `sandbox = true`) are left out of every measure, so test traffic never moves a
+ * figure the operator reads. Members' balances and lots are filtered by the member's network,
+ * partners' flows and purchases by the partner's (the two never meet: member access refuses it).
+ */
+const LIVE_MEMBER_OF = (col: string) => `JOIN members lm ON lm.id = ${col} AND NOT lm.sandbox`;
+const LIVE_PARTNER_OF = (col: string) => `JOIN partners lp ON lp.id = ${col} AND NOT lp.sandbox`;
 const DAY_MS = 86_400_000;
 
 export interface Window {
@@ -77,10 +88,12 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
          ), opening AS (
            SELECT coalesce(sum(p.amount), 0)::bigint AS points
              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                 ${LIVE_MEMBER_OF("a.member_id")}
             WHERE a.kind IN ${MEMBER_KINDS} AND e.occurred_at < ?::timestamptz
          ), daily AS (
            SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(p.amount)::bigint AS delta
              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                 ${LIVE_MEMBER_OF("a.member_id")}
             WHERE a.kind IN ${MEMBER_KINDS} AND e.occurred_at >= ?::timestamptz AND e.occurred_at < ?::timestamptz
             GROUP BY 1
          )
@@ -103,6 +116,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
                   coalesce(sum(-p.amount) FILTER (WHERE a.kind = 'partner_issuance' AND p.amount < 0), 0)::bigint AS issued,
                   coalesce(sum(p.amount) FILTER (WHERE a.kind = 'partner_redemption' AND p.amount > 0), 0)::bigint AS redeemed
              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                  ${LIVE_PARTNER_OF("a.partner_id")}
             WHERE a.kind IN ('partner_issuance', 'partner_redemption') AND e.occurred_at >= ?::timestamptz AND e.occurred_at < ?::timestamptz
             GROUP BY 1
          )
@@ -120,6 +134,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
           `SELECT coalesce(sum(-p.amount) FILTER (WHERE a.kind = 'partner_issuance' AND p.amount < 0), 0)::bigint AS issued,
                   coalesce(sum(p.amount) FILTER (WHERE a.kind = 'partner_redemption' AND p.amount > 0), 0)::bigint AS redeemed
              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                  ${LIVE_PARTNER_OF("a.partner_id")}
             WHERE a.kind IN ('partner_issuance', 'partner_redemption') AND e.occurred_at >= ?::timestamptz AND e.occurred_at < ?::timestamptz`,
           [w.from.toISOString(), w.to.toISOString()],
         ),
@@ -140,11 +155,13 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
         await db.raw(
           `SELECT (SELECT coalesce(sum(p.amount), 0)::bigint
                      FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id JOIN ledger_entries e ON e.id = p.entry_id
+                          ${LIVE_MEMBER_OF("e.member_id")}
                     WHERE a.kind = 'breakage' AND e.kind = 'expire' AND e.occurred_at >= ?::timestamptz AND e.occurred_at < ?::timestamptz) AS expired,
-                  (SELECT coalesce(sum(l.amount), 0)::bigint FROM ledger_lots l
+                  (SELECT coalesce(sum(l.amount), 0)::bigint FROM ledger_lots l ${LIVE_MEMBER_OF("l.member_id")}
                     WHERE l.expires_at >= ?::timestamptz AND l.expires_at < ?::timestamptz) AS due,
                   (SELECT coalesce(sum(m.amount), 0)::bigint
                      FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id JOIN ledger_entries e ON e.id = m.entry_id
+                          ${LIVE_MEMBER_OF("l.member_id")}
                     WHERE e.kind = 'expire' AND l.expires_at >= ?::timestamptz AND l.expires_at < ?::timestamptz) AS expired_of_due`,
           [w.from.toISOString(), w.to.toISOString(), w.from.toISOString(), w.to.toISOString(), w.from.toISOString(), w.to.toISOString()],
         ),
@@ -162,7 +179,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
            SELECT m::date AS month FROM generate_series(date_trunc('month', ?::timestamp), date_trunc('month', ?::timestamp - interval '1 microsecond'), interval '1 month') AS m
          ), active AS (
            SELECT date_trunc('month', t.occurred_at AT TIME ZONE 'UTC')::date AS month, count(DISTINCT t.member_id)::int AS members
-             FROM point_transactions t
+             FROM point_transactions t ${LIVE_PARTNER_OF("t.partner_id")}
             WHERE t.occurred_at >= ?::timestamptz AND t.occurred_at < ?::timestamptz
             GROUP BY 1
          )
@@ -183,7 +200,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
            SELECT m::date AS month FROM generate_series(date_trunc('month', ?::timestamp) + interval '1 month', date_trunc('month', ?::timestamp - interval '1 microsecond'), interval '1 month') AS m
          ), active AS (
            SELECT DISTINCT t.member_id, date_trunc('month', t.occurred_at AT TIME ZONE 'UTC')::date AS month
-             FROM point_transactions t
+             FROM point_transactions t ${LIVE_PARTNER_OF("t.partner_id")}
             WHERE t.occurred_at >= date_trunc('month', ?::timestamp) AT TIME ZONE 'UTC' AND t.occurred_at < ?::timestamptz
          )
          SELECT to_char(m.month, 'YYYY-MM') AS month,
@@ -211,7 +228,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
                   (?::date - max((t.occurred_at AT TIME ZONE 'UTC')::date))::int AS recency_days,
                   count(*)::int AS frequency,
                   sum(t.amount_minor - t.refunded_minor)::bigint AS monetary
-             FROM point_transactions t
+             FROM point_transactions t ${LIVE_PARTNER_OF("t.partner_id")}
             WHERE t.kind IN ('earn', 'purchase') AND t.currency = ? AND t.occurred_at >= ?::timestamptz AND t.occurred_at < ?::timestamptz
             GROUP BY t.member_id
          )
@@ -240,7 +257,7 @@ export function createAnalyticsService(deps: { db: Db; clock: Clock }) {
         await db.raw(
           `WITH spend AS (
              SELECT t.member_id, sum(t.amount_minor - t.refunded_minor)::bigint AS spend
-               FROM point_transactions t
+               FROM point_transactions t ${LIVE_PARTNER_OF("t.partner_id")}
               WHERE t.kind IN ('earn', 'purchase') AND t.currency = ? AND t.occurred_at >= ?::timestamptz AND t.occurred_at < ?::timestamptz
               GROUP BY t.member_id
            ), ranked AS (

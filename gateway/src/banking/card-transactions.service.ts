@@ -128,8 +128,10 @@ export interface CardTransactionsDeps {
 interface TxCache {
   contracts: Map<string, ContractTerms[]>;
   offers: Map<string, OfferRow[]>;
-  mids: Map<string, { id: string; partner_id: string } | undefined>;
-  mccs: Map<string, Array<{ id: string; name: string }>>;
+  mids: Map<string, { id: string; partner_id: string; sandbox: boolean } | undefined>;
+  mccs: Map<string, Array<{ id: string; name: string; sandbox: boolean }>>;
+  /** Banks' networks: true for a sandbox bank (the portal's sandbox network). */
+  banks: Map<string, boolean>;
   cards: Map<string, { id: string; member_id: string } | undefined>;
 }
 const caches = new WeakMap<Trx, TxCache>();
@@ -152,7 +154,7 @@ async function phase<T>(trx: Trx, name: string, fn: () => Promise<T> | T): Promi
 }
 function cacheOf(trx: Trx): TxCache {
   let c = caches.get(trx);
-  if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), mccs: new Map(), cards: new Map() }));
+  if (!c) caches.set(trx, (c = { contracts: new Map(), offers: new Map(), mids: new Map(), mccs: new Map(), cards: new Map(), banks: new Map() }));
   return c;
 }
 
@@ -215,38 +217,52 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
   /**
    * Matching: the MID names one partner location across the network; failing that, a partner
    * whose MCCs include the purchase's MCC and whose normalised name is the merchant's (or begins
-   * it: "acme fuel riga 12" is Acme Fuel). Only active partners earn. Two queries for any number of
-   * purchases (fewer when this transaction read the MIDs and MCCs already).
+   * it: "acme fuel riga 12" is Acme Fuel). Only active partners earn, and only partners of the
+   * bank's network: a sandbox bank's purchases match sandbox merchants only, a live bank's live
+   * ones only, so test traffic never reaches a live partner (nor live traffic a sandbox one). Three
+   * queries for any number of purchases (fewer when this transaction read the banks, MIDs and MCCs
+   * already).
    */
-  async function matchMany(trx: Trx, ps: Array<Pick<PurchaseRow, "id" | "mid" | "mcc" | "merchant_name">>): Promise<Map<string, Match | null>> {
+  async function matchMany(trx: Trx, ps: Array<Pick<PurchaseRow, "id" | "bank_partner_id" | "mid" | "mcc" | "merchant_name">>): Promise<Map<string, Match | null>> {
     const cache = cacheOf(trx);
+    const banks = dedupe(ps.map((p) => p.bank_partner_id)).filter((b) => !cache.banks.has(b));
+    if (banks.length > 0) {
+      const rows: Array<{ id: string; sandbox: boolean }> = await trx("partners").whereIn("id", banks).select("id", "sandbox");
+      for (const b of banks) cache.banks.set(b, false);
+      for (const r of rows) cache.banks.set(r.id, Boolean(r.sandbox));
+    }
+    const networkOf = (p: Pick<PurchaseRow, "bank_partner_id">) => cache.banks.get(p.bank_partner_id) ?? false;
+    const locationOf = (p: Pick<PurchaseRow, "bank_partner_id" | "mid">) => {
+      const loc = p.mid ? cache.mids.get(p.mid) : undefined;
+      return loc && loc.sandbox === networkOf(p) ? loc : undefined;
+    };
     const mids = dedupe(ps.map((p) => p.mid).filter((m): m is string => Boolean(m))).filter((m) => !cache.mids.has(m));
     if (mids.length > 0) {
       const rows: Array<{ id: string; partner_id: string; mid: string }> = await trx("partner_locations as l")
         .join("partners as p", "p.id", "l.partner_id")
         .whereIn("l.mid", mids)
         .andWhere("p.status", "active")
-        .select("l.id", "l.partner_id", "l.mid");
+        .select("l.id", "l.partner_id", "l.mid", "p.sandbox");
       for (const m of mids) cache.mids.set(m, undefined);
-      for (const r of rows) cache.mids.set(r.mid, { id: r.id, partner_id: r.partner_id });
+      for (const r of rows as Array<{ id: string; partner_id: string; mid: string; sandbox: boolean }>) cache.mids.set(r.mid, { id: r.id, partner_id: r.partner_id, sandbox: Boolean(r.sandbox) });
     }
-    const byName = ps.filter((p) => !(p.mid && cache.mids.get(p.mid)) && p.mcc && p.merchant_name);
+    const byName = ps.filter((p) => !locationOf(p) && p.mcc && p.merchant_name);
     const mccs = dedupe(byName.map((p) => p.mcc!)).filter((m) => !cache.mccs.has(m));
     if (mccs.length > 0) {
-      const rows: Array<{ id: string; name: string; mccs: string[] }> = (
+      const rows: Array<{ id: string; name: string; mccs: string[]; sandbox: boolean }> = (
         await trx.raw(
-          `SELECT id, name, mccs FROM partners
+          `SELECT id, name, mccs, sandbox FROM partners
             WHERE status = 'active' AND kind = 'merchant'
               AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(mccs) m WHERE m IN (SELECT jsonb_array_elements_text(?::jsonb)))
             ORDER BY id`,
           [JSON.stringify(mccs)],
         )
       ).rows;
-      for (const m of mccs) cache.mccs.set(m, rows.filter((r) => r.mccs.includes(m)).map((r) => ({ id: r.id, name: r.name })));
+      for (const m of mccs) cache.mccs.set(m, rows.filter((r) => r.mccs.includes(m)).map((r) => ({ id: r.id, name: r.name, sandbox: Boolean(r.sandbox) })));
     }
     const out = new Map<string, Match | null>();
     for (const p of ps) {
-      const loc = p.mid ? cache.mids.get(p.mid) : undefined;
+      const loc = locationOf(p);
       if (loc) {
         out.set(p.id, { partnerId: loc.partner_id, locationId: loc.id, method: "mid" });
         continue;
@@ -255,6 +271,7 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       const name = p.mcc && p.merchant_name ? normaliseMerchantName(p.merchant_name) : "";
       if (name) {
         for (const c of cache.mccs.get(p.mcc!) ?? []) {
+          if (c.sandbox !== networkOf(p)) continue;
           const n = normaliseMerchantName(c.name);
           if (n && (name === n || name.startsWith(`${n} `))) {
             found = { partnerId: c.id, locationId: null, method: "mcc_name" };
@@ -1004,7 +1021,9 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         const p = await lockPurchase(trx, purchaseId);
         if (!p) throw bankingErrors.make("purchase-not-found", `No purchase ${purchaseId}.`);
         if (partnerId) {
-          const partner = await trx("partners").where({ id: partnerId, kind: "merchant" }).first("id");
+          // A merchant of the bank's own network only (sandbox or live).
+          const bank: { sandbox: boolean } | undefined = await trx("partners").where({ id: p.bank_partner_id }).first("sandbox");
+          const partner = await trx("partners").where({ id: partnerId, kind: "merchant", sandbox: bank?.sandbox ?? false }).first("id");
           if (!partner) throw bankingErrors.make("purchase-not-found", `No merchant partner ${partnerId}.`);
           p.partner_id = partnerId;
           p.match_method = "manual";

@@ -1,4 +1,4 @@
-import type { Db, DbOrTrx } from "../infra/db.ts";
+import type { Db, DbOrTrx, Trx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
@@ -172,10 +172,12 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
     /**
      * A new partner in `applied`. `sandbox: true` makes a developer's sandbox partner (the portal's
      * sandbox network): it takes no place in its sector — non-compete neither counts nor stops it —
-     * and the live lists leave it out.
+     * and the live lists leave it out. Given a transaction, it writes in it (the caller owns the
+     * boundary: the portal's sign-up creates the partner and its first user in one).
      */
-    async createPartner(actor: Actor, input: { name: string; kind: "merchant" | "bank"; sector: string; mccs?: string[]; sandbox?: boolean }) {
-      return db.transaction(async (trx) => {
+    async createPartner(actor: Actor, input: { name: string; kind: "merchant" | "bank"; sector: string; mccs?: string[]; sandbox?: boolean }, outer?: Trx) {
+      const inTrx = <T>(work: (trx: Trx) => Promise<T>) => (outer ? work(outer) : db.transaction(work));
+      return inTrx(async (trx) => {
         const sector = await dal.findSector(trx, input.sector);
         if (!sector || !sector.active) throw partnerErrors.make("sector-not-found", `Sector ${input.sector} is not in the list of active sectors.`);
         const now = clock.now();
@@ -190,6 +192,11 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
 
     async getPartner(id: string) {
       return withLocations(db, await mustFind(db, id));
+    },
+
+    /** Whether a partner lives in the portal's sandbox network (false for an unknown id). */
+    async isSandbox(id: string): Promise<boolean> {
+      return Boolean((await dal.findPartner(db, id))?.sandbox);
     },
 
     async listPartners(f: { status?: string; sector?: string; kind?: string; sandbox?: boolean }) {

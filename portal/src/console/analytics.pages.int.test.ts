@@ -4,6 +4,8 @@ import { applicant, PortalClient } from "../../../test/portal.ts";
 import { operatorClient } from "../../../test/console.ts";
 import { ledgerScenario } from "../../../test/factories/ledger.ts";
 import { createSector } from "../../../test/factories/network.ts";
+import { partnerToken } from "../../../test/factories/auth.ts";
+import { createPortalUsers } from "../users/users.service.ts";
 import { percent } from "./analytics.pages.ts";
 
 let t: TestHub;
@@ -32,6 +34,24 @@ describe("console: network analytics", () => {
     for (const id of ["chart-liability", "chart-flows", "chart-active", "chart-rfm"]) expect(res.text).toContain(`id="${id}"`);
     expect(res.text).toContain('role="img"');
     expect(res.text).not.toMatch(/<script(?![^>]*src="\/portal\/static\/)/);
+
+    // A developer's sandbox traffic — a big spender earning and burning at a sandbox partner, a
+    // second active member — moves none of the operator's figures.
+    const form = applicant();
+    const dev0 = new PortalClient(t.url);
+    expect((await dev0.submit("/portal/signup", "/portal/signup", form)).status).toBe(303);
+    const user = (await createPortalUsers(t.deps).findByEmail(form.email))!;
+    const [card] = (await t.db("portal_sandbox_members").where({ partner_id: user.sandbox_partner_id }).select("card_number")) as Array<{ card_number: string }>;
+    const sandboxToken = await partnerToken(t, user.sandbox_partner_id!, ["earn:write", "burn:write"]);
+    await new Promise((r) => setTimeout(r, 1_100)); // the sandbox contract starts a second after sign-up
+    const sbx = (path: string, body: unknown) => s.post(path, body, `sbx-${path}-${Date.now()}`, sandboxToken);
+    expect((await sbx("/v1/earn", { card_number: card!.card_number, partner_transaction_id: "s1", amount_minor: 5_000_000, currency: "EUR" })).status).toBe(201);
+    expect((await sbx("/v1/burn", { card_number: card!.card_number, partner_transaction_id: "s2", points: 100, amount_minor: 1_000, currency: "EUR" })).status).toBe(201);
+    const again = await op.get("/portal/console/analytics?days=30");
+    for (const figure of ['data-figure="liability">75<', 'data-figure="flows">100 / 25<', 'data-figure="redemption-rate">25.00 %<', 'data-figure="active">1<', 'data-figure="top-fifth">100.00 %<']) {
+      expect(again.text).toContain(figure);
+    }
+
     // A window that is not offered falls back to 30 days; a bad currency to EUR.
     expect((await op.get("/portal/console/analytics?days=7&currency=%3Cx%3E")).status).toBe(200);
 

@@ -8,6 +8,7 @@ import { partnersPages } from "./partners.pages.ts";
 import { rulesPages } from "./rules.pages.ts";
 import { settlementPages } from "./settlement.pages.ts";
 import { analyticsPages } from "./analytics.pages.ts";
+import { disputesPages } from "./disputes.pages.ts";
 
 /**
  * The operator console. Every page here is for operator staff only (requireRole("operator") on the
@@ -20,6 +21,7 @@ export function consolePages(ctx: PortalContext): Router {
 
   r.get("/console", async (req, res) => {
     const applied = await ctx.services.partners.listPartners({ status: "applied" });
+    const open = await ctx.services.disputes.listForOperator({ status: "open", limit: 100 });
     res.send(
       page(req, {
         title: "Operator console",
@@ -29,6 +31,10 @@ export function consolePages(ctx: PortalContext): Router {
 ${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href="/portal/console/partners/${p.id}">${p.name}</a> <span class="muted">(${p.kind}, ${p.sector}, ${when(p.created_at)})</span> ${badge(p.status)}</li>`)}</ul>` : ""}
 <p><a href="/portal/console/partners?status=applied">All applications</a> · <a href="/portal/console/sectors">Sectors</a></p>
 </section>
+<section aria-labelledby="disputes-h" class="card"><h2 id="disputes-h">Statement disputes</h2>
+<p><span data-figure="open-disputes">${open.items.length}${open.next_cursor ? "+" : ""}</span> open dispute(s) waiting for a resolution.</p>
+<p><a href="/portal/console/disputes">Disputes</a></p>
+</section>
 </div>`,
       }),
     );
@@ -37,6 +43,7 @@ ${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href=
   r.use(partnersPages(ctx));
   r.use(rulesPages(ctx));
   r.use(settlementPages(ctx));
+  r.use(disputesPages(ctx));
   r.use(analyticsPages(ctx));
   return r;
 }

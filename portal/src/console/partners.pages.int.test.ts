@@ -55,6 +55,15 @@ describe("console: access", () => {
     expect(res.text).not.toContain("Shop " + String(seq) + " <b>");
   });
 
+  it("marks the Partners section as the current page on a partner's own page (a sub-page), and nothing else", async () => {
+    const p = await applied(await sector());
+    const res = await op.get(`/portal/console/partners/${p.id}`);
+    const current = [...res.text.matchAll(/<a href="([^"]+)" aria-current="page">/g)].map((m) => m[1]);
+    expect(current).toEqual(["/portal/console/partners"]);
+    const overview = await op.get("/portal/console");
+    expect([...overview.text.matchAll(/<a href="([^"]+)" aria-current="page">/g)].map((m) => m[1])).toEqual(["/portal/console"]);
+  });
+
   it("refuses an action without the CSRF token (403) and changes nothing", async () => {
     const p = await applied(await sector());
     await op.get(`/portal/console/partners/${p.id}`);

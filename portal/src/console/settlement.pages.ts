@@ -284,6 +284,8 @@ ${table("What the console did to this run", ["When", "Action", "By", "Note"], tr
   r.get("/console/settlement/runs/:id/statements/:sid", async (req, res) => {
     const { run, statement: s } = await statementOf(req.params.id, req.params.sid);
     const names = await partnerNames();
+    // The partner's disputes of this statement's lines (resolved in the Disputes section).
+    const disputed = (await ctx.services.disputes.listForOperator({ partnerId: s.partner_id, limit: 100 })).items.filter((d) => d.statement_id === s.id);
     const cur = s.currency ?? "EUR";
     const lineRows = (ls: typeof s.lines) =>
       ls.map(
@@ -300,7 +302,14 @@ ${table("Fees", head, lineRows(s.fees), "No fees.")}
 ${s.adjustments.length ? table("Adjustments to earlier periods", head, lineRows(s.adjustments)) : ""}
 <dl class="facts"><dt>Lines</dt><dd>${money(s.totals.lines_minor, cur)}</dd><dt>Fees</dt><dd>${money(s.totals.fees_minor, cur)}</dd><dt>Adjustments</dt><dd>${money(s.totals.adjustments_minor, cur)}</dd>
 <dt>Content SHA-256</dt><dd><code>${s.content_sha256 ?? ""}</code></dd><dt>CSV SHA-256</dt><dd><code>${s.csv_sha256 ?? ""}</code></dd></dl>
-<p><a class="btn" href="/portal/console/settlement/runs/${run.id}/statements/${s.id}.csv" download>Download the CSV</a></p>`,
+<p><a class="btn" href="/portal/console/settlement/runs/${run.id}/statements/${s.id}.csv" download>Download the CSV</a></p>
+${disputed.length
+  ? table(
+      "Disputes of this statement",
+      [["Line", "num"], "Reason", ["Claimed", "num"], "Status", "Opened"],
+      disputed.map((d) => html`<tr><td class="num"><a href="/portal/console/disputes/${d.id}">${d.line.line_no}</a></td><td>${d.reason}</td><td class="num">${d.amount_claimed_minor === null ? "—" : money(d.amount_claimed_minor, d.currency)}</td><td>${badge(d.status)}</td><td>${when(d.opened_at)}</td></tr>`),
+    )
+  : ""}`,
       }),
     );
   });

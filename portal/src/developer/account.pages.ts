@@ -135,6 +135,7 @@ ${field("password", "Password", { type: "password", required: true, autocomplete
 <li><a href="/portal/dev/credentials">Create a sandbox client</a> and keep its secret.</li>
 <li>Follow the <a href="/portal/dev/quickstart">quick start</a>: a token, then your first earn call.</li>
 <li>Explore the <a href="/portal/dev/reference">API reference</a> and try calls with your sandbox token.</li>
+<li>Send card transactions from the sandbox's <a href="/portal/dev/test-bank">test bank feed</a> and watch them earn points.</li>
 <li>Subscribe to events with <a href="/portal/dev/webhooks">webhooks</a>.</li>
 </ol></section>`,
       }),

@@ -2,7 +2,7 @@ import type { PortalContext } from "../context.ts";
 import type { PortalUser } from "../users/users.service.ts";
 
 /** Terms of every sandbox partner's contract: those of the demo network (1 point per 10.00). */
-const SANDBOX_TERMS = {
+export const SANDBOX_TERMS = {
   currency: "EUR",
   issuance_price_micros: 10_000,
   redemption_price_micros: 8_000,

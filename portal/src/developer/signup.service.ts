@@ -1,7 +1,7 @@
 import { newId } from "../../../gateway/src/infra/ids.ts";
 import type { PortalContext } from "../context.ts";
-import type { PortalUser } from "../users/users.service.ts";
-import { passwordProblem } from "../password.ts";
+import { EmailTakenError, type PortalUser } from "../users/users.service.ts";
+import { hashPassword, passwordProblem } from "../password.ts";
 import { FormError } from "../web/errors.ts";
 
 export interface SignupInput {
@@ -18,8 +18,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
  * A partner application: the company becomes a partner in `applied` (through the partners service,
- * which checks the sector), the contact becomes its first developer. The operator approves it in
- * the console; until then the developer works in the sandbox.
+ * which checks the sector), the contact becomes its first developer — both in one transaction. The
+ * operator approves it in the console; until then the developer works in the sandbox.
  */
 export async function signUp(ctx: PortalContext, input: SignupInput, onCreated?: (user: PortalUser) => Promise<void>): Promise<PortalUser> {
   const errors: Record<string, string> = {};
@@ -36,17 +36,22 @@ export async function signUp(ctx: PortalContext, input: SignupInput, onCreated?:
 
   const userId = newId("usr", ctx.clock.now().getTime());
   const actor = { type: "partner" as const, id: userId };
-  const partner = await ctx.services.partners.createPartner(actor, { name: input.company, kind: input.kind as "merchant" | "bank", sector: input.sector });
-  const user = await ctx.users.create({
-    id: userId,
-    email: input.email,
-    name: input.name,
-    role: "developer",
-    password: input.password,
-    partnerId: partner.id as string,
-    phone: input.phone || null,
-  });
+  // One transaction for the partner and its first developer: when two sign-ups race on one email,
+  // both pass the check above, and the loser's user insert meets the unique email index — its
+  // partner rolls back with it, so no orphan application is left. The hash is made first, so the
+  // transaction is not held open for scrypt's time.
+  const passwordHash = await hashPassword(input.password);
+  let user: PortalUser;
+  try {
+    user = await ctx.db.transaction(async (trx) => {
+      const partner = await ctx.services.partners.createPartner(actor, { name: input.company, kind: input.kind as "merchant" | "bank", sector: input.sector }, trx);
+      return ctx.users.create({ id: userId, email: input.email, name: input.name, role: "developer", passwordHash, partnerId: partner.id as string, phone: input.phone || null }, trx);
+    });
+  } catch (err) {
+    if (err instanceof EmailTakenError) throw new FormError({ email: "An account with this email exists: log in instead." });
+    throw err;
+  }
   await onCreated?.(user);
-  ctx.log.info({ partner_id: partner.id, user_id: user.id }, "portal sign-up: partner application received");
+  ctx.log.info({ partner_id: user.partner_id, user_id: user.id }, "portal sign-up: partner application received");
   return user;
 }

@@ -1,4 +1,4 @@
-import type { Db, DbOrTrx } from "../../../gateway/src/infra/db.ts";
+import type { Db, DbOrTrx, Trx } from "../../../gateway/src/infra/db.ts";
 import type { Clock } from "../../../gateway/src/infra/clock.ts";
 import { newId } from "../../../gateway/src/infra/ids.ts";
 import { DUMMY_HASH, hashPassword, verifyPassword } from "../password.ts";
@@ -53,12 +53,20 @@ export function createPortalUsers(deps: { db: Db; clock: Clock }) {
       return Boolean(await db("portal_users").where({ email: normaliseEmail(email) }).first("id"));
     },
 
-    async create(input: { id?: string; email: string; name: string; role: PortalRole; password: string; partnerId?: string | null; sandboxPartnerId?: string | null; phone?: string | null }): Promise<PortalUser> {
+    /**
+     * A new user. With a transaction, written in it (the caller commits or rolls back); hash the
+     * password first (`passwordHash`) so that no transaction is held open for scrypt's time.
+     */
+    async create(
+      input: { id?: string; email: string; name: string; role: PortalRole; partnerId?: string | null; sandboxPartnerId?: string | null; phone?: string | null } & ({ password: string } | { passwordHash: string }),
+      trx?: Trx,
+    ): Promise<PortalUser> {
       const now = clock.now();
       const id = input.id ?? newId("usr", now.getTime());
-      const password_hash = await hashPassword(input.password);
+      const password_hash = "passwordHash" in input ? input.passwordHash : await hashPassword(input.password);
+      const conn = trx ?? db;
       try {
-        await db("portal_users").insert({
+        await conn("portal_users").insert({
           id,
           email: normaliseEmail(input.email),
           name: input.name,
@@ -74,7 +82,7 @@ export function createPortalUsers(deps: { db: Db; clock: Clock }) {
         if ((err as { code?: string }).code === "23505") throw new EmailTakenError();
         throw err;
       }
-      return (await get(id))!;
+      return (await get(id, conn))!;
     },
 
     /** The user when the password is right and the account active; null otherwise, in equal time. */
