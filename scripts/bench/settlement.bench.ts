@@ -212,6 +212,12 @@ async function main() {
     const report = (await clearing.getRun(run.id)).run.report as { currencies: Array<{ network_sum_minor: number; operator_revenue_total_minor: number }>; points: Record<string, unknown> };
     const items = (await db.raw("SELECT count(*)::int AS n FROM settlement_items")).rows[0] as { n: number };
     console.log(`cleared ${items.n} items into ${PARTNERS} statements; network sum ${report.currencies.map((c) => c.network_sum_minor).join(", ")}; operator revenue ${report.currencies[0]?.operator_revenue_total_minor} minor units`);
+    // One digest of every statement's content, CSV and PDF hashes: a change that must not change the
+    // statements' bytes (a faster query, say) prints the same digest for the same month.
+    const hashes = (await db.raw("SELECT partner_id, content_sha256, csv_sha256, pdf_sha256 FROM settlement_statements ORDER BY partner_id")).rows as Array<Record<string, string>>;
+    const { createHash } = await import("node:crypto");
+    const digest = createHash("sha256").update(hashes.map((h) => `${h.partner_id}|${h.content_sha256}|${h.csv_sha256}|${h.pdf_sha256}\n`).join("")).digest("hex");
+    console.log(`statements' content, CSV and PDF hashes: sha256 ${digest}`);
     console.log(`memory: rss before ${mb(rssBefore)}, peak rss during clearing ${mb(peakRss)}, process maxRSS ${mb(process.resourceUsage().maxRSS * 1024)}, heap used now ${mb(process.memoryUsage().heapUsed)}`);
     console.log(`steps: ${[...stepMs].map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(", ")}`);
     const { loadavg } = await import("node:os");

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import * as fontkit from "fontkit";
 import PDFDocument from "pdfkit";
 import type { DbOrTrx } from "../../gateway/src/infra/db.ts";
 import { decimal, minorExponent } from "./money.ts";
@@ -21,11 +23,26 @@ import { statementContent, type LineRow, type StatementRow } from "./statements.
  */
 
 const require = createRequire(import.meta.url);
-const FONTS = {
+const FONT_FILES = {
   regular: require.resolve("dejavu-fonts-ttf/ttf/DejaVuSans.ttf"),
   bold: require.resolve("dejavu-fonts-ttf/ttf/DejaVuSans-Bold.ttf"),
   mono: require.resolve("dejavu-fonts-ttf/ttf/DejaVuSansMono.ttf"),
 };
+
+/**
+ * The fonts parsed once per process, not once per document: parsing the three fonts' tables was most
+ * of a PDF's time (a month renders one per partner). pdfkit embeds a parsed font exactly as it
+ * embeds the file it would parse (each document takes its own subset), so the bytes are the same.
+ */
+let parsedFonts: Record<keyof typeof FONT_FILES, fontkit.Font> | undefined;
+function fonts(): Record<keyof typeof FONT_FILES, fontkit.Font> {
+  parsedFonts ??= {
+    regular: fontkit.create(readFileSync(FONT_FILES.regular)),
+    bold: fontkit.create(readFileSync(FONT_FILES.bold)),
+    mono: fontkit.create(readFileSync(FONT_FILES.mono)),
+  };
+  return parsedFonts;
+}
 
 type Content = ReturnType<typeof statementContent>;
 type LineView = Content["lines"][number];
@@ -93,9 +110,11 @@ export async function renderStatementPdf(input: PdfInput): Promise<Buffer> {
     doc.on("end", () => resolve());
     doc.on("error", reject);
   });
-  doc.registerFont("regular", FONTS.regular);
-  doc.registerFont("bold", FONTS.bold);
-  doc.registerFont("mono", FONTS.mono);
+  // pdfkit takes a parsed (fontkit) font where its types only name files and bytes.
+  const f = fonts() as unknown as Record<keyof typeof FONT_FILES, Buffer>;
+  doc.registerFont("regular", f.regular);
+  doc.registerFont("bold", f.bold);
+  doc.registerFont("mono", f.mono);
 
   const width = PAGE.width - 2 * MARGIN;
   let y = MARGIN;
