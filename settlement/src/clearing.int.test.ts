@@ -231,6 +231,22 @@ describe("a run that does not balance", () => {
     expect({ entries: await db("ledger_entries").count("* as n").first(), events: await db("events").count("* as n").first() }).toEqual(before);
     expect(failed.statements.every((s) => s.status !== "closed")).toBe(true);
 
+    // An item that no longer traces to the ledger (after its statement verified its lines against its
+    // items) fails the month's trace in the network step: the run fails and keeps nothing.
+    hooks.onStep = async (at) => {
+      if (at.scope === "statement" && at.step === "verify" && at.phase === "before-commit" && at.id === stmtId("2026-06", A)) {
+        await at.trx!("settlement_items").where({ statement_id: at.id, line_group: "issuance" }).increment("points", 1);
+      }
+    };
+    expect((await clearing.startRun("2026-06")).created).toBe(true);
+    await expect(clearing.runToEnd(run.id)).rejects.toBeInstanceOf(ClearingImbalance);
+    const traced = await clearing.getRun(run.id);
+    expect(traced.run.status).toBe("failed");
+    expect(traced.run.failure).toMatch(/item \S+ \(issuance\) says 51 points, the ledger 50/);
+    expect(traced.statements.every((s) => s.status === "failed" && s.net_amount_minor === null)).toBe(true);
+    expect(Number((await db("settlement_items").where({ statement_id: a.id }).count("* as n").first())?.n)).toBe(0);
+    expect({ entries: await db("ledger_entries").count("* as n").first(), events: await db("events").count("* as n").first() }).toEqual(before);
+
     hooks.onStep = undefined;
     const again = await clearing.startRun("2026-06");
     expect(again.created).toBe(true);

@@ -175,10 +175,11 @@ const nowIso = (d: Date) => d.toISOString();
  * and moves the marker in one transaction: a crash anywhere resumes at the step that did not commit,
  * and a second worker on the same row waits and then finds nothing to do.
  *
- * Conservation is checked twice: per statement (every line's points trace to ledger postings,
- * re-derived independently, and its money re-priced in SQL) and per run (partners' net positions plus
- * the operator's revenue sum to zero per currency; the points the lines say moved equal the change
- * of members' balances in the ledger). A check that fails undoes the run's lines, records the
+ * Conservation is checked twice: per statement (every line's points are the sum of its items, and
+ * its money re-priced in SQL) and per run (every item of the month traces to ledger postings,
+ * re-derived independently in one pass; partners' net positions plus the operator's revenue sum to
+ * zero per currency; the points the lines say moved equal the change of members' balances in the
+ * ledger). A check that fails undoes the run's lines, records the
  * failure and changes nothing else.
  */
 /** The operator's network report of a run (stored on the run; the console reads it). */
@@ -548,69 +549,18 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   }
 
   /**
-   * verify: the statement against the ledger, computed another way. Points of every item are
-   * re-derived from the postings on the partner's accounts (found by owner and kind, not by id) and
-   * from the lot movements; every line's points are the sum of its items; every line's money is
-   * re-priced in SQL; the net is the sum of the lines.
+   * verify: the statement's lines against its items, computed another way: every line's points are
+   * the sum of its items; every line's money is re-priced in SQL; the net is the sum of the lines.
+   * That every item traces to the ledger — its points or money re-derived from the postings — is
+   * checked for the whole month at once by the network step (`traceItems`), before anything closes.
    */
   async function verify(trx: Trx, st: StatementRow): Promise<void> {
     const problems: string[] = [];
-    // Each item's figure again from the ledger, found by owner and kind: points on the partner's
-    // points accounts, operator-funded points on the operator's account for entries with the partner,
-    // lot movements of the lots the partner (or, at it, the operator) funded, money on its money accounts.
     const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
     const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
-    // Per item, the ledger's figure for its (entry, lot, source): the absolute points the partner's
-    // (or, at it, the operator's) accounts moved, the signed money on its money accounts, or the
-    // lot's movements; an item with no such figure, or another one, is a mismatch. Each figure is
-    // looked up by the entry's key (postings and lot movements by entry): the work follows the
-    // statement's size, never the ledger's history — a hash join would read every posting of the
-    // partner's accounts (or every posting at all) once per statement.
-    const partner = st.partner_id;
     // The items were written moments ago and the table's statistics do not know them: read this
     // statement's slice by its index, whatever the planner believes about its size.
     await trx.raw("SET LOCAL enable_seqscan = off");
-    const itemMismatch = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
-      await trx.raw(
-        `SELECT i.entry_id, i.lot_id, i.line_group, i.figure, d.figure AS ledger
-           FROM (SELECT entry_id, lot_id, line_group, coalesce(amount_minor, points) AS figure,
-                        CASE WHEN lot_id <> '' THEN CASE WHEN line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
-                             WHEN line_group IN (${operatorGroups}) THEN 'operator'
-                             WHEN line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
-                             WHEN line_group IN (${moneyGroups}) THEN 'partner_receivable'
-                             ELSE 'points' END AS src
-                   FROM settlement_items WHERE statement_id = ?) i
-          CROSS JOIN LATERAL (SELECT CASE i.src
-              WHEN 'points' THEN (SELECT abs(sum(p.amount))::bigint FROM ledger_postings p WHERE p.entry_id = i.entry_id AND p.account_id IN (?, ?, ?))
-              WHEN 'operator' THEN (SELECT abs(sum(p.amount))::bigint FROM ledger_postings p WHERE p.entry_id = i.entry_id AND p.account_id = ?)
-              WHEN 'partner_payable' THEN (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                                            WHERE p.entry_id = i.entry_id AND a.partner_id = ? AND a.kind = 'partner_payable')
-              WHEN 'partner_receivable' THEN (SELECT sum(p.amount)::bigint FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-                                               WHERE p.entry_id = i.entry_id AND a.partner_id = ? AND a.kind = 'partner_receivable')
-              ELSE (SELECT sum(m.amount)::bigint FROM ledger_lot_movements m JOIN ledger_lots l ON l.id = m.lot_id
-                     WHERE m.entry_id = i.entry_id AND m.lot_id = i.lot_id
-                       AND (l.funded_by = ? OR (l.funded_by = 'operator' AND l.issuing_partner_id = ?))
-                       AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src)
-            END AS figure) d
-          WHERE d.figure IS DISTINCT FROM i.figure
-          LIMIT 5`,
-        [
-          st.id,
-          accountIds.issuance(partner),
-          accountIds.redemption(partner),
-          accountIds.recovery(partner),
-          accountIds.operatorFunding(partner),
-          partner,
-          partner,
-          partnerFunded(partner),
-          partner,
-        ],
-      ),
-    );
-    for (const m of itemMismatch) {
-      const unit = MONEY.has(m.line_group) ? "minor units" : "points";
-      problems.push(`item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} (${m.line_group}) says ${m.figure} ${unit}, the ledger ${m.ledger ?? "nothing"}`);
-    }
     const moneyLineMismatch = rowsOf<{ line_no: number; amount_minor: bigint; items: bigint | null }>(
       await trx.raw(
         `SELECT l.line_no, l.amount_minor, (SELECT sum(i.amount_minor)::bigint FROM settlement_items i WHERE i.statement_id = l.statement_id AND i.line_no = l.line_no) AS items
@@ -790,6 +740,73 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
 
 
   /**
+   * Every item of the run against the ledger, computed another way: per item, the ledger's figure
+   * for its (entry, lot, source), re-derived from the postings on the partner's accounts (points
+   * accounts by id, money accounts by owner and kind), the operator's account for points earned with
+   * it, or the movements of the lots the partner (or, at it, the operator) funded: the absolute
+   * points those accounts moved, the signed money, or the lot's movements. An item with no such
+   * figure, or another one, is a mismatch. One pass over the month, every join by hash: the
+   * postings on the run's partners' accounts are summed per (partner, source, entry) in one read of
+   * the postings, and the month's items joined to those sums — never one index probe per item.
+   */
+  async function traceItems(trx: Trx, statements: StatementRow[]): Promise<string[]> {
+    if (statements.length === 0) return [];
+    const accounts = JSON.stringify(
+      statements.flatMap((s) => [
+        { partner_id: s.partner_id, account_id: accountIds.issuance(s.partner_id), src: "points" },
+        { partner_id: s.partner_id, account_id: accountIds.redemption(s.partner_id), src: "points" },
+        { partner_id: s.partner_id, account_id: accountIds.recovery(s.partner_id), src: "points" },
+        { partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
+      ]),
+    );
+    const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
+    const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
+    const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
+    const mismatches = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
+      await trx.raw(
+        `WITH st AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
+              acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(partner_id text, account_id text, src text)
+                      UNION ALL
+                      SELECT a.partner_id, a.id, a.kind FROM ledger_accounts a
+                       WHERE a.kind IN ('partner_payable', 'partner_receivable') AND a.partner_id IN (SELECT partner_id FROM st)),
+              d AS (SELECT acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
+                      FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
+                     GROUP BY 1, 2, 3),
+              i AS (SELECT i.id, i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points) AS figure, st.partner_id, st.funded_by,
+                           CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
+                                WHEN i.line_group IN (${operatorGroups}) THEN 'operator'
+                                WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
+                                WHEN i.line_group IN (${moneyGroups}) THEN 'partner_receivable'
+                                ELSE 'points' END AS src
+                      FROM settlement_items i JOIN st ON st.statement_id = i.statement_id),
+              lots AS (SELECT i.id, sum(m.amount)::bigint AS total
+                         FROM i
+                         JOIN ledger_lot_movements m ON m.entry_id = i.entry_id AND m.lot_id = i.lot_id
+                         JOIN ledger_lots l ON l.id = m.lot_id
+                        WHERE i.src IN ('partner_lot', 'operator_lot')
+                          AND (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
+                          AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src
+                        GROUP BY i.id)
+         SELECT i.entry_id, i.lot_id, i.line_group, i.figure, f.figure AS ledger
+           FROM i
+           LEFT JOIN d ON d.partner_id = i.partner_id AND d.src = i.src AND d.entry_id = i.entry_id
+           LEFT JOIN lots ON lots.id = i.id
+          CROSS JOIN LATERAL (SELECT CASE WHEN i.src IN ('points', 'operator') THEN abs(d.total)
+                                          WHEN i.src IN ('partner_payable', 'partner_receivable') THEN d.total
+                                          ELSE lots.total END AS figure) f
+          WHERE f.figure IS DISTINCT FROM i.figure
+          ORDER BY i.entry_id, i.lot_id
+          LIMIT 5`,
+        { funders, accounts },
+      ),
+    );
+    return mismatches.map((m) => {
+      const unit = MONEY.has(m.line_group) ? "minor units" : "points";
+      return `item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} (${m.line_group}) says ${m.figure} ${unit}, the ledger ${m.ledger ?? "nothing"}`;
+    });
+  }
+
+  /**
    * network: the whole month must balance. Partners' nets plus the operator's revenue by source are
    * zero in every currency; the points the lines say moved equal what the members' accounts moved in
    * the ledger for the same entries (points conservation through the postings); the money lines equal
@@ -805,6 +822,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const statements: StatementRow[] = await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("*");
     const notReady = statements.filter((s) => s.step !== "ready" || s.status !== "open");
     if (notReady.length > 0) problems.push(`statements not ready: ${notReady.map((s) => s.id).join(", ")}`);
+    // Every amount traces to the ledger: each item of the month re-derived from the postings.
+    problems.push(...(await traceItems(trx, statements)));
     const byGroup = rowsOf<{ currency: string; line_group: string; amount: bigint; points: bigint }>(
       await trx.raw(
         `SELECT s.currency, l.line_group, sum(l.amount_minor)::bigint AS amount, sum(l.points)::bigint AS points
