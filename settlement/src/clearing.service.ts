@@ -762,6 +762,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
     const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
     const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
+    // A month of sums and items hashed in memory (this transaction only; a larger month spills to
+    // disk rather than fail), not sorted to disk in pieces.
+    await trx.raw("SET LOCAL work_mem = '1GB'");
     const mismatches = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
         `WITH st AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
@@ -772,19 +775,21 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
               d AS (SELECT acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
                       FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
                      GROUP BY 1, 2, 3),
-              i AS (SELECT i.id, i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points) AS figure, st.partner_id, st.funded_by,
+              i AS NOT MATERIALIZED (SELECT i.id, i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points) AS figure, st.partner_id, st.funded_by,
                            CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
                                 WHEN i.line_group IN (${operatorGroups}) THEN 'operator'
                                 WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
                                 WHEN i.line_group IN (${moneyGroups}) THEN 'partner_receivable'
                                 ELSE 'points' END AS src
                       FROM settlement_items i JOIN st ON st.statement_id = i.statement_id),
+              -- The lot items only (a few per cent of the month), read from the table by themselves.
               lots AS (SELECT i.id, sum(m.amount)::bigint AS total
-                         FROM i
+                         FROM (SELECT i.id, i.entry_id, i.lot_id, st.partner_id, st.funded_by,
+                                      CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END AS src
+                                 FROM settlement_items i JOIN st ON st.statement_id = i.statement_id WHERE i.lot_id <> '') i
                          JOIN ledger_lot_movements m ON m.entry_id = i.entry_id AND m.lot_id = i.lot_id
                          JOIN ledger_lots l ON l.id = m.lot_id
-                        WHERE i.src IN ('partner_lot', 'operator_lot')
-                          AND (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
+                        WHERE (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
                           AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src
                         GROUP BY i.id)
          SELECT i.entry_id, i.lot_id, i.line_group, i.figure, f.figure AS ledger
