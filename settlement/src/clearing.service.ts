@@ -745,9 +745,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    * accounts by id, money accounts by owner and kind), the operator's account for points earned with
    * it, or the movements of the lots the partner (or, at it, the operator) funded: the absolute
    * points those accounts moved, the signed money, or the lot's movements. An item with no such
-   * figure, or another one, is a mismatch. One pass over the month, every join by hash: the
-   * postings on the run's partners' accounts are summed per (partner, source, entry) in one read of
-   * the postings, and the month's items joined to those sums — never one index probe per item.
+   * figure, or another one, is a mismatch. One pass over the month, by hash: one read of the
+   * postings and of the items, never one index probe per item.
    */
   async function traceItems(trx: Trx, statements: StatementRow[]): Promise<string[]> {
     if (statements.length === 0) return [];
@@ -765,47 +764,53 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // A month of sums and items hashed in memory (this transaction only; a larger month spills to
     // disk rather than fail), not sorted to disk in pieces.
     await trx.raw("SET LOCAL work_mem = '1GB'");
-    const mismatches = rowsOf<{ entry_id: string; lot_id: string; line_group: string; figure: bigint; ledger: bigint | null }>(
+    // Items and the ledger's figures meet in one aggregate, keyed by (partner, source, entry, lot):
+    // each item brings its figure, each posting on the partner's accounts (lot '') and each movement
+    // of a lot an item names brings its amount. A key with an item must hold exactly one item and the
+    // ledger's figure for it; one pass of hashing, no join of a month of sums to a month of items.
+    const mismatches = rowsOf<{ entry_id: string; lot_id: string; line_group: string; items: number; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
         `WITH st AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
               acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(partner_id text, account_id text, src text)
                       UNION ALL
                       SELECT a.partner_id, a.id, a.kind FROM ledger_accounts a
                        WHERE a.kind IN ('partner_payable', 'partner_receivable') AND a.partner_id IN (SELECT partner_id FROM st)),
-              d AS (SELECT acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
-                      FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
-                     GROUP BY 1, 2, 3),
-              i AS NOT MATERIALIZED (SELECT i.id, i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points) AS figure, st.partner_id, st.funded_by,
-                           CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
-                                WHEN i.line_group IN (${operatorGroups}) THEN 'operator'
-                                WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
-                                WHEN i.line_group IN (${moneyGroups}) THEN 'partner_receivable'
-                                ELSE 'points' END AS src
-                      FROM settlement_items i JOIN st ON st.statement_id = i.statement_id),
-              -- The lot items only (a few per cent of the month), read from the table by themselves.
-              lots AS (SELECT i.id, sum(m.amount)::bigint AS total
-                         FROM (SELECT i.id, i.entry_id, i.lot_id, st.partner_id, st.funded_by,
-                                      CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END AS src
-                                 FROM settlement_items i JOIN st ON st.statement_id = i.statement_id WHERE i.lot_id <> '') i
-                         JOIN ledger_lot_movements m ON m.entry_id = i.entry_id AND m.lot_id = i.lot_id
-                         JOIN ledger_lots l ON l.id = m.lot_id
-                        WHERE (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
-                          AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src
-                        GROUP BY i.id)
-         SELECT i.entry_id, i.lot_id, i.line_group, i.figure, f.figure AS ledger
-           FROM i
-           LEFT JOIN d ON d.partner_id = i.partner_id AND d.src = i.src AND d.entry_id = i.entry_id
-           LEFT JOIN lots ON lots.id = i.id
-          CROSS JOIN LATERAL (SELECT CASE WHEN i.src IN ('points', 'operator') THEN abs(d.total)
-                                          WHEN i.src IN ('partner_payable', 'partner_receivable') THEN d.total
-                                          ELSE lots.total END AS figure) f
-          WHERE f.figure IS DISTINCT FROM i.figure
-          ORDER BY i.entry_id, i.lot_id
+              x (partner_id, src, entry_id, lot_id, line_group, figure, amount) AS (
+                SELECT st.partner_id,
+                       CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
+                            WHEN i.line_group IN (${operatorGroups}) THEN 'operator'
+                            WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
+                            WHEN i.line_group IN (${moneyGroups}) THEN 'partner_receivable'
+                            ELSE 'points' END,
+                       i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points), NULL::bigint
+                  FROM settlement_items i JOIN st ON st.statement_id = i.statement_id
+                UNION ALL
+                SELECT acc.partner_id, acc.src, p.entry_id, '', NULL, NULL, p.amount
+                  FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
+                UNION ALL
+                -- The movements of the lots the items name (a few per cent of the month), each counted
+                -- for the partner that funded the lot, or, for an operator-funded lot, where it was earned.
+                SELECT i.partner_id, i.src, m.entry_id, m.lot_id, NULL, NULL, m.amount
+                  FROM (SELECT DISTINCT st.partner_id, st.funded_by, i.entry_id, i.lot_id,
+                               CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END AS src
+                          FROM settlement_items i JOIN st ON st.statement_id = i.statement_id WHERE i.lot_id <> '') i
+                  JOIN ledger_lot_movements m ON m.entry_id = i.entry_id AND m.lot_id = i.lot_id
+                  JOIN ledger_lots l ON l.id = m.lot_id
+                 WHERE (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
+                   AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src),
+              g AS (
+                SELECT entry_id, lot_id, max(line_group) AS line_group, count(figure)::int AS items, max(figure) AS figure,
+                       CASE WHEN src IN ('points', 'operator') THEN abs(sum(amount)) ELSE sum(amount) END::bigint AS ledger
+                  FROM x GROUP BY partner_id, src, entry_id, lot_id)
+         SELECT * FROM g
+          WHERE items > 0 AND (items > 1 OR ledger IS DISTINCT FROM figure)
+          ORDER BY entry_id, lot_id
           LIMIT 5`,
         { funders, accounts },
       ),
     );
     return mismatches.map((m) => {
+      if (m.items > 1) return `${m.items} items of entry ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} stand for one figure of the ledger`;
       const unit = MONEY.has(m.line_group) ? "minor units" : "points";
       return `item ${m.entry_id}${m.lot_id ? `/${m.lot_id}` : ""} (${m.line_group}) says ${m.figure} ${unit}, the ledger ${m.ledger ?? "nothing"}`;
     });
