@@ -625,11 +625,10 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
     return updated;
   }
 
-  /** The one-by-one path: one event, its purchase created or locked, then brought up to date. */
-  async function applyEvent(trx: Trx, bankId: string, e: CardEventInput, now: Date): Promise<EventOutcome> {
-    await loadCards(trx, bankId, [e.card_token]);
+  /** A purchase as its first event (of any type) creates it: both paths write these columns. */
+  function newPurchase(trx: Trx, bankId: string, e: CardEventInput, now: Date) {
     const card = cacheOf(trx).cards.get(`${bankId}|${e.card_token}`);
-    const row = {
+    return {
       id: newId("cpu", now.getTime()),
       bank_partner_id: bankId,
       purchase_ref: e.purchase_id,
@@ -645,6 +644,12 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
       created_at: now,
       updated_at: now,
     };
+  }
+
+  /** The one-by-one path: one event, its purchase created or locked, then brought up to date. */
+  async function applyEvent(trx: Trx, bankId: string, e: CardEventInput, now: Date): Promise<EventOutcome> {
+    await loadCards(trx, bankId, [e.card_token]);
+    const row = newPurchase(trx, bankId, e, now);
     // Creates the purchase on its first event (whichever type arrives first) and locks it: the
     // events of one purchase are applied one at a time.
     const p: PurchaseRow & { inserted?: boolean } = (
@@ -751,22 +756,10 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         }
         continue;
       }
-      const card = cacheOf(trx).cards.get(`${bankId}|${e.card_token}`);
-      const id = newId("cpu", now.getTime());
-      created.add(id);
+      const row = newPurchase(trx, bankId, e, now);
+      created.add(row.id);
       purchase.set(e.purchase_id, {
-        id,
-        bank_partner_id: bankId,
-        purchase_ref: e.purchase_id,
-        card_token: e.card_token,
-        payment_card_id: card?.id ?? null,
-        member_id: card?.member_id ?? null,
-        currency: e.currency,
-        mid: e.mid ?? null,
-        mcc: e.mcc ?? null,
-        merchant_name: e.merchant_name ?? null,
-        transaction_at: new Date(e.transaction_at),
-        status: "authorized",
+        ...row,
         authorized_minor: 0n,
         cleared_minor: 0n,
         refunded_minor: 0n,
@@ -784,8 +777,6 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
         cashback_available_at: null,
         cashback_released_at: null,
         qualified_at: null,
-        created_at: now,
-        updated_at: now,
       });
     }
 
