@@ -6,7 +6,7 @@ import { newId } from "../infra/ids.ts";
 import { createBatcher, type BatcherOptions, type Settled } from "../infra/batcher.ts";
 import type { HandlerResult } from "../http/router.ts";
 import { requestHash, type Idempotency, type IdempotentRequest } from "../idempotency/idempotency.service.ts";
-import { computationView, toTerms, type ContractRow, type EarnInput, type EarnService } from "./earn.service.ts";
+import { earnAnswer, toTerms, type ContractRow, type EarnInput, type EarnService } from "./earn.service.ts";
 import type { EarnRules } from "./earn.rules.ts";
 
 const DAY_MS = 86_400_000;
@@ -155,19 +155,8 @@ export function createEarnBatch(deps: {
       const txnId = newId("txn");
       const eventId = newId("evt");
       const expiresAt = new Date(occurredAt.getTime() + contract.pointsValidityDays * DAY_MS).toISOString();
-      // The answer, key for key as earn.earn builds it; lot and balance come from the write.
-      const body: Record<string, unknown> = {
-        transaction_id: txnId,
-        partner_transaction_id: input.partner_transaction_id,
-        member_id: memberId,
-        dry_run: false,
-        amount_minor: input.amount_minor,
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-        points_earned: Number(computed.points),
-        points_burned: 0,
-        computation: computationView(contract, computed.items),
-      };
+      // The answer's head as earn.earn builds it; lot and balance come from the write.
+      const body: Record<string, unknown> = earnAnswer({ transactionId: txnId, dryRun: false, input, memberId, occurredAt, contract, computed, pointsBurned: 0 });
       answers.set(idx, { body, expiresAt });
       items.push({
         idx,

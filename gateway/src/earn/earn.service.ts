@@ -139,11 +139,36 @@ export function toTerms(r: ContractRow): ContractTerms {
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-export function computationView(contract: ContractTerms, items: EarnItem[]) {
+function computationView(contract: ContractTerms, items: EarnItem[]) {
   return {
     contract_version: contract.version,
     rounding: "floor(amount_minor × earn_points ÷ earn_per_minor) on the amount earned on, rounded down to whole points",
     items,
+  };
+}
+
+/** The head of an earn's answer, key for key, whichever path computed it (dry run, one by one, batched). */
+export function earnAnswer<Id extends string | null>(a: {
+  transactionId: Id;
+  dryRun: boolean;
+  input: Pick<EarnInput, "partner_transaction_id" | "amount_minor" | "currency">;
+  memberId: string;
+  occurredAt: Date;
+  contract: ContractTerms;
+  computed: { points: bigint | number; items: EarnItem[] };
+  pointsBurned: number;
+}) {
+  return {
+    transaction_id: a.transactionId,
+    partner_transaction_id: a.input.partner_transaction_id,
+    member_id: a.memberId,
+    dry_run: a.dryRun,
+    amount_minor: a.input.amount_minor,
+    currency: a.input.currency,
+    occurred_at: a.occurredAt.toISOString(),
+    points_earned: Number(a.computed.points),
+    points_burned: a.pointsBurned,
+    computation: computationView(a.contract, a.computed.items),
   };
 }
 
@@ -251,16 +276,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
       const bal = await balanceView(db, memberId);
       const burned = input.burn?.points ?? 0;
       return {
-        transaction_id: null,
-        partner_transaction_id: input.partner_transaction_id,
-        member_id: memberId,
-        dry_run: true,
-        amount_minor: input.amount_minor,
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-        points_earned: Number(computed.points),
-        points_burned: burned,
-        computation: computationView(contract, computed.items),
+        ...earnAnswer({ transactionId: null, dryRun: true, input, memberId, occurredAt, contract, computed, pointsBurned: burned }),
         lot: null,
         balance: { ...bal, available: bal.available - burned + Number(computed.points) },
       };
@@ -322,16 +338,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         });
       }
       return {
-        transaction_id: id,
-        partner_transaction_id: input.partner_transaction_id,
-        member_id: memberId,
-        dry_run: false,
-        amount_minor: input.amount_minor,
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-        points_earned: Number(computed.points),
-        points_burned: Number(burnPoints),
-        computation: computationView(contract, computed.items),
+        ...earnAnswer({ transactionId: id, dryRun: false, input, memberId, occurredAt, contract, computed, pointsBurned: Number(burnPoints) }),
         lot: res.lotId ? { id: res.lotId, expires_at: expiresAt.toISOString() } : null,
         balance: res.balances ? view(res.balances) : await balanceView(trx, memberId),
       };
