@@ -160,6 +160,61 @@ describe("the batched earn (group commit)", () => {
     }
   });
 
+  it("pays a member's points debt first, earn after earn, when one batch holds several earns of that member", async () => {
+    // A debt of 30 points: 100 earned, 90 spent, the purchase refunded (a floor of -30, the rest recovered).
+    const s = await ledgerScenario(hub, { negative_floor: -30n });
+    const t = await json(await s.post("/v1/earn", earnBody(s.member.id, 100_000, "debt-earn")));
+    await s.post("/v1/burn", { member_id: s.member.id, partner_transaction_id: "debt-spend", points: 90, amount_minor: 900, currency: "EUR" });
+    expect((await json(await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "debt-r" }))).balance).toMatchObject({ available: 0, owed: 30 });
+
+    const db = hub.db;
+    const log = createLogger("silent");
+    const idempotency = createIdempotency({ db });
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 4, maxWaitMs: 10_000 } });
+    const other = (await createMember(hub.db, s.partner.id)).id;
+    // 12 points (all to the debt), 25 (18 to the debt, 7 credited), 5 (credited), and another member's 9.
+    const calls = [
+      { member: s.member.id, amount: 12_000 },
+      { member: other, amount: 9_000 },
+      { member: s.member.id, amount: 25_000 },
+      { member: s.member.id, amount: 5_000 },
+    ];
+    const results = await Promise.all(
+      calls.map((c, i) => {
+        const input = earnBody(c.member, c.amount, `debt-${i}`);
+        return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `debt-${i}`, method: "POST", path: "/v1/earn", body: input } });
+      }),
+    );
+    expect(batch.stats()).toEqual({ batches: 1, items: 4, written: 4 });
+    const bodies = results.map((r) => r.body as { balance: unknown; lot: { id: string } | null; transaction_id: string });
+    expect(bodies.map((b) => b.balance)).toEqual([
+      { available: 0, held: 0, owed: 18 },
+      { available: 9, held: 0, owed: 0 },
+      { available: 7, held: 0, owed: 0 },
+      { available: 12, held: 0, owed: 0 },
+    ]);
+    // No lot for the earn that went wholly to the debt; lots of exactly what was credited.
+    expect(bodies[0]!.lot).toBeNull();
+    const lots = (await db("ledger_lots").whereIn("id", bodies.slice(1).map((b) => b.lot!.id)).orderBy("amount")).map((l) => [l.member_id, Number(l.amount)]);
+    expect(lots).toEqual([
+      [s.member.id, 5],
+      [s.member.id, 7],
+      [other, 9],
+    ]);
+    // The stored answers are the ones given, and the balance reads the same.
+    const again = await Promise.all(
+      calls.map((c, i) => {
+        const input = earnBody(c.member, c.amount, `debt-${i}`);
+        return idempotency.run({ principal: `partner:${s.partner.id}`, key: `debt-${i}`, method: "POST", path: "/v1/earn", body: input }, () => {
+          throw new Error("a replay runs nothing");
+        });
+      }),
+    );
+    expect(again.map((a) => a.body)).toEqual(bodies);
+    expect(await json(await s.get(`/v1/members/${s.member.id}/balance`))).toMatchObject({ available: 12, owed: 0 });
+  });
+
   it("answers every call one by one when the batch's checks cannot run", async () => {
     const s = await ledgerScenario(hub);
     const db = hub.db;
