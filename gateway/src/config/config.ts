@@ -36,7 +36,7 @@ const schema = z.object({
   // leaves at most this many ms after its first call, and this many batches run at once.
   EARN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
   EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
-  EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
+  EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(1),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),

@@ -215,6 +215,32 @@ describe("the batched earn (group commit)", () => {
     expect(await json(await s.get(`/v1/members/${s.member.id}/balance`))).toMatchObject({ available: 12, owed: 0 });
   });
 
+  it("gives one effect when two batches (two API processes) carry one key at once, and keeps their other calls", async () => {
+    const s = await ledgerScenario(hub);
+    const db = hub.db;
+    const log = createLogger("silent");
+    const idempotency = createIdempotency({ db });
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+    const make = () => createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 2, maxWaitMs: 10_000 } });
+    const [a, b] = [make(), make()];
+    const others = (await Promise.all(Array.from({ length: 2 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id);
+    const call = (key: string, input: ReturnType<typeof earnBody>) => ({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key, method: "POST", path: "/v1/earn", body: input } });
+    const twin = earnBody(s.member.id, 21_000, "race-twin");
+    const results = await Promise.all([
+      a.submit(call("race-twin", twin)),
+      a.submit(call("race-a", earnBody(others[0]!, 5_000, "race-a"))),
+      b.submit(call("race-twin", twin)),
+      b.submit(call("race-b", earnBody(others[1]!, 6_000, "race-b"))),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+    // The twins got one answer: one purchase, one entry, 21 points.
+    expect(results[2]!.body).toEqual(results[0]!.body);
+    const rows = await db("point_transactions").where({ partner_id: s.partner.id }).whereIn("partner_transaction_id", ["race-twin", "race-a", "race-b"]).select("partner_transaction_id");
+    expect(rows.map((r) => r.partner_transaction_id).sort()).toEqual(["race-a", "race-b", "race-twin"]);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(21);
+    for (const [i, m] of others.entries()) expect((await json(await s.get(`/v1/members/${m}/balance`))).available).toBe(5 + i);
+  });
+
   it("answers every call one by one when the batch's checks cannot run", async () => {
     const s = await ledgerScenario(hub);
     const db = hub.db;

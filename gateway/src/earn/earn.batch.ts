@@ -47,16 +47,18 @@ interface WrittenRow {
  *    linked to the partner and active, and no rule or tier that needs the database (the rules'
  *    `contractOnly.whenSql`);
  * 2. Node prices each call by the contract (`contractOnly.compute`) and builds its answer;
- * 3. `points_earn_batch` writes each call in its own subtransaction — the purchase row, the ledger
- *    earn (`ledger_earn`), the `earn.posted` event and its outbox row, and the Idempotency-Key row
- *    with the answer: the same rows the one-by-one path writes.
+ * 3. `points_earn_batch` sets aside the calls whose Idempotency-Key or partner transaction id is
+ *    taken (committed already, or twice in this batch), then writes all the others set-based, one
+ *    INSERT per table: the purchase rows, the ledger earns (`ledger_earn_many`), the `earn.posted`
+ *    events and their outbox rows, and the Idempotency-Key rows with the answers — the same rows the
+ *    one-by-one path writes.
  *
  * Anything else goes through the one-by-one path (`idempotency.run` + `earn.earn`), which gives the
  * exact answer under the usual rules: a call the checks refuse (its problem, stored under its key),
- * a call the batch could not write (a retried or concurrent Idempotency-Key, a partner transaction
- * id already used, a constraint — rolled back alone), or a whole batch that failed (a deadlock, a
- * lost connection: nothing of it committed, or it did and the retry replays it). One caller's
- * failure is never another's.
+ * a call set aside (a retried Idempotency-Key, a partner transaction id already used), or a whole
+ * batch that failed (a key or transaction id taken meanwhile by a concurrent batch — 40001 —, a
+ * deadlock, a lost connection: nothing of it committed, or it did and the retry replays it). One
+ * caller's failure is never another's answer.
  */
 export function createEarnBatch(deps: {
   db: Db;
@@ -216,7 +218,7 @@ export function createEarnBatch(deps: {
   }
 
   const batcher = createBatcher<EarnCall, HandlerResult>(
-    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 2 },
+    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 1 },
     flush,
   );
 
