@@ -82,7 +82,7 @@ export interface Hub {
   /** Consume the queues and relay the outbox in this process (the worker role). */
   startWorkers(): void;
   stopWorkers(): Promise<void>;
-  /** Releases connections the hub opened itself (the rate limiter's). */
+  /** Releases connections the hub opened itself (the rate limiter's, the client state listener's). */
   close(): Promise<void>;
 }
 
@@ -293,6 +293,7 @@ export function createHub(deps: HubDeps): Hub {
     async close() {
       await portal.close();
       await auth.limiter.close();
+      await auth.clientStates.close();
     },
   };
 }

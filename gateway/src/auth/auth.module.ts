@@ -6,6 +6,7 @@ import type { Authenticate, Principal } from "../http/router.ts";
 import { invalidToken } from "./auth.errors.ts";
 import { HubBearerStrategy } from "./bearer.strategy.ts";
 import { createClientsService } from "./clients.service.ts";
+import { createClientStates } from "./client-states.ts";
 import { createKeyStore } from "./keys.ts";
 import { createOAuthService } from "./oauth.service.ts";
 import { createRateLimiter } from "./rate-limit.ts";
@@ -21,7 +22,8 @@ export function createAuth(deps: HubDeps, spec: Spec) {
   const tokenTtlSeconds = deps.config.ACCESS_TOKEN_TTL_SECONDS;
   const knownScopes = scopesFromSpec(spec);
   const keys = createKeyStore({ db: deps.db, clock: deps.clock, log: deps.log, tokenTtlSeconds });
-  const clients = createClientsService({ db: deps.db, clock: deps.clock, knownScopes });
+  const clientStates = createClientStates({ db: deps.db, log: deps.log, ttlMs: deps.config.AUTH_STATE_CACHE_MS });
+  const clients = createClientsService({ db: deps.db, clock: deps.clock, knownScopes, onStateChange: () => clientStates.invalidate() });
   const limiter = createRateLimiter({ redisUrl: deps.config.REDIS_URL, log: deps.log });
   const oauth = createOAuthService({
     db: deps.db,
@@ -30,6 +32,7 @@ export function createAuth(deps: HubDeps, spec: Spec) {
     keys,
     clients,
     limiter,
+    clientStates,
     issuer: () => deps.config.PUBLIC_URL,
     tokenTtlSeconds,
     tokenEndpointLimitPerMinute: deps.config.TOKEN_ENDPOINT_LIMIT_PER_MINUTE,
@@ -57,7 +60,7 @@ export function createAuth(deps: HubDeps, spec: Spec) {
       run(req, {} as Response, reject);
     });
 
-  return { keys, clients, oauth, limiter, authenticate, knownScopes };
+  return { keys, clients, clientStates, oauth, limiter, authenticate, knownScopes };
 }
 
 export type Auth = ReturnType<typeof createAuth>;

@@ -58,7 +58,13 @@ export function checkPublicJwks(jwks: unknown): JSONWebKeySet {
  * partner — or to the operator for the `admin` audience. Secrets are shown once and rotate with an
  * overlap window during which both work.
  */
-export function createClientsService(deps: { db: Db; clock: Clock; knownScopes: { partner: Set<string>; admin: Set<string> } }) {
+export function createClientsService(deps: {
+  db: Db;
+  clock: Clock;
+  knownScopes: { partner: Set<string>; admin: Set<string> };
+  /** Called once a change to a client's status has committed (the token checks' cache forgets it). */
+  onStateChange?: () => void;
+}) {
   const { db, clock } = deps;
 
   async function audit(trx: DbOrTrx, actor: { type: string; id: string }, action: string, clientId: string, before: unknown, after: unknown, requestId?: string) {
@@ -141,7 +147,7 @@ export function createClientsService(deps: { db: Db; clock: Clock; knownScopes: 
     },
 
     async setStatus(clientId: string, status: "active" | "disabled", actor: { type: string; id: string }, requestId?: string): Promise<OAuthClient> {
-      return db.transaction(async (trx) => {
+      const after = await db.transaction(async (trx) => {
         const before = await trx("oauth_clients").where({ id: clientId }).forUpdate().first(COLUMNS);
         if (!before) throw authErrors.make("client-not-found", `No client ${clientId}.`);
         await trx("oauth_clients").where({ id: clientId }).update({ status, updated_at: clock.now() });
@@ -149,6 +155,8 @@ export function createClientsService(deps: { db: Db; clock: Clock; knownScopes: 
         await audit(trx, actor, status === "disabled" ? "oauth_client.disabled" : "oauth_client.enabled", clientId, before, after, requestId);
         return after;
       });
+      deps.onStateChange?.();
+      return after;
     },
 
     async setJwks(clientId: string, jwks: unknown, actor: { type: string; id: string }, requestId?: string): Promise<OAuthClient> {

@@ -10,14 +10,7 @@ import type { ClientsService, OAuthClient } from "./clients.service.ts";
 import { DpopError, verifyDpopProof } from "./dpop.ts";
 import { SIGNING_ALG, type KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./rate-limit.ts";
-import { createBatcher } from "../infra/batcher.ts";
-
-interface ClientState {
-  status: string;
-  partner_id: string | null;
-  rate_limit_per_minute: number;
-  revoked: boolean;
-}
+import type { ClientStates } from "./client-states.ts";
 
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const CLOCK_TOLERANCE_S = 60;
@@ -47,6 +40,8 @@ export interface OAuthDeps {
   keys: KeyStore;
   clients: ClientsService;
   limiter: RateLimiter;
+  /** Each request's client status and token revocation (cached per process, see client-states.ts). */
+  clientStates: ClientStates;
   issuer: () => string;
   tokenTtlSeconds: number;
   tokenEndpointLimitPerMinute: number;
@@ -61,7 +56,7 @@ export function audienceFor(issuer: string, audience: "partner" | "admin"): stri
  * token check. Access tokens are RFC 9068 JWTs signed by the hub's rotating ES256 key.
  */
 export function createOAuthService(deps: OAuthDeps) {
-  const { db, clock, log, keys, clients, limiter } = deps;
+  const { db, clock, log, keys, clients, limiter, clientStates } = deps;
 
   // A kid's key never changes: import it once, not on every request.
   const verifyKeys = new Map<string, ReturnType<typeof importJWK>>();
@@ -103,24 +98,6 @@ export function createOAuthService(deps: OAuthDeps) {
     verified.set(token, { issuer, claims: payload });
     return payload;
   }
-
-  // Every request still reads its client's status and its token's revocation from the database;
-  // requests that arrive while a read is in flight share the next one (one query for many).
-  const clientStates = createBatcher<{ clientId: string; jti: string }, ClientState | undefined>({ maxItems: 200, maxWaitMs: 0, maxInFlight: 2 }, async (asks) => {
-    const rows = (
-      await db.raw(
-        // By primary key, item by item (LATERAL … LIMIT 1): guessing 100 rows for the recordset, the
-        // planner would otherwise hash whole tables, revoked tokens included. Named: planned once per connection.
-        `SELECT k.i, c.status, c.partner_id, c.rate_limit_per_minute, coalesce(r.revoked, false) AS revoked
-           FROM jsonb_to_recordset(?::jsonb) AS k(i integer, client_id text, jti text)
-           JOIN LATERAL (SELECT c.status, c.partner_id, c.rate_limit_per_minute FROM oauth_clients c WHERE c.id = k.client_id LIMIT 1) c ON true
-           LEFT JOIN LATERAL (SELECT true AS revoked FROM oauth_revoked_tokens r WHERE r.jti = k.jti LIMIT 1) r ON true`,
-        [JSON.stringify(asks.map((a, i) => ({ i, client_id: a.clientId, jti: a.jti })))],
-      ).options({ name: "oauth_client_states" })
-    ).rows as Array<ClientState & { i: number }>;
-    const by = new Map(rows.map((r) => [Number(r.i), r]));
-    return asks.map((_, i) => ({ ok: true as const, value: by.get(i) }));
-  });
 
   async function audit(action: string, clientId: string, detail: Record<string, unknown>, requestId?: string) {
     await db("audit_log").insert({
@@ -337,7 +314,7 @@ export function createOAuthService(deps: OAuthDeps) {
         throw invalidToken(why, scheme);
       }
       const audience = claims.aud === audienceFor(issuer, "admin") ? "admin" : "partner";
-      const row = await clientStates.submit({ clientId: claims.client_id, jti: String(claims.jti) });
+      const row = await clientStates.get(claims.client_id, String(claims.jti));
       if (!row || row.status !== "active") throw invalidToken("The client is disabled.", scheme);
       if (row.revoked) throw invalidToken("The token was revoked.", scheme);
       if (row.partner_id !== claims.partner_id) throw invalidToken("The token's partner does not match its client.", scheme);
@@ -408,6 +385,8 @@ export function createOAuthService(deps: OAuthDeps) {
         .insert({ jti: claims.jti, client_id: claims.client_id, expires_at: new Date((claims.exp ?? 0) * 1000 + CLOCK_TOLERANCE_S * 1000) })
         .onConflict("jti")
         .ignore();
+      // Refused at once here; the other processes hear of it from the database (client-states.ts).
+      clientStates.invalidate();
       await audit("token.revoked", caller.id, { jti: claims.jti, token_client_id: claims.client_id }, req.requestId);
     },
 

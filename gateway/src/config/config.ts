@@ -39,6 +39,10 @@ const schema = z.object({
   EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(1),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
+  // How long an API process may trust what it read of a client's status and a token's revocation
+  // (ms; 0: read them on every request). The database's notifications make a change take effect
+  // sooner; this bounds it when a notification is lost (gateway/src/auth/client-states.ts).
+  AUTH_STATE_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   TOKEN_ENDPOINT_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),

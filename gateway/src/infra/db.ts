@@ -69,3 +69,82 @@ export function pgConstraint(err: unknown): string | undefined {
   const c = (err as { constraint?: unknown } | null)?.constraint;
   return typeof c === "string" ? c : undefined;
 }
+
+export interface NotificationHandlers {
+  /** A NOTIFY on the channel (its payload). */
+  onNotify(payload: string): void;
+  /** Listening: from now on every notification on the channel arrives (again after a reconnect). */
+  onReady(): void;
+  /** Notifications may have been missed (the connection broke); onReady follows once listening again. */
+  onLost(err?: unknown): void;
+}
+
+export interface Listening {
+  close(): Promise<void>;
+}
+
+/**
+ * LISTEN on a channel. On PostgreSQL through a connection of its own (LISTEN is per connection; a
+ * pooled one goes back to the pool), reconnecting with backoff when it breaks; its socket does not
+ * keep the process alive. On PGlite, in process. `channel` is a lower-case SQL identifier.
+ */
+export function listen(db: Db, channel: string, handlers: NotificationHandlers): Listening {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`);
+  const pglite = pgliteOf(db);
+  if (pglite) {
+    const unlisten = pglite.listen(channel, (payload) => handlers.onNotify(payload)).then((u) => {
+      handlers.onReady();
+      return u;
+    });
+    return {
+      async close() {
+        await (await unlisten)();
+      },
+    };
+  }
+  const connection = (db.client as { config: Knex.Config }).config.connection as { connectionString: string };
+  let closed = false;
+  let client: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let backoffMs = 250;
+  const connect = async () => {
+    timer = undefined;
+    const c = new pg.Client({ connectionString: connection.connectionString, application_name: "loyalty-hub-listen" });
+    client = c;
+    let lost = false;
+    const lose = (err?: unknown) => {
+      if (lost) return;
+      lost = true;
+      c.removeAllListeners("notification");
+      void c.end().catch(() => undefined);
+      if (closed) return;
+      handlers.onLost(err);
+      timer = setTimeout(() => void connect(), backoffMs);
+      timer.unref();
+      backoffMs = Math.min(backoffMs * 2, 10_000);
+    };
+    c.on("error", lose);
+    c.on("end", () => lose());
+    c.on("notification", (n) => {
+      if (n.channel === channel) handlers.onNotify(n.payload ?? "");
+    });
+    try {
+      await c.connect();
+      (c as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
+      await c.query(`LISTEN ${channel}`);
+      if (closed || lost) return;
+      backoffMs = 250;
+      handlers.onReady();
+    } catch (err) {
+      lose(err);
+    }
+  };
+  void connect();
+  return {
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      await client?.end().catch(() => undefined);
+    },
+  };
+}
