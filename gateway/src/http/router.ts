@@ -183,7 +183,8 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
       }
       if (opts.validateResponses) checkResponse(op, result, log);
       if (result.body === undefined) res.status(result.status).end();
-      else res.status(result.status).json(result.body);
+      else if (op.method === "get") res.status(result.status).json(result.body);
+      else sendJson(res, result.status, result.body);
     });
   }
 
@@ -203,6 +204,27 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
     });
   }
   return { router, operations };
+}
+
+/**
+ * What `res.json` sends, without its ETag: an entity tag on the answer to a POST, PUT, PATCH or
+ * DELETE serves no conditional request, and hashing every such body costs CPU on the busiest
+ * routes. GET answers keep `res.json` (ETag, 304 to a matching If-None-Match).
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  // As res.send does: JSON unless the handler chose a type (a replayed problem), always with charset utf-8.
+  const type = res.getHeader("Content-Type");
+  if (typeof type !== "string") res.setHeader("Content-Type", "application/json; charset=utf-8");
+  else if (!/;\s*charset=utf-8$/i.test(type)) res.setHeader("Content-Type", `${type.replace(/;\s*charset=[^;]*/i, "")}; charset=utf-8`);
+  if (status === 204 || status === 304) {
+    res.removeHeader("Content-Type");
+    res.end();
+    return;
+  }
+  res.setHeader("Content-Length", Buffer.byteLength(text));
+  res.end(text);
 }
 
 function checkResponse(op: Operation, result: HandlerResult, log: Logger): void {
