@@ -29,7 +29,7 @@ export interface LoginLimits {
 export const LOGIN_WINDOW_SECONDS = 900;
 
 /**
- * Passport (its own instance, not the global one the API's bearer strategy uses) with the local
+ * Passport (its own instance, not the global one) with the local
  * strategy: email + password checked by the users service; the session keeps only the user id and
  * each request reloads the user, so a disabled account is out at its next click.
  */
