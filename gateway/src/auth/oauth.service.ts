@@ -71,19 +71,29 @@ export function createOAuthService(deps: OAuthDeps) {
 
   // A token's signature and its fixed claims never change (nor does a kid's key): a token verified
   // once is not verified again. The cache holds what jose returned for the exact token string under
-  // the issuer it was checked against; each request still checks that its key is published, its
-  // times (exp, nbf) against the clock, and its client and revocation in the database below.
+  // the issuer it was checked against, with what follows from it alone (its key id, the principal
+  // it stands for); each request still checks that its key is published, its times (exp, nbf)
+  // against the clock, and its client and revocation (client-states.ts).
   // Bounded: the oldest entries go first; an expired token's entry goes when it is next presented.
-  const verified = new Map<string, { issuer: string; claims: AccessTokenClaims }>();
+  interface Verified {
+    issuer: string;
+    kid: string;
+    claims: AccessTokenClaims;
+    principal: Principal;
+  }
+  const verified = new Map<string, Verified>();
   const VERIFIED_MAX = 10_000;
-  async function verifyToken(token: string, kid: string, jwk: Parameters<typeof importJWK>[0], issuer: string): Promise<AccessTokenClaims> {
-    const nowS = Math.floor(clock.now().getTime() / 1000);
+  /** The entry of a token verified before whose times are still good under this issuer; else undefined (and forgotten). */
+  function verifiedBefore(token: string, issuer: string): Verified | undefined {
     const hit = verified.get(token);
-    if (hit && hit.issuer === issuer) {
-      const { exp, nbf } = hit.claims;
-      if (typeof exp === "number" && exp > nowS - CLOCK_TOLERANCE_S && (typeof nbf !== "number" || nbf <= nowS + CLOCK_TOLERANCE_S)) return hit.claims;
-      verified.delete(token);
-    }
+    if (!hit) return undefined;
+    const nowS = Math.floor(clock.now().getTime() / 1000);
+    const { exp, nbf } = hit.claims;
+    if (hit.issuer === issuer && typeof exp === "number" && exp > nowS - CLOCK_TOLERANCE_S && (typeof nbf !== "number" || nbf <= nowS + CLOCK_TOLERANCE_S)) return hit;
+    verified.delete(token);
+    return undefined;
+  }
+  async function verifyToken(token: string, kid: string, jwk: Parameters<typeof importJWK>[0], issuer: string): Promise<Verified> {
     // Not seen yet, times out of range, another issuer: jose decides, and says why.
     const { payload } = await jwtVerify<AccessTokenClaims>(token, await verifyKey(kid, jwk), {
       issuer,
@@ -94,9 +104,21 @@ export function createOAuthService(deps: OAuthDeps) {
       currentDate: clock.now(),
       requiredClaims: ["iss", "aud", "sub", "exp", "iat", "jti", "client_id", "scope"],
     });
+    const entry: Verified = {
+      issuer,
+      kid,
+      claims: payload,
+      principal: {
+        audience: payload.aud === audienceFor(issuer, "admin") ? "admin" : "partner",
+        clientId: payload.client_id,
+        partnerId: payload.partner_id ?? null,
+        scopes: new Set(payload.scope.split(" ").filter(Boolean)),
+        tokenId: String(payload.jti),
+      },
+    };
     if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
-    verified.set(token, { issuer, claims: payload });
-    return payload;
+    verified.set(token, entry);
+    return entry;
   }
 
   async function audit(action: string, clientId: string, detail: Record<string, unknown>, requestId?: string) {
@@ -290,31 +312,36 @@ export function createOAuthService(deps: OAuthDeps) {
       if (!m) throw invalidToken(input.authorization ? "Malformed Authorization header." : "Send an access token: Authorization: Bearer <token>.");
       const scheme = m[1]!.toLowerCase() === "dpop" ? "DPoP" : "Bearer";
       const token = m[2]!;
-      let header;
-      try {
-        header = decodeProtectedHeader(token);
-      } catch {
-        throw invalidToken("The token is not a JWT.", scheme);
-      }
-      if (header.alg !== SIGNING_ALG) throw invalidToken(`Tokens are signed with ${SIGNING_ALG}.`, scheme);
-      if (typeof header.kid !== "string") throw invalidToken("The token names no key.", scheme);
-      const jwk = await keys.publicKey(header.kid);
-      if (!jwk) throw invalidToken("The token's key is not known.", scheme);
       const issuer = deps.issuer();
-      let claims: AccessTokenClaims;
-      try {
-        claims = await verifyToken(token, header.kid, jwk, issuer);
-      } catch (err) {
-        const why =
-          err instanceof joseErrors.JWTExpired
-            ? "The token has expired."
-            : err instanceof joseErrors.JWTClaimValidationFailed
-              ? `The token's ${err.claim} claim is not valid.`
-              : "The token's signature does not verify.";
-        throw invalidToken(why, scheme);
+      // Seen before: its header passed the checks below then; its key must still be published.
+      let entry = verifiedBefore(token, issuer);
+      if (entry) {
+        if (!(await keys.publicKey(entry.kid))) throw invalidToken("The token's key is not known.", scheme);
+      } else {
+        let header;
+        try {
+          header = decodeProtectedHeader(token);
+        } catch {
+          throw invalidToken("The token is not a JWT.", scheme);
+        }
+        if (header.alg !== SIGNING_ALG) throw invalidToken(`Tokens are signed with ${SIGNING_ALG}.`, scheme);
+        if (typeof header.kid !== "string") throw invalidToken("The token names no key.", scheme);
+        const jwk = await keys.publicKey(header.kid);
+        if (!jwk) throw invalidToken("The token's key is not known.", scheme);
+        try {
+          entry = await verifyToken(token, header.kid, jwk, issuer);
+        } catch (err) {
+          const why =
+            err instanceof joseErrors.JWTExpired
+              ? "The token has expired."
+              : err instanceof joseErrors.JWTClaimValidationFailed
+                ? `The token's ${err.claim} claim is not valid.`
+                : "The token's signature does not verify.";
+          throw invalidToken(why, scheme);
+        }
       }
-      const audience = claims.aud === audienceFor(issuer, "admin") ? "admin" : "partner";
-      const row = await clientStates.get(claims.client_id, String(claims.jti));
+      const { claims, principal } = entry;
+      const row = await clientStates.get(claims.client_id, principal.tokenId);
       if (!row || row.status !== "active") throw invalidToken("The client is disabled.", scheme);
       if (row.revoked) throw invalidToken("The token was revoked.", scheme);
       if (row.partner_id !== claims.partner_id) throw invalidToken("The token's partner does not match its client.", scheme);
@@ -338,13 +365,7 @@ export function createOAuthService(deps: OAuthDeps) {
           "Retry-After": String(rl.retryAfter),
         });
       }
-      return {
-        audience,
-        clientId: claims.client_id,
-        partnerId: claims.partner_id ?? null,
-        scopes: new Set(claims.scope.split(" ").filter(Boolean)),
-        tokenId: String(claims.jti),
-      };
+      return principal;
     },
 
     /** RFC 7662: active and its claims for the caller's own partner's tokens; inactive otherwise. */

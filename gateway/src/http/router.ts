@@ -110,9 +110,9 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
   for (const op of operations) {
     const handler = opts.handlers[op.operationId]!;
     // 1. Who is calling — before the body is even read: an anonymous caller learns nothing.
+    const schemes = [...new Set(op.security.flatMap((alt) => Object.keys(alt)))];
     const authenticateStep: RequestHandler = async (req, res, next) => {
       if (op.security.length > 0) {
-        const schemes = [...new Set(op.security.flatMap((alt) => Object.keys(alt)))];
         const principal = await opts.authenticate(req, schemes);
         const scheme = principal.audience === "admin" ? "admin" : "partner";
         if (!schemes.includes(scheme)) {
@@ -135,11 +135,13 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
           accepted: op.requestContentTypes,
         });
       }
-      opts.beforeValidate?.(op, { params: req.params, query: req.query, body: req.body });
+      // Express 5 parses the query string anew on every read of req.query: once is enough.
+      const rawQuery = req.query;
+      opts.beforeValidate?.(op, { params: req.params, query: rawQuery, body: req.body });
       const errors: FieldError[] = [];
       const params = { ...req.params } as Record<string, unknown>;
       if (op.validateParams && !op.validateParams(params)) errors.push(...fieldErrors("path", op.validateParams.errors));
-      const query = { ...(req.query as Record<string, unknown>) };
+      const query = { ...(rawQuery as Record<string, unknown>) };
       if (op.validateQuery && !op.validateQuery(query)) errors.push(...fieldErrors("query", op.validateQuery.errors));
       const headers: Record<string, string | undefined> = {};
       for (const name of op.headerNames) {
