@@ -109,6 +109,18 @@ describe("a change to a client or a token, seen by every API process", () => {
     await within(2_000, async () => (await call(a)) === 401 && (await call(b)) === 401);
   });
 
+  it("AUTH_STATE_CACHE_MS=0: every request reads the database, so the other process refuses at once", async () => {
+    const b = await otherProcess(0);
+    const c = await createClient(a, { partnerId: null, scopes: ["admin"] });
+    const token = await tokenFor(a, c);
+    const call = () => b.fetch("/admin/v1/oauth/clients", { headers: bearer(token) }).then((r) => r.status);
+    expect(await call()).toBe(200);
+    expect(await call()).toBe(200);
+    expect(b.hub.auth.clientStates.stats()).toEqual({ hits: 0, misses: 0 });
+    expect((await a.fetch("/oauth/revoke", form({ token }, c))).status).toBe(200);
+    expect(await call()).toBe(401);
+  });
+
   it("without a notification, the cache's lifetime bounds how long a process may be wrong", async () => {
     const ttlMs = 300;
     const b = await otherProcess(ttlMs);

@@ -1,4 +1,4 @@
-import { listen, type Db, type Listening } from "../infra/db.ts";
+import { listen, namedQuery, type Db, type Listening } from "../infra/db.ts";
 import type { Logger } from "../infra/logger.ts";
 import { createBatcher } from "../infra/batcher.ts";
 
@@ -46,17 +46,17 @@ export function createClientStates(deps: { db: Db; log: Logger; ttlMs: number })
 
   // Requests that arrive while a read is in flight share the next one (one query for many).
   const reads = createBatcher<{ clientId: string; jti: string }, ClientState | undefined>({ maxItems: 200, maxWaitMs: 0, maxInFlight: 2 }, async (asks) => {
-    const rows = (
-      await db.raw(
-        // By primary key, item by item (LATERAL … LIMIT 1): guessing 100 rows for the recordset, the
-        // planner would otherwise hash whole tables, revoked tokens included. Named: planned once per connection.
-        `SELECT k.i, c.status, c.partner_id, c.rate_limit_per_minute, coalesce(r.revoked, false) AS revoked
-           FROM jsonb_to_recordset(?::jsonb) AS k(i integer, client_id text, jti text)
-           JOIN LATERAL (SELECT c.status, c.partner_id, c.rate_limit_per_minute FROM oauth_clients c WHERE c.id = k.client_id LIMIT 1) c ON true
-           LEFT JOIN LATERAL (SELECT true AS revoked FROM oauth_revoked_tokens r WHERE r.jti = k.jti LIMIT 1) r ON true`,
-        [JSON.stringify(asks.map((a, i) => ({ i, client_id: a.clientId, jti: a.jti })))],
-      ).options({ name: "oauth_client_states" })
-    ).rows as Array<ClientState & { i: number }>;
+    const rows = await namedQuery<ClientState & { i: number }>(
+      db,
+      "oauth_client_states",
+      // By primary key, item by item (LATERAL … LIMIT 1): guessing 100 rows for the recordset, the
+      // planner would otherwise hash whole tables, revoked tokens included. Named: planned once per connection.
+      `SELECT k.i, c.status, c.partner_id, c.rate_limit_per_minute, coalesce(r.revoked, false) AS revoked
+         FROM jsonb_to_recordset(?::jsonb) AS k(i integer, client_id text, jti text)
+         JOIN LATERAL (SELECT c.status, c.partner_id, c.rate_limit_per_minute FROM oauth_clients c WHERE c.id = k.client_id LIMIT 1) c ON true
+         LEFT JOIN LATERAL (SELECT true AS revoked FROM oauth_revoked_tokens r WHERE r.jti = k.jti LIMIT 1) r ON true`,
+      [JSON.stringify(asks.map((a, i) => ({ i, client_id: a.clientId, jti: a.jti })))],
+    );
     const by = new Map(rows.map((r) => [Number(r.i), r]));
     return asks.map((_, i) => ({ ok: true as const, value: by.get(i) }));
   });

@@ -70,6 +70,32 @@ export function pgConstraint(err: unknown): string | undefined {
   return typeof c === "string" ? c : undefined;
 }
 
+const positional = new Map<string, string>();
+
+/**
+ * One statement, prepared under `name` (PostgreSQL plans it once per connection), sent straight on
+ * a connection of knex's pool: none of knex's query building, runner, events or debug formatting,
+ * which cost about as much client CPU as a short statement's round trip itself. For hot paths.
+ * `sql` takes `?` placeholders, as db.raw does (so it must not use the jsonb `?` operators). On
+ * PGlite — one connection, which a knex transaction may hold — it goes through db.raw.
+ */
+export async function namedQuery<R>(db: Db, name: string, sql: string, values: Knex.RawBinding[]): Promise<R[]> {
+  if (pgliteOf(db)) return (await db.raw(sql, values)).rows as R[];
+  let text = positional.get(sql);
+  if (text === undefined) {
+    let n = 0;
+    text = sql.replace(/\?/g, () => `$${++n}`);
+    positional.set(sql, text);
+  }
+  const client = db.client as Knex.Client;
+  const conn = (await client.acquireConnection()) as pg.Client;
+  try {
+    return (await conn.query({ name, text, values })).rows as R[];
+  } finally {
+    void client.releaseConnection(conn);
+  }
+}
+
 export interface NotificationHandlers {
   /** A NOTIFY on the channel (its payload). */
   onNotify(payload: string): void;
