@@ -25,6 +25,11 @@ function reqView(req: { method: string; originalUrl: string }) {
  * most requests never log anything but their one line, so they do not pay for a child logger.
  */
 export function requestContext(log: Logger): RequestHandler[] {
+  // A request's line holds only the fields written below — method, path (long numbers redacted),
+  // status, time, id — none of which the logger's redaction paths could match, so the info line of
+  // a request that went well skips the redaction walk (a few percent of a request's CPU). Lines
+  // with an error go through `log`, redaction and all.
+  const lines = log.child({}, { redact: [] });
   const context: RequestHandler = (req, res, next) => {
     const started = Date.now();
     const offered = req.headers["x-request-id"];
@@ -44,7 +49,7 @@ export function requestContext(log: Logger): RequestHandler[] {
         done = true;
         const line = { req: reqView(req), request_id: id, res: { status: res.statusCode }, responseTime: Date.now() - started, ...(err ? { err } : {}) };
         if (err !== undefined || res.statusCode >= 500) log.error(line, "request errored");
-        else log.info(line, res.writableFinished ? "request completed" : "request aborted");
+        else lines.info(line, res.writableFinished ? "request completed" : "request aborted");
       };
       res.once("finish", () => finished());
       res.once("close", () => finished());
