@@ -125,7 +125,8 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
     };
     router[op.method](toExpressPath(op.path), authenticateStep, ...parsers, async (req: Request, res: Response) => {
       const requestId = res.locals.requestId as string;
-      const log = (res.locals.log as Logger | undefined) ?? opts.log;
+      // The request's child logger is made when something logs through it, not before (most requests never do).
+      const log = () => (res.locals.log as Logger | undefined) ?? opts.log;
       const principal = res.locals.principal as Principal | undefined;
 
       // 2. What was sent.
@@ -173,7 +174,9 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
         body,
         principal: principal as Principal,
         requestId,
-        log,
+        get log() {
+          return log();
+        },
       });
 
       // 4. Answer, holding ourselves to the contract outside production.
@@ -229,10 +232,10 @@ function sendJson(res: Response, status: number, body: unknown): void {
   res.end(text);
 }
 
-function checkResponse(op: Operation, result: HandlerResult, log: Logger): void {
+function checkResponse(op: Operation, result: HandlerResult, log: () => Logger): void {
   const byType = op.responses.get(String(result.status)) ?? op.responses.get(`${String(result.status)[0]}XX`) ?? op.responses.get("default");
   const fail = (why: string) => {
-    log.error({ operationId: op.operationId, status: result.status, why }, "response does not match the contract");
+    log().error({ operationId: op.operationId, status: result.status, why }, "response does not match the contract");
     throw new AppError(500, "response-validation-failed", "The response broke the API contract", `${op.operationId} ${result.status}: ${why}`);
   };
   if (!byType) return fail(`status ${result.status} is not declared`);
