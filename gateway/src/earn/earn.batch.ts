@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Db } from "../infra/db.ts";
+import { namedQuery, type Db } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
@@ -114,9 +114,9 @@ export function createEarnBatch(deps: {
     // 1. Every check of every call, in one read.
     let checks: Map<number, CheckRow & ContractRow>;
     try {
-      const rows = (
-        await db.raw(checksSql, [JSON.stringify(calls.map((c, idx) => ({ idx, partner_id: c.partnerId, member_id: c.input.member_id, at: at[idx]!.toISOString() })))]).options({ name: checksName })
-      ).rows as Array<CheckRow & ContractRow>;
+      const rows = await namedQuery<CheckRow & ContractRow>(db, checksName, checksSql, [
+        JSON.stringify(calls.map((c, idx) => ({ idx, partner_id: c.partnerId, member_id: c.input.member_id, at: at[idx]!.toISOString() }))),
+      ]);
       checks = new Map(rows.map((r) => [Number(r.idx), r]));
     } catch (err) {
       log.warn({ err }, "earn batch: checks failed; the calls go one by one");
