@@ -35,6 +35,13 @@ const spec = {
         responses: { "200": { description: "", content: { "application/json": { schema: { $ref: "#/components/schemas/Thing" } } } } },
       },
     },
+    // Registered after /things/{id}: Express finds that route first for GET /things/special.
+    "/things/special": {
+      get: { operationId: "getSpecialThing", security: [], responses: { "200": { description: "", content: { "application/json": { schema: { type: "object" } } } } } },
+    },
+    "/stats": {
+      get: { operationId: "getStats", security: [], responses: { "200": { description: "", content: { "application/json": { schema: { type: "object" } } } } } },
+    },
   },
   components: {
     parameters: { IdempotencyKey: { name: "Idempotency-Key", in: "header", required: true, schema: { type: "string", minLength: 1 } } },
@@ -69,6 +76,8 @@ beforeAll(async () => {
       createThing: async ({ body }) => ({ status: 201, body: { id: (body as { points: number }).points } }),
       getThing: async ({ params, query }) =>
         params.id === 13 ? { status: 200, body: { id: "not-an-integer" } } : { status: 200, body: { id: params.id, limit: query.limit } },
+      getSpecialThing: async () => ({ status: 200, body: { special: true } }),
+      getStats: async ({ req }) => ({ status: 200, body: { route: (req.route as { path: string }).path, params: req.params } }),
     },
   });
   const app = express();
@@ -154,6 +163,19 @@ describe("contract-driven router", () => {
     const res = await fetch(`${url}/things/13`);
     expect(res.status).toBe(500);
     expect((await json(res)).code).toBe("response-validation-failed");
+  });
+
+  it("reaches a path without parameters directly, as Express would: same route, same route path, any case", async () => {
+    for (const p of ["/stats", "/STATS", "/stats/"]) {
+      const res = await fetch(`${url}${p}`);
+      expect(res.status, p).toBe(200);
+      expect(await json(res), p).toEqual({ route: "/stats", params: {} });
+    }
+    // An earlier route's pattern takes the path first, as it did before.
+    const shadowed = await fetch(`${url}/things/special`);
+    expect(shadowed.status).toBe(422);
+    expect((await json(shadowed)).errors[0].field).toBe("path/id");
+    expect((await fetch(`${url}/stats`, { method: "POST" })).status).toBe(405);
   });
 
   it("refuses to start when an operation has no handler", () => {

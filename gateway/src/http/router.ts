@@ -118,6 +118,9 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
     next();
   };
 
+  const routes: Array<{ op: Operation; chain: RequestHandler[] }> = [];
+  const direct: DirectRoutes = new Map();
+  router.use(directRoutes(direct));
   for (const op of operations) {
     const handler = opts.handlers[op.operationId]!;
     // 1. Who is calling — before the body is even read: an anonymous caller learns nothing.
@@ -134,7 +137,7 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
       }
       next();
     };
-    router[op.method](toExpressPath(op.path), authenticateStep, parseBody, async (req: Request, res: Response) => {
+    const answer = async (req: Request, res: Response) => {
       const requestId = res.locals.requestId as string;
       // The request's child logger is made when something logs through it, not before (most requests never do).
       const log = () => (res.locals.log as Logger | undefined) ?? opts.log;
@@ -201,8 +204,12 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
       if (result.body === undefined) res.status(result.status).end();
       else if (op.method === "get") res.status(result.status).json(result.body);
       else sendJson(res, result.status, result.body);
-    });
+    };
+    const chain = [authenticateStep, parseBody, answer];
+    router[op.method](toExpressPath(op.path), ...chain);
+    routes.push({ op, chain });
   }
+  fillDirectRoutes(direct, routes);
 
   // A known path with a method the contract does not list: 405 with Allow.
   const allowed = new Map<string, Set<string>>();
@@ -220,6 +227,64 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
     });
   }
   return { router, operations };
+}
+
+/** True when the template (`/v1/members/{memberId}`) matches the path, as Express matches: by segment, any case. */
+function templateMatches(template: string, path: string): boolean {
+  const t = template.split("/");
+  const p = path.split("/");
+  return t.length === p.length && t.every((seg, i) => /^\{[^}]+\}$/.test(seg) || seg.toLowerCase() === p[i]!.toLowerCase());
+}
+
+type DirectRoutes = Map<string, { route: { path: string; methods: Record<string, boolean> }; chain: RequestHandler[] }>;
+
+/**
+ * A call to a path without parameters goes straight to its operation's steps: Express would try
+ * every route registered before it first (the earn route is the 45th), matching each one's
+ * pattern. Only exact paths are looked up, and only where that operation is the first route
+ * Express would find for them; anything else (another case, a trailing slash, HEAD, parameters)
+ * goes through the routes as before. The steps run as Express runs a route's: in order, an error
+ * thrown, passed or rejected goes to the error handlers; `req.route` names the route (the
+ * portal's request log reads its path) and `req.params` is empty.
+ */
+function directRoutes(direct: DirectRoutes): RequestHandler {
+  return (req, res, next) => {
+    const hit = direct.get(`${req.method} ${req.path}`);
+    if (!hit) {
+      next();
+      return;
+    }
+    (req as { route?: unknown }).route = hit.route;
+    req.params = {};
+    let i = 0;
+    const step = (err?: unknown): void => {
+      if (err !== undefined && err !== null) {
+        next(err);
+        return;
+      }
+      const fn = hit.chain[i++];
+      if (!fn) {
+        next();
+        return;
+      }
+      try {
+        const ret = fn(req, res, step) as unknown;
+        if (ret instanceof Promise) ret.then(undefined, (e: unknown) => step(e ?? new Error("Rejected promise")));
+      } catch (e) {
+        step(e);
+      }
+    };
+    step();
+  };
+}
+
+/** The operations that may be reached directly: static paths no earlier route's pattern matches. */
+function fillDirectRoutes(direct: DirectRoutes, routes: Array<{ op: Operation; chain: RequestHandler[] }>): void {
+  routes.forEach(({ op, chain }, i) => {
+    if (op.path.includes("{")) return;
+    if (routes.slice(0, i).some((r) => r.op.method === op.method && templateMatches(r.op.path, op.path))) return;
+    direct.set(`${op.method.toUpperCase()} ${op.path}`, { route: { path: toExpressPath(op.path), methods: { [op.method]: true } }, chain });
+  });
 }
 
 /**
