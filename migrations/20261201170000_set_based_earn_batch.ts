@@ -46,7 +46,8 @@ export async function up(knex: Knex): Promise<void> {
                    ('acc_red_' || i.partner_id, 'partner_redemption', NULL, i.partner_id, NULL, NULL),
                    ('acc_rec_' || i.partner_id, 'partner_recovery', NULL, i.partner_id, NULL, NULL),
                    ('acc_breakage', 'breakage', NULL, NULL, NULL, NULL)) AS x(id, kind, member_id, partner_id, balance, floor)) a
-         WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts e WHERE e.id = a.id)
+          LEFT JOIN LATERAL (SELECT true AS found FROM ledger_accounts e WHERE e.id = a.id LIMIT 1) e ON true
+         WHERE e.found IS NULL
          ORDER BY a.id
         ON CONFLICT DO NOTHING;
 
@@ -108,16 +109,18 @@ export async function up(knex: Knex): Promise<void> {
       v_written integer;
     BEGIN
       -- Set aside what cannot be written as given: a key or partner transaction id committed
-      -- already, or the second call with one of them in this batch.
+      -- already, or the second call with one of them in this batch. Every probe is a LATERAL …
+      -- LIMIT 1 by key: the planner guesses 100 rows for jsonb_to_recordset, and a plan cached
+      -- while the tables were small would otherwise hash whole tables on every batch.
       SELECT coalesce(array_agg(t.idx), '{}') INTO v_taken
         FROM (SELECT i.*, row_number() OVER (PARTITION BY i.principal, i.key ORDER BY i.ord) AS nk,
                      row_number() OVER (PARTITION BY i.partner_id, i.partner_transaction_id ORDER BY i.ord) AS nt
                 FROM ROWS FROM (jsonb_to_recordset(p_items) AS (idx integer, principal text, key text, partner_id text, partner_transaction_id text))
                      WITH ORDINALITY AS i(idx, principal, key, partner_id, partner_transaction_id, ord)) t
-       WHERE t.nk > 1 OR t.nt > 1
-          OR EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.principal = t.principal AND k.key = t.key)
-          OR EXISTS (SELECT 1 FROM point_transactions pt
-                      WHERE pt.partner_id = t.partner_id AND pt.kind = 'earn' AND pt.partner_transaction_id = t.partner_transaction_id);
+        LEFT JOIN LATERAL (SELECT true AS taken FROM idempotency_keys k WHERE k.principal = t.principal AND k.key = t.key LIMIT 1) k ON true
+        LEFT JOIN LATERAL (SELECT true AS taken FROM point_transactions pt
+                            WHERE pt.partner_id = t.partner_id AND pt.kind = 'earn' AND pt.partner_transaction_id = t.partner_transaction_id LIMIT 1) pt ON true
+       WHERE t.nk > 1 OR t.nt > 1 OR k.taken OR pt.taken;
       SELECT jsonb_agg(e.value ORDER BY e.ord), count(*) INTO v_items, v_asked
         FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e(value, ord)
        WHERE NOT ((e.value->>'idx')::integer = ANY (v_taken));
