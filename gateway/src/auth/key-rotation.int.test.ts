@@ -6,6 +6,7 @@ import { createHub } from "../hub.ts";
 import { createLogger } from "../infra/logger.ts";
 import { createMemoryQueue } from "../infra/queue/memory.queue.ts";
 import { systemClock } from "../infra/clock.ts";
+import { createKeyStore } from "./keys.ts";
 
 describe("signing-key rotation", () => {
   it("rotates three times while two API processes issue and verify tokens, with zero failed requests", async () => {
@@ -50,6 +51,25 @@ describe("signing-key rotation", () => {
     } finally {
       await new Promise((r) => server.close(r));
       await b.close();
+      await a.close();
+    }
+  });
+
+  it("finds a new key for every request that meets it while another process's reload is in flight", async () => {
+    const a = await startTestHub();
+    try {
+      // Process B's view of the keys, loaded before two rotations: the signing key is one it never saw.
+      const b = createKeyStore({ db: a.db, clock: systemClock, log: createLogger("silent"), tokenTtlSeconds: 900 });
+      await b.jwks();
+      await a.hub.auth.keys.rotate();
+      await a.hub.auth.keys.rotate();
+      const { kid } = await a.hub.auth.keys.signingKey();
+      // Five requests at once: one reloads, the others wait for that reload instead of being throttled.
+      const found = await Promise.all(Array.from({ length: 5 }, () => b.publicKey(kid)));
+      expect(found.map((k) => k?.kid)).toEqual(Array(5).fill(kid));
+      // A kid nobody published is still unknown.
+      expect(await b.publicKey("key_forged")).toBeUndefined();
+    } finally {
       await a.close();
     }
   });

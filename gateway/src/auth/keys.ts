@@ -28,6 +28,7 @@ export function createKeyStore(deps: { db: Db; clock: Clock; log: Logger; tokenT
   const RETIRE_MARGIN_S = 120;
   let cache: { at: number; rows: KeyRow[] } | undefined;
   let lastReload = 0;
+  let reloading: Promise<KeyRow[]> | undefined;
   const imported = new Map<string, Promise<CryptoKey>>();
 
   async function newKeyRow(status: "next" | "active") {
@@ -120,12 +121,18 @@ export function createKeyStore(deps: { db: Db; clock: Clock; log: Logger; tokenT
       return { keys: (await rows()).map((r) => r.public_jwk) };
     },
 
-    /** A published public key by kid; reloads (at most once a second) when a kid is unknown. */
+    /**
+     * A published public key by kid; reloads (at most once a second) when a kid is unknown. Requests
+     * that meet an unknown kid while a reload is in flight wait for that reload: they must not be
+     * refused by the throttle on the strength of a view that the reload is about to replace.
+     */
     async publicKey(kid: string): Promise<JWK | undefined> {
       let row = (await rows()).find((r) => r.kid === kid);
+      if (!row && reloading) row = (await reloading).find((r) => r.kid === kid);
       if (!row && Date.now() - lastReload > 1_000) {
         lastReload = Date.now();
-        row = (await load()).find((r) => r.kid === kid);
+        reloading = load().finally(() => (reloading = undefined));
+        row = (await reloading).find((r) => r.kid === kid);
       }
       if (row && row.unpublish_after && row.unpublish_after <= clock.now()) return undefined;
       return row?.public_jwk;
