@@ -190,7 +190,7 @@ export function createEarnBatch(deps: {
     items.sort((a, b) => (a.member_id === b.member_id ? (a.idx as number) - (b.idx as number) : (a.member_id as string) < (b.member_id as string) ? -1 : 1));
     if (items.length > 0) {
       try {
-        const rows = (await db.raw("SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)]).options({ name: "points_earn_batch" })).rows as WrittenRow[];
+        const rows = await namedQuery<WrittenRow>(db, "points_earn_batch", "SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)]);
         for (const w of rows) {
           const idx = Number(w.idx);
           const answer = answers.get(idx)!;
