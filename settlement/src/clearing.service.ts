@@ -257,7 +257,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
       ]),
     );
-    const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
+    // n: the statement's ordinal, the numbering's partition (an integer compares in one instruction;
+    // the statements' ids share their first 8 bytes, which defeats the sort's abbreviated keys).
+    const funders = JSON.stringify(statements.map((s, n) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id), n })));
     // The contract that prices an item: the entry's own when it is this partner's, else the
     // partner's version in force when the entry happened.
     const contractOf = (at: string) =>
@@ -272,11 +274,25 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
                               WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
     const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
+    // A reversal's original: the earlier closed statement that cleared the purchase it reverses
+    // (the first by month). Each step a single-table index probe, so the plan does not depend on the
+    // joins this query turns off.
+    const correctedStatement = `(SELECT ss.id FROM settlement_statements ss
+        WHERE ss.status = 'closed' AND ss.period < :period
+          AND ss.id = ANY (ARRAY(SELECT s2.statement_id FROM settlement_items s2
+                                  WHERE s2.partner_id = k.partner_id
+                                    AND s2.entry_id = ANY (ARRAY(SELECT oe.id FROM ledger_entries oe
+                                                                  WHERE oe.kind IN ('earn', 'burn', 'capture')
+                                                                    AND oe.ref_type = coalesce(ft.ledger_ref_type, k.ref_type)
+                                                                    AND oe.ref_id = coalesce(ft.ledger_ref_id, k.ref_id)))))
+        ORDER BY ss.period, ss.id LIMIT 1)`;
     const itemCols = "entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, member_id, corrects_period, contract_version_id, points, amount_minor";
     const groupRank = `CASE k.line_group ${GROUP_ORDER.map((g, i) => `WHEN '${g}' THEN ${i}`).join(" ")} END`;
     // The line's key in the order `lineKey` sorts it (JavaScript compares those strings code unit by
-    // code unit: C collation here; a contract's time as the millisecond the driver reads).
-    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", date_trunc('milliseconds', c.effective_from), k.contract_version_id COLLATE "C"`;
+    // code unit: C collation here). The contract's part of it — its time as the millisecond the
+    // driver reads, then its id — is the contract's rank in that order among all contract versions
+    // (ctr below): one integer per item instead of a timestamp and a string compared on every tie.
+    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", c.ord`;
     // The numbering sorts the month's items: in memory (this transaction only; a larger month spills
     // to disk rather than fail), every text key in C collation (code point order, as the ids are
     // compared byte for byte: a locale's collation costs a library call per comparison and turns off
@@ -288,15 +304,18 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     await trx.raw("SET LOCAL enable_nestloop = off");
     await trx.raw(
       `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(statement_id text, partner_id text, account_id text, src text)),
-            fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
-            cand (statement_id, partner_id, src, ${itemCols}) AS MATERIALIZED (
+            fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text, n int)),
+            ctr AS (SELECT c.id, row_number() OVER (ORDER BY date_trunc('milliseconds', c.effective_from), c.id COLLATE "C")::int AS ord,
+                           c.issuance_price_micros, c.redemption_price_micros, c.breakage_share_bps
+                      FROM contract_versions c),
+            cand (statement_id, partner_id, src, ${itemCols}, lot_entry_id) AS MATERIALIZED (
               -- Points the partner funds or is paid for, and the operator's points earned (or taken back) with it.
               SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 ELSE 2 END, e.id, '',
                      CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END,
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
                      CASE WHEN x.src = 'points' AND e.kind IN ('earn', 'release') THEN -x.total
                           WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total ELSE x.total END,
-                     NULL::bigint
+                     NULL::bigint, NULL::text
                 FROM (SELECT acc.statement_id, acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
                         FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
                        WHERE p.id <= :watermark GROUP BY 1, 2, 3, 4) x
@@ -309,7 +328,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late},
                      coalesce(CASE WHEN l.issuing_partner_id = x.partner_id THEN l.contract_version_id END,
                               (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
-                     sum(m.amount)::bigint, NULL::bigint
+                     sum(m.amount)::bigint, NULL::bigint, l.entry_id
                 FROM ledger_lot_movements m
                 JOIN ledger_lots l ON l.id = m.lot_id
                 JOIN (SELECT statement_id, partner_id, funded_by, '' AS issuer FROM fund
@@ -319,11 +338,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                WHERE e.kind = 'expire' AND e.occurred_at < :end
                  AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
                  AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
-               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by
+               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id
               UNION ALL
               -- Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
               SELECT x.statement_id, x.partner_id, 4, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
-                     0::bigint, x.total
+                     0::bigint, x.total, NULL::text
                 FROM (SELECT fund.statement_id, fund.partner_id, p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
                         FROM ledger_postings p
                         JOIN ledger_accounts a ON a.id = p.account_id
@@ -334,18 +353,45 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                 JOIN ledger_entries e ON e.id = x.entry_id
                WHERE e.occurred_at < :end AND ${notYet("x.line_group")}),
             k AS (
-              SELECT statement_id, partner_id, ${itemCols} FROM cand WHERE line_group <> 'unclassified'
+              SELECT statement_id, partner_id, ${itemCols}, lot_entry_id FROM cand WHERE line_group <> 'unclassified'
               UNION ALL
               -- An entry the rules do not know can show up from two sources: one item (price refuses it).
-              SELECT statement_id, partner_id, ${itemCols}
+              SELECT statement_id, partner_id, ${itemCols}, lot_entry_id
                 FROM (SELECT DISTINCT ON (statement_id, entry_id, lot_id) * FROM cand WHERE line_group = 'unclassified' ORDER BY statement_id, entry_id, lot_id, src) u)
-       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq)
+       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq,
+                                     partner_transaction_id, partner_refund_id, hub_transaction_id, corrects_statement_id, price_micros, share_bps, refs_collected)
        SELECT k.statement_id, k.partner_id, k.entry_id, k.lot_id, k.line_group, k.entry_kind, k.ref_type, k.ref_id, k.occurred_at, k.member_id, k.corrects_period,
               k.contract_version_id, k.points, k.amount_minor,
-              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY k.statement_id COLLATE "C" ORDER BY ${lineOrder}) END,
-              row_number() OVER (PARTITION BY k.statement_id COLLATE "C" ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C")
-         FROM k LEFT JOIN contract_versions c ON c.id = k.contract_version_id`,
-      { accounts, funders, start: p.start, end: p.end, watermark },
+              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY f.n ORDER BY ${lineOrder}) END,
+              row_number() OVER (PARTITION BY f.n ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C"),
+              k.partner_transaction_id, k.partner_refund_id, k.hub_transaction_id, k.corrects_statement_id,
+              -- The rate the CSV prints: the contract's price for points, its share for breakage.
+              CASE WHEN k.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
+                   WHEN k.line_group IN ('redemption', 'redemption_reversal') THEN c.redemption_price_micros END,
+              CASE WHEN k.line_group = 'breakage_share' THEN c.breakage_share_bps END,
+              true
+         FROM (
+           -- The partner's own ids, as the CSV prints them (see renderCsv): the purchase's (for a
+           -- two-phase redemption, the redemption's; for a refund, the refunded purchase's, with the
+           -- refund's own id; for breakage, the purchase that earned the lot). By hash for the month's
+           -- purchases; one probe each for the refunds' purchases and the breakage lots' entries.
+           -- Looked up below the numbering's sort (OFFSET 0 keeps them here), so every look-up of
+           -- earlier items is done before the first of this month's is written.
+           SELECT k.*,
+                  coalesce(t.partner_transaction_id, r.partner_transaction_id, ft.partner_transaction_id, lt.partner_transaction_id) AS partner_transaction_id,
+                  rf.partner_refund_id,
+                  coalesce(t.id, r.transaction_id, ft.id, lt.id) AS hub_transaction_id,
+                  CASE WHEN k.line_group IN ('issuance_reversal', 'redemption_reversal') THEN ${correctedStatement} END AS corrects_statement_id
+             FROM k
+             LEFT JOIN point_transactions t ON k.ref_type = 'transaction' AND t.id = k.ref_id
+             LEFT JOIN redemptions r ON k.ref_type = 'redemption' AND r.id = k.ref_id
+             LEFT JOIN point_refunds rf ON k.ref_type = 'refund' AND rf.id = k.ref_id
+             LEFT JOIN LATERAL (SELECT ft.id, ft.partner_transaction_id, ft.ledger_ref_type, ft.ledger_ref_id FROM point_transactions ft WHERE ft.id = rf.transaction_id LIMIT 1) ft ON true
+             LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE le.id = k.lot_entry_id LIMIT 1) le ON true
+             LEFT JOIN LATERAL (SELECT lt.id, lt.partner_transaction_id FROM point_transactions lt WHERE le.ref_type = 'transaction' AND lt.id = le.ref_id LIMIT 1) lt ON true
+           OFFSET 0) k
+         JOIN fund f ON f.statement_id = k.statement_id LEFT JOIN ctr c ON c.id = k.contract_version_id`,
+      { accounts, funders, start: p.start, end: p.end, watermark, period: run.period },
     );
   }
 
