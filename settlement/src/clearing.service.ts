@@ -274,6 +274,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
                               WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
     const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
+    // A money account's postings: by the account's kind (the source) and the entry's memo. Both kinds'
+    // 'unclassified' stay two candidates of one entry, of which k keeps one (price refuses it).
+    const lineGroup = `CASE x.src WHEN 'points' THEN ${pointsGroup} WHEN 'operator' THEN ${operatorGroup} ELSE ${MONEY_GROUP_SQL.replace(/\ba\.kind\b/g, "x.src")} END`;
     // A reversal's original: the earlier closed statement that cleared the purchase it reverses
     // (the first by month). Each step a single-table index probe, so the plan does not depend on the
     // joins this query turns off.
@@ -289,10 +292,17 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const itemCols = "entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, member_id, corrects_period, contract_version_id, points, amount_minor";
     const groupRank = `CASE k.line_group ${GROUP_ORDER.map((g, i) => `WHEN '${g}' THEN ${i}`).join(" ")} END`;
     // The line's key in the order `lineKey` sorts it (JavaScript compares those strings code unit by
-    // code unit: C collation here). The contract's part of it — its time as the millisecond the
-    // driver reads, then its id — is the contract's rank in that order among all contract versions
-    // (ctr below): one integer per item instead of a timestamp and a string compared on every tie.
-    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", c.ord`;
+    // code unit), packed in one bigint so the numbering's sort compares one integer where it compared
+    // four keys on every tie:
+    // - the group's rank (4 bits; none, for an unclassified item, last);
+    // - the month corrected, none first: 'YYYY-MM' (to_char's, four digits and two) compares as
+    //   YYYY × 12 + MM − 1 does (17 bits);
+    // - the contract: its time as the millisecond the driver reads, then its id — its rank in that
+    //   order among all contract versions (ctr below, an int: 31 bits), none last.
+    const lineOrder = `(coalesce(${groupRank}, 15)::bigint << 49)
+                       + (CASE WHEN k.corrects_period IS NULL THEN 0
+                               ELSE 1 + substr(k.corrects_period, 1, 4)::int * 12 + substr(k.corrects_period, 6, 2)::int - 1 END::bigint << 32)
+                       + coalesce(c.ord, 4294967295)`;
     // The numbering sorts the month's items: in memory (this transaction only; a larger month spills
     // to disk rather than fail), every text key in C collation (code point order, as the ids are
     // compared byte for byte: a locale's collation costs a library call per comparison and turns off
@@ -309,18 +319,26 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                            c.issuance_price_micros, c.redemption_price_micros, c.breakage_share_bps
                       FROM contract_versions c),
             cand (statement_id, partner_id, src, ${itemCols}, lot_entry_id) AS MATERIALIZED (
-              -- Points the partner funds or is paid for, and the operator's points earned (or taken back) with it.
-              SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 ELSE 2 END, e.id, '',
-                     CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END,
+              -- Points the partner funds or is paid for, and the operator's points earned (or taken back)
+              -- with it; money: cashback and round-up matches the partner funds, payouts and matches the
+              -- hub owes it. One pass over the postings on the partners' accounts (points accounts by id,
+              -- money accounts by owner and kind), one join to their entries.
+              SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 WHEN 'operator' THEN 2 WHEN 'partner_receivable' THEN 4 ELSE 5 END, e.id, '',
+                     ${lineGroup},
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
                      CASE WHEN x.src = 'points' AND e.kind IN ('earn', 'release') THEN -x.total
-                          WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total ELSE x.total END,
-                     NULL::bigint, NULL::text
-                FROM (SELECT acc.statement_id, acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
-                        FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
+                          WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total
+                          WHEN x.src IN ('points', 'operator') THEN x.total ELSE 0 END,
+                     CASE WHEN x.src NOT IN ('points', 'operator') THEN x.total END, NULL::text
+                FROM (SELECT y.statement_id, y.partner_id, y.src, p.entry_id, sum(p.amount)::bigint AS total
+                        FROM ledger_postings p
+                        JOIN (SELECT statement_id, partner_id, account_id, src FROM acc
+                              UNION ALL
+                              SELECT fund.statement_id, fund.partner_id, a.id, a.kind FROM ledger_accounts a JOIN fund ON fund.partner_id = a.partner_id
+                               WHERE a.kind IN ('partner_receivable', 'partner_payable')) y ON y.account_id = p.account_id
                        WHERE p.id <= :watermark GROUP BY 1, 2, 3, 4) x
                 JOIN ledger_entries e ON e.id = x.entry_id
-               WHERE e.occurred_at < :end AND ${notYet(`CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END`)}
+               WHERE e.occurred_at < :end AND ${notYet(lineGroup)}
               UNION ALL
               -- Breakage: expiry entries, lot by lot — the lots the partner funded (its share, priced by
               -- the contract under which the lot was earned), and the operator-funded lots earned with it (memo).
@@ -338,20 +356,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
                WHERE e.kind = 'expire' AND e.occurred_at < :end
                  AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
                  AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
-               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id
-              UNION ALL
-              -- Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
-              SELECT x.statement_id, x.partner_id, 4, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
-                     0::bigint, x.total, NULL::text
-                FROM (SELECT fund.statement_id, fund.partner_id, p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
-                        FROM ledger_postings p
-                        JOIN ledger_accounts a ON a.id = p.account_id
-                        JOIN fund ON fund.partner_id = a.partner_id
-                        JOIN ledger_entries e3 ON e3.id = p.entry_id
-                       WHERE a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= :watermark
-                       GROUP BY 1, 2, 3, 4) x
-                JOIN ledger_entries e ON e.id = x.entry_id
-               WHERE e.occurred_at < :end AND ${notYet("x.line_group")}),
+               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id),
             k AS (
               SELECT statement_id, partner_id, ${itemCols}, lot_entry_id FROM cand WHERE line_group <> 'unclassified'
               UNION ALL
@@ -386,8 +391,8 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
              LEFT JOIN point_transactions t ON k.ref_type = 'transaction' AND t.id = k.ref_id
              LEFT JOIN redemptions r ON k.ref_type = 'redemption' AND r.id = k.ref_id
              LEFT JOIN point_refunds rf ON k.ref_type = 'refund' AND rf.id = k.ref_id
-             LEFT JOIN LATERAL (SELECT ft.id, ft.partner_transaction_id, ft.ledger_ref_type, ft.ledger_ref_id FROM point_transactions ft WHERE ft.id = rf.transaction_id LIMIT 1) ft ON true
-             LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE le.id = k.lot_entry_id LIMIT 1) le ON true
+             LEFT JOIN LATERAL (SELECT ft.id, ft.partner_transaction_id, ft.ledger_ref_type, ft.ledger_ref_id FROM point_transactions ft WHERE rf.transaction_id IS NOT NULL AND ft.id = rf.transaction_id LIMIT 1) ft ON true
+             LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE k.lot_entry_id IS NOT NULL AND le.id = k.lot_entry_id LIMIT 1) le ON true
              LEFT JOIN LATERAL (SELECT lt.id, lt.partner_transaction_id FROM point_transactions lt WHERE le.ref_type = 'transaction' AND lt.id = le.ref_id LIMIT 1) lt ON true
            OFFSET 0) k
          JOIN fund f ON f.statement_id = k.statement_id LEFT JOIN ctr c ON c.id = k.contract_version_id`,
