@@ -249,16 +249,18 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     if (statements.length === 0) return;
     // Which account is whose, by the ledger's own naming: points accounts by id, money accounts by
     // owner and kind (as they always were found), lots by funder.
+    // n: the statement's ordinal (below).
     const accounts = JSON.stringify(
-      statements.flatMap((s) => [
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.issuance(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.redemption(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.recovery(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
+      statements.flatMap((s, n) => [
+        { n, account_id: accountIds.issuance(s.partner_id), src: "points" },
+        { n, account_id: accountIds.redemption(s.partner_id), src: "points" },
+        { n, account_id: accountIds.recovery(s.partner_id), src: "points" },
+        { n, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
       ]),
     );
-    // n: the statement's ordinal, the numbering's partition (an integer compares in one instruction;
-    // the statements' ids share their first 8 bytes, which defeats the sort's abbreviated keys).
+    // n: the statement's ordinal, what the month's postings are grouped by and the numbering's
+    // partition (an integer hashes and compares in one instruction; the statements' ids share their
+    // first 8 bytes, which defeats the sort's abbreviated keys).
     const funders = JSON.stringify(statements.map((s, n) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id), n })));
     // The contract that prices an item: the entry's own when it is this partner's, else the
     // partner's version in force when the entry happened.
@@ -313,62 +315,64 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // planner picks for the few hundred postings it expects from the accounts' list).
     await trx.raw("SET LOCAL enable_nestloop = off");
     await trx.raw(
-      `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(statement_id text, partner_id text, account_id text, src text)),
+      `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(n int, account_id text, src text)),
             fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text, n int)),
             ctr AS (SELECT c.id, row_number() OVER (ORDER BY date_trunc('milliseconds', c.effective_from), c.id COLLATE "C")::int AS ord,
                            c.issuance_price_micros, c.redemption_price_micros, c.breakage_share_bps
                       FROM contract_versions c),
-            cand (statement_id, partner_id, src, ${itemCols}, lot_entry_id) AS MATERIALIZED (
+            cand (statement_id, partner_id, n, src, ${itemCols}, lot_entry_id) AS MATERIALIZED (
               -- Points the partner funds or is paid for, and the operator's points earned (or taken back)
               -- with it; money: cashback and round-up matches the partner funds, payouts and matches the
               -- hub owes it. One pass over the postings on the partners' accounts (points accounts by id,
               -- money accounts by owner and kind), one join to their entries.
-              SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 WHEN 'operator' THEN 2 WHEN 'partner_receivable' THEN 4 ELSE 5 END, e.id, '',
+              SELECT x.statement_id, x.partner_id, x.n, CASE x.src WHEN 'points' THEN 1 WHEN 'operator' THEN 2 WHEN 'partner_receivable' THEN 4 ELSE 5 END, e.id, '',
                      ${lineGroup},
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
                      CASE WHEN x.src = 'points' AND e.kind IN ('earn', 'release') THEN -x.total
                           WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total
                           WHEN x.src IN ('points', 'operator') THEN x.total ELSE 0 END,
                      CASE WHEN x.src NOT IN ('points', 'operator') THEN x.total END, NULL::text
-                FROM (SELECT y.statement_id, y.partner_id, y.src, p.entry_id, sum(p.amount)::bigint AS total
-                        FROM ledger_postings p
-                        JOIN (SELECT statement_id, partner_id, account_id, src FROM acc
-                              UNION ALL
-                              SELECT fund.statement_id, fund.partner_id, a.id, a.kind FROM ledger_accounts a JOIN fund ON fund.partner_id = a.partner_id
-                               WHERE a.kind IN ('partner_receivable', 'partner_payable')) y ON y.account_id = p.account_id
-                       WHERE p.id <= :watermark GROUP BY 1, 2, 3, 4) x
+                FROM (SELECT f.statement_id, f.partner_id, g.*
+                        FROM (SELECT y.n, y.src, p.entry_id, sum(p.amount)::bigint AS total
+                                FROM ledger_postings p
+                                JOIN (SELECT n, account_id, src FROM acc
+                                      UNION ALL
+                                      SELECT fund.n, a.id, a.kind FROM ledger_accounts a JOIN fund ON fund.partner_id = a.partner_id
+                                       WHERE a.kind IN ('partner_receivable', 'partner_payable')) y ON y.account_id = p.account_id
+                               WHERE p.id <= :watermark GROUP BY 1, 2, 3) g
+                        JOIN fund f ON f.n = g.n) x
                 JOIN ledger_entries e ON e.id = x.entry_id
                WHERE e.occurred_at < :end AND ${notYet(lineGroup)}
               UNION ALL
               -- Breakage: expiry entries, lot by lot — the lots the partner funded (its share, priced by
               -- the contract under which the lot was earned), and the operator-funded lots earned with it (memo).
-              SELECT x.statement_id, x.partner_id, 3, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END,
+              SELECT x.statement_id, x.partner_id, x.n, 3, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END,
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late},
                      coalesce(CASE WHEN l.issuing_partner_id = x.partner_id THEN l.contract_version_id END,
                               (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
                      sum(m.amount)::bigint, NULL::bigint, l.entry_id
                 FROM ledger_lot_movements m
                 JOIN ledger_lots l ON l.id = m.lot_id
-                JOIN (SELECT statement_id, partner_id, funded_by, '' AS issuer FROM fund
-                      UNION ALL SELECT statement_id, partner_id, 'operator', partner_id FROM fund) x
+                JOIN (SELECT statement_id, partner_id, n, funded_by, '' AS issuer FROM fund
+                      UNION ALL SELECT statement_id, partner_id, n, 'operator', partner_id FROM fund) x
                   ON x.funded_by = l.funded_by AND x.issuer = CASE WHEN l.funded_by = 'operator' THEN l.issuing_partner_id ELSE '' END
                 JOIN ledger_entries e ON e.id = m.entry_id
                WHERE e.kind = 'expire' AND e.occurred_at < :end
                  AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
                  AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
-               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id),
+               GROUP BY x.statement_id, x.partner_id, x.n, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id),
             k AS (
-              SELECT statement_id, partner_id, ${itemCols}, lot_entry_id FROM cand WHERE line_group <> 'unclassified'
+              SELECT statement_id, partner_id, n, ${itemCols}, lot_entry_id FROM cand WHERE line_group <> 'unclassified'
               UNION ALL
               -- An entry the rules do not know can show up from two sources: one item (price refuses it).
-              SELECT statement_id, partner_id, ${itemCols}, lot_entry_id
+              SELECT statement_id, partner_id, n, ${itemCols}, lot_entry_id
                 FROM (SELECT DISTINCT ON (statement_id, entry_id, lot_id) * FROM cand WHERE line_group = 'unclassified' ORDER BY statement_id, entry_id, lot_id, src) u)
        INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq,
                                      partner_transaction_id, partner_refund_id, hub_transaction_id, corrects_statement_id, price_micros, share_bps, refs_collected)
        SELECT k.statement_id, k.partner_id, k.entry_id, k.lot_id, k.line_group, k.entry_kind, k.ref_type, k.ref_id, k.occurred_at, k.member_id, k.corrects_period,
               k.contract_version_id, k.points, k.amount_minor,
-              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY f.n ORDER BY ${lineOrder}) END,
-              row_number() OVER (PARTITION BY f.n ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C"),
+              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY k.n ORDER BY ${lineOrder}) END,
+              row_number() OVER (PARTITION BY k.n ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C"),
               k.partner_transaction_id, k.partner_refund_id, k.hub_transaction_id, k.corrects_statement_id,
               -- The rate the CSV prints: the contract's price for points, its share for breakage.
               CASE WHEN k.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
@@ -395,7 +399,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
              LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE k.lot_entry_id IS NOT NULL AND le.id = k.lot_entry_id LIMIT 1) le ON true
              LEFT JOIN LATERAL (SELECT lt.id, lt.partner_transaction_id FROM point_transactions lt WHERE le.ref_type = 'transaction' AND lt.id = le.ref_id LIMIT 1) lt ON true
            OFFSET 0) k
-         JOIN fund f ON f.statement_id = k.statement_id LEFT JOIN ctr c ON c.id = k.contract_version_id`,
+         LEFT JOIN ctr c ON c.id = k.contract_version_id`,
       { accounts, funders, start: p.start, end: p.end, watermark, period: run.period },
     );
   }

@@ -131,10 +131,10 @@ const PAGE_SQL = `SELECT i.seq,
        CASE WHEN i.refs_collected AND i.occurred_at >= '0001-01-01T00:00:00Z' AND i.occurred_at < '10000-01-01T00:00:00Z'
                  AND concat_ws(chr(31), i.statement_id, i.line_group, i.entry_kind, i.partner_transaction_id, i.partner_refund_id, i.hub_transaction_id,
                                i.entry_id, i.lot_id, i.member_id, i.corrects_period, i.corrects_statement_id) !~ ${NEEDS_CSV_TEXT}
-            THEN concat(i.statement_id, ',', i.line_no, ',', i.line_group, ',', to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), ',',
-                        i.entry_kind, ',', i.partner_transaction_id, ',', i.partner_refund_id, ',', i.hub_transaction_id, ',', i.entry_id, ',', i.lot_id, ',',
-                        i.member_id, ',', i.points, ',', i.price_micros, ',', i.share_bps, ',', i.corrects_period, ',', i.corrects_statement_id, ',', i.amount_minor,
-                        E'\\r\\n') END AS record
+            THEN concat_ws(',', i.statement_id, coalesce(i.line_no::text, ''), i.line_group, to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                           i.entry_kind, coalesce(i.partner_transaction_id, ''), coalesce(i.partner_refund_id, ''), coalesce(i.hub_transaction_id, ''), i.entry_id, i.lot_id,
+                           coalesce(i.member_id, ''), i.points::text, coalesce(i.price_micros::text, ''), coalesce(i.share_bps::text, ''), coalesce(i.corrects_period, ''),
+                           coalesce(i.corrects_statement_id, ''), coalesce(i.amount_minor::text, '') || E'\\r\\n') END AS record
   FROM settlement_items i
  WHERE i.statement_id = :statementId AND i.seq > :after
  ORDER BY i.seq LIMIT :limit`;
