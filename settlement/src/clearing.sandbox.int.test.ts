@@ -62,7 +62,7 @@ describe("sandbox traffic in clearing", () => {
     const { statements } = await clearing.getRun(run.id);
     expect(statements.map((s) => s.partner_id).sort()).toEqual([A, B, C].sort());
     expect(await db("settlement_statements").where({ partner_id: sandbox }).select("id")).toEqual([]);
-    expect(await db("settlement_items").whereIn("entry_id", sandboxEntries).select("id")).toEqual([]);
+    expect(await db("settlement_items").whereIn("entry_id", sandboxEntries).select("entry_id")).toEqual([]);
     const lines = await db("settlement_lines as l").join("settlement_statements as s", "s.id", "l.statement_id").where("s.partner_id", sandbox).select("l.line_no");
     expect(lines).toEqual([]);
 

@@ -249,15 +249,19 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     if (statements.length === 0) return;
     // Which account is whose, by the ledger's own naming: points accounts by id, money accounts by
     // owner and kind (as they always were found), lots by funder.
+    // n: the statement's ordinal (below).
     const accounts = JSON.stringify(
-      statements.flatMap((s) => [
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.issuance(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.redemption(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.recovery(s.partner_id), src: "points" },
-        { statement_id: s.id, partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
+      statements.flatMap((s, n) => [
+        { n, account_id: accountIds.issuance(s.partner_id), src: "points" },
+        { n, account_id: accountIds.redemption(s.partner_id), src: "points" },
+        { n, account_id: accountIds.recovery(s.partner_id), src: "points" },
+        { n, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
       ]),
     );
-    const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
+    // n: the statement's ordinal, what the month's postings are grouped by and the numbering's
+    // partition (an integer hashes and compares in one instruction; the statements' ids share their
+    // first 8 bytes, which defeats the sort's abbreviated keys).
+    const funders = JSON.stringify(statements.map((s, n) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id), n })));
     // The contract that prices an item: the entry's own when it is this partner's, else the
     // partner's version in force when the entry happened.
     const contractOf = (at: string) =>
@@ -272,11 +276,35 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     const pointsGroup = `CASE e.kind WHEN 'earn' THEN 'issuance' WHEN 'refund' THEN 'issuance_reversal' WHEN 'burn' THEN 'redemption'
                               WHEN 'capture' THEN 'redemption' WHEN 'release' THEN 'redemption_reversal' ELSE 'unclassified' END`;
     const operatorGroup = "CASE e.kind WHEN 'earn' THEN 'operator_funded_issuance' WHEN 'refund' THEN 'operator_funded_reversal' ELSE 'unclassified' END";
+    // A money account's postings: by the account's kind (the source) and the entry's memo. Both kinds'
+    // 'unclassified' stay two candidates of one entry, of which k keeps one (price refuses it).
+    const lineGroup = `CASE x.src WHEN 'points' THEN ${pointsGroup} WHEN 'operator' THEN ${operatorGroup} ELSE ${MONEY_GROUP_SQL.replace(/\ba\.kind\b/g, "x.src")} END`;
+    // A reversal's original: the earlier closed statement that cleared the purchase it reverses
+    // (the first by month). Each step a single-table index probe, so the plan does not depend on the
+    // joins this query turns off.
+    const correctedStatement = `(SELECT ss.id FROM settlement_statements ss
+        WHERE ss.status = 'closed' AND ss.period < :period
+          AND ss.id = ANY (ARRAY(SELECT s2.statement_id FROM settlement_items s2
+                                  WHERE s2.partner_id = k.partner_id
+                                    AND s2.entry_id = ANY (ARRAY(SELECT oe.id FROM ledger_entries oe
+                                                                  WHERE oe.kind IN ('earn', 'burn', 'capture')
+                                                                    AND oe.ref_type = coalesce(CASE WHEN k.ref_type = 'refund' THEN t.ledger_ref_type END, k.ref_type)
+                                                                    AND oe.ref_id = coalesce(CASE WHEN k.ref_type = 'refund' THEN t.ledger_ref_id END, k.ref_id)))))
+        ORDER BY ss.period, ss.id LIMIT 1)`;
     const itemCols = "entry_id, lot_id, line_group, entry_kind, ref_type, ref_id, occurred_at, member_id, corrects_period, contract_version_id, points, amount_minor";
     const groupRank = `CASE k.line_group ${GROUP_ORDER.map((g, i) => `WHEN '${g}' THEN ${i}`).join(" ")} END`;
     // The line's key in the order `lineKey` sorts it (JavaScript compares those strings code unit by
-    // code unit: C collation here; a contract's time as the millisecond the driver reads).
-    const lineOrder = `${groupRank}, k.corrects_period IS NOT NULL, k.corrects_period COLLATE "C", date_trunc('milliseconds', c.effective_from), k.contract_version_id COLLATE "C"`;
+    // code unit), packed in one bigint so the numbering's sort compares one integer where it compared
+    // four keys on every tie:
+    // - the group's rank (4 bits; none, for an unclassified item, last);
+    // - the month corrected, none first: 'YYYY-MM' (to_char's, four digits and two) compares as
+    //   YYYY × 12 + MM − 1 does (17 bits);
+    // - the contract: its time as the millisecond the driver reads, then its id — its rank in that
+    //   order among all contract versions (ctr below, an int: 31 bits), none last.
+    const lineOrder = `(coalesce(${groupRank}, 15)::bigint << 49)
+                       + (CASE WHEN k.corrects_period IS NULL THEN 0
+                               ELSE 1 + substr(k.corrects_period, 1, 4)::int * 12 + substr(k.corrects_period, 6, 2)::int - 1 END::bigint << 32)
+                       + coalesce(c.ord, 4294967295)`;
     // The numbering sorts the month's items: in memory (this transaction only; a larger month spills
     // to disk rather than fail), every text key in C collation (code point order, as the ids are
     // compared byte for byte: a locale's collation costs a library call per comparison and turns off
@@ -287,65 +315,97 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // planner picks for the few hundred postings it expects from the accounts' list).
     await trx.raw("SET LOCAL enable_nestloop = off");
     await trx.raw(
-      `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(statement_id text, partner_id text, account_id text, src text)),
-            fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
-            cand (statement_id, partner_id, src, ${itemCols}) AS MATERIALIZED (
-              -- Points the partner funds or is paid for, and the operator's points earned (or taken back) with it.
-              SELECT x.statement_id, x.partner_id, CASE x.src WHEN 'points' THEN 1 ELSE 2 END, e.id, '',
-                     CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END,
+      `WITH acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(n int, account_id text, src text)),
+            fund AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text, n int)),
+            ctr AS (SELECT c.id, row_number() OVER (ORDER BY date_trunc('milliseconds', c.effective_from), c.id COLLATE "C")::int AS ord,
+                           c.issuance_price_micros, c.redemption_price_micros, c.breakage_share_bps
+                      FROM contract_versions c),
+            cand (statement_id, partner_id, n, src, ${itemCols}, lot_ptx, lot_htx) AS MATERIALIZED (
+              -- Points the partner funds or is paid for, and the operator's points earned (or taken back)
+              -- with it; money: cashback and round-up matches the partner funds, payouts and matches the
+              -- hub owes it. One pass over the postings on the partners' accounts (points accounts by id,
+              -- money accounts by owner and kind), one join to their entries.
+              SELECT x.statement_id, x.partner_id, x.n, CASE x.src WHEN 'points' THEN 1 WHEN 'operator' THEN 2 WHEN 'partner_receivable' THEN 4 ELSE 5 END, e.id, '',
+                     ${lineGroup},
                      e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
                      CASE WHEN x.src = 'points' AND e.kind IN ('earn', 'release') THEN -x.total
-                          WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total ELSE x.total END,
-                     NULL::bigint
-                FROM (SELECT acc.statement_id, acc.partner_id, acc.src, p.entry_id, sum(p.amount)::bigint AS total
-                        FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
-                       WHERE p.id <= :watermark GROUP BY 1, 2, 3, 4) x
+                          WHEN x.src = 'operator' AND e.kind = 'earn' THEN -x.total
+                          WHEN x.src IN ('points', 'operator') THEN x.total ELSE 0 END,
+                     CASE WHEN x.src NOT IN ('points', 'operator') THEN x.total END, NULL::text, NULL::text
+                FROM (SELECT f.statement_id, f.partner_id, g.*
+                        FROM (SELECT y.n, y.src, p.entry_id, sum(p.amount)::bigint AS total
+                                FROM ledger_postings p
+                                JOIN (SELECT n, account_id, src FROM acc
+                                      UNION ALL
+                                      SELECT fund.n, a.id, a.kind FROM ledger_accounts a JOIN fund ON fund.partner_id = a.partner_id
+                                       WHERE a.kind IN ('partner_receivable', 'partner_payable')) y ON y.account_id = p.account_id
+                               WHERE p.id <= :watermark GROUP BY 1, 2, 3) g
+                        JOIN fund f ON f.n = g.n) x
                 JOIN ledger_entries e ON e.id = x.entry_id
-               WHERE e.occurred_at < :end AND ${notYet(`CASE x.src WHEN 'points' THEN ${pointsGroup} ELSE ${operatorGroup} END`)}
+               WHERE e.occurred_at < :end AND ${notYet(lineGroup)}
               UNION ALL
               -- Breakage: expiry entries, lot by lot — the lots the partner funded (its share, priced by
-              -- the contract under which the lot was earned), and the operator-funded lots earned with it (memo).
-              SELECT x.statement_id, x.partner_id, 3, e.id, m.lot_id, CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END,
-                     e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late},
-                     coalesce(CASE WHEN l.issuing_partner_id = x.partner_id THEN l.contract_version_id END,
-                              (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1)),
-                     sum(m.amount)::bigint, NULL::bigint
-                FROM ledger_lot_movements m
-                JOIN ledger_lots l ON l.id = m.lot_id
-                JOIN (SELECT statement_id, partner_id, funded_by, '' AS issuer FROM fund
-                      UNION ALL SELECT statement_id, partner_id, 'operator', partner_id FROM fund) x
-                  ON x.funded_by = l.funded_by AND x.issuer = CASE WHEN l.funded_by = 'operator' THEN l.issuing_partner_id ELSE '' END
-                JOIN ledger_entries e ON e.id = m.entry_id
-               WHERE e.kind = 'expire' AND e.occurred_at < :end
-                 AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
-                 AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
-               GROUP BY x.statement_id, x.partner_id, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by
-              UNION ALL
-              -- Money: cashback and round-up matches the partner funds, payouts and matches the hub owes it.
-              SELECT x.statement_id, x.partner_id, 4, e.id, '', x.line_group, e.kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late}, ${contractOf("e.occurred_at")},
-                     0::bigint, x.total
-                FROM (SELECT fund.statement_id, fund.partner_id, p.entry_id, ${MONEY_GROUP_SQL.replace(/\be\./g, "e3.")} AS line_group, sum(p.amount)::bigint AS total
-                        FROM ledger_postings p
-                        JOIN ledger_accounts a ON a.id = p.account_id
-                        JOIN fund ON fund.partner_id = a.partner_id
-                        JOIN ledger_entries e3 ON e3.id = p.entry_id
-                       WHERE a.kind IN ('partner_receivable', 'partner_payable') AND p.id <= :watermark
-                       GROUP BY 1, 2, 3, 4) x
-                JOIN ledger_entries e ON e.id = x.entry_id
-               WHERE e.occurred_at < :end AND ${notYet("x.line_group")}),
+              -- the contract under which the lot was earned), and the operator-funded lots earned with it
+              -- (memo); with the purchase that earned the lot, as the CSV prints it (one probe per item).
+              SELECT b.statement_id, b.partner_id, b.n, 3, b.entry_id, b.lot_id, b.line_group, b.entry_kind, b.ref_type, b.ref_id, b.occurred_at, b.member_id,
+                     b.corrects_period, b.contract_version_id, b.points, NULL::bigint, lt.partner_transaction_id, lt.id
+                FROM (SELECT x.statement_id, x.partner_id, x.n, e.id AS entry_id, m.lot_id,
+                             CASE WHEN l.funded_by = 'operator' THEN 'operator_funded_breakage' ELSE 'breakage_share' END AS line_group,
+                             e.kind AS entry_kind, e.ref_type, e.ref_id, e.occurred_at, e.member_id, ${late} AS corrects_period,
+                             coalesce(CASE WHEN l.issuing_partner_id = x.partner_id THEN l.contract_version_id END,
+                                      (SELECT c.id FROM contract_versions c WHERE c.partner_id = x.partner_id AND c.effective_from <= l.earned_at ORDER BY c.effective_from DESC LIMIT 1))
+                               AS contract_version_id,
+                             sum(m.amount)::bigint AS points, l.entry_id AS lot_entry_id
+                        FROM ledger_lot_movements m
+                        JOIN ledger_lots l ON l.id = m.lot_id
+                        JOIN (SELECT statement_id, partner_id, n, funded_by, '' AS issuer FROM fund
+                              UNION ALL SELECT statement_id, partner_id, n, 'operator', partner_id FROM fund) x
+                          ON x.funded_by = l.funded_by AND x.issuer = CASE WHEN l.funded_by = 'operator' THEN l.issuing_partner_id ELSE '' END
+                        JOIN ledger_entries e ON e.id = m.entry_id
+                       WHERE e.kind = 'expire' AND e.occurred_at < :end
+                         AND (SELECT min(pp.id) FROM ledger_postings pp WHERE pp.entry_id = e.id) <= :watermark
+                         AND (e.occurred_at >= :start OR NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.partner_id = x.partner_id AND s.entry_id = e.id AND s.lot_id = m.lot_id))
+                       GROUP BY x.statement_id, x.partner_id, x.n, e.id, m.lot_id, l.contract_version_id, l.issuing_partner_id, l.earned_at, l.funded_by, l.entry_id) b
+                LEFT JOIN LATERAL (SELECT le.ref_type, le.ref_id FROM ledger_entries le WHERE le.id = b.lot_entry_id LIMIT 1) le ON true
+                LEFT JOIN LATERAL (SELECT lt.id, lt.partner_transaction_id FROM point_transactions lt WHERE le.ref_type = 'transaction' AND lt.id = le.ref_id LIMIT 1) lt ON true),
             k AS (
-              SELECT statement_id, partner_id, ${itemCols} FROM cand WHERE line_group <> 'unclassified'
+              SELECT statement_id, partner_id, n, ${itemCols}, lot_ptx, lot_htx FROM cand WHERE line_group <> 'unclassified'
               UNION ALL
               -- An entry the rules do not know can show up from two sources: one item (price refuses it).
-              SELECT statement_id, partner_id, ${itemCols}
+              SELECT statement_id, partner_id, n, ${itemCols}, lot_ptx, lot_htx
                 FROM (SELECT DISTINCT ON (statement_id, entry_id, lot_id) * FROM cand WHERE line_group = 'unclassified' ORDER BY statement_id, entry_id, lot_id, src) u)
-       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq)
+       INSERT INTO settlement_items (statement_id, partner_id, ${itemCols}, line_no, seq,
+                                     partner_transaction_id, partner_refund_id, hub_transaction_id, corrects_statement_id, price_micros, share_bps, refs_collected)
        SELECT k.statement_id, k.partner_id, k.entry_id, k.lot_id, k.line_group, k.entry_kind, k.ref_type, k.ref_id, k.occurred_at, k.member_id, k.corrects_period,
               k.contract_version_id, k.points, k.amount_minor,
-              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY k.statement_id COLLATE "C" ORDER BY ${lineOrder}) END,
-              row_number() OVER (PARTITION BY k.statement_id COLLATE "C" ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C")
-         FROM k LEFT JOIN contract_versions c ON c.id = k.contract_version_id`,
-      { accounts, funders, start: p.start, end: p.end, watermark },
+              CASE WHEN k.line_group <> 'unclassified' AND c.id IS NOT NULL THEN dense_rank() OVER (PARTITION BY k.n ORDER BY ${lineOrder}) END,
+              row_number() OVER (PARTITION BY k.n ORDER BY ${lineOrder}, k.occurred_at, k.entry_id COLLATE "C", k.lot_id COLLATE "C"),
+              k.partner_transaction_id, k.partner_refund_id, k.hub_transaction_id, k.corrects_statement_id,
+              -- The rate the CSV prints: the contract's price for points, its share for breakage.
+              CASE WHEN k.line_group IN ('issuance', 'issuance_reversal', 'breakage_share', 'operator_funded_issuance', 'operator_funded_reversal', 'operator_funded_breakage') THEN c.issuance_price_micros
+                   WHEN k.line_group IN ('redemption', 'redemption_reversal') THEN c.redemption_price_micros END,
+              CASE WHEN k.line_group = 'breakage_share' THEN c.breakage_share_bps END,
+              true
+         FROM (
+           -- The partner's own ids, as the CSV prints them (see renderCsv): the purchase's (for a
+           -- two-phase redemption, the redemption's; for a refund, the refunded purchase's, with the
+           -- refund's own id; for breakage, the purchase that earned the lot: cand has it). By hash:
+           -- an item's reference is one of a purchase, a redemption or a refund, so one join finds
+           -- the purchase or the refunded one. Looked up below the numbering's sort (OFFSET 0 keeps
+           -- them here), so every look-up of earlier items is done before the first of this month's
+           -- is written.
+           SELECT k.*,
+                  coalesce(t.partner_transaction_id, r.partner_transaction_id, k.lot_ptx) AS partner_transaction_id,
+                  rf.partner_refund_id,
+                  coalesce(t.id, r.transaction_id, k.lot_htx) AS hub_transaction_id,
+                  CASE WHEN k.line_group IN ('issuance_reversal', 'redemption_reversal') THEN ${correctedStatement} END AS corrects_statement_id
+             FROM k
+             LEFT JOIN point_refunds rf ON k.ref_type = 'refund' AND rf.id = k.ref_id
+             LEFT JOIN redemptions r ON k.ref_type = 'redemption' AND r.id = k.ref_id
+             LEFT JOIN point_transactions t ON t.id = CASE WHEN k.ref_type = 'transaction' THEN k.ref_id ELSE rf.transaction_id END
+           OFFSET 0) k
+         LEFT JOIN ctr c ON c.id = k.contract_version_id`,
+      { accounts, funders, start: p.start, end: p.end, watermark, period: run.period },
     );
   }
 
@@ -750,17 +810,25 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    */
   async function traceItems(trx: Trx, statements: StatementRow[]): Promise<string[]> {
     if (statements.length === 0) return [];
+    // The sources, as small integers (what the aggregate hashes): 1 the partner's points accounts,
+    // 2 the operator's account at it, 3 its payable and 4 its receivable accounts, 5 the lots the
+    // operator funded at it, 6 the lots it funded. n: the statement's ordinal, for the partner.
     const accounts = JSON.stringify(
-      statements.flatMap((s) => [
-        { partner_id: s.partner_id, account_id: accountIds.issuance(s.partner_id), src: "points" },
-        { partner_id: s.partner_id, account_id: accountIds.redemption(s.partner_id), src: "points" },
-        { partner_id: s.partner_id, account_id: accountIds.recovery(s.partner_id), src: "points" },
-        { partner_id: s.partner_id, account_id: accountIds.operatorFunding(s.partner_id), src: "operator" },
+      statements.flatMap((s, n) => [
+        { n, account_id: accountIds.issuance(s.partner_id), src: 1 },
+        { n, account_id: accountIds.redemption(s.partner_id), src: 1 },
+        { n, account_id: accountIds.recovery(s.partner_id), src: 1 },
+        { n, account_id: accountIds.operatorFunding(s.partner_id), src: 2 },
       ]),
     );
-    const funders = JSON.stringify(statements.map((s) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id) })));
+    const funders = JSON.stringify(statements.map((s, n) => ({ statement_id: s.id, partner_id: s.partner_id, funded_by: partnerFunded(s.partner_id), n })));
     const moneyGroups = [...MONEY].map((g) => `'${g}'`).join(", ");
     const operatorGroups = [...OPERATOR_FUNDED].map((g) => `'${g}'`).join(", ");
+    const itemSrc = `CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 5 ELSE 6 END
+                          WHEN i.line_group IN (${operatorGroups}) THEN 2
+                          WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 3
+                          WHEN i.line_group IN (${moneyGroups}) THEN 4
+                          ELSE 1 END`;
     // A month of sums and items hashed in memory (this transaction only; a larger month spills to
     // disk rather than fail), not sorted to disk in pieces.
     await trx.raw("SET LOCAL work_mem = '1GB'");
@@ -768,44 +836,46 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     // each item brings its figure, each posting on the partner's accounts (lot '') and each movement
     // of a lot an item names brings its amount. A key with an item must hold exactly one item and the
     // ledger's figure for it; one pass of hashing, no join of a month of sums to a month of items.
+    // The items' line group is read back for the few keys that fail, not carried through the pass.
     const mismatches = rowsOf<{ entry_id: string; lot_id: string; line_group: string; items: number; figure: bigint; ledger: bigint | null }>(
       await trx.raw(
-        `WITH st AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text)),
-              acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(partner_id text, account_id text, src text)
+        `WITH st AS (SELECT * FROM jsonb_to_recordset(:funders::jsonb) AS t(statement_id text, partner_id text, funded_by text, n int)),
+              acc AS (SELECT * FROM jsonb_to_recordset(:accounts::jsonb) AS t(n int, account_id text, src int)
                       UNION ALL
-                      SELECT a.partner_id, a.id, a.kind FROM ledger_accounts a
-                       WHERE a.kind IN ('partner_payable', 'partner_receivable') AND a.partner_id IN (SELECT partner_id FROM st)),
-              x (partner_id, src, entry_id, lot_id, line_group, figure, amount) AS (
-                SELECT st.partner_id,
-                       CASE WHEN i.lot_id <> '' THEN CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END
-                            WHEN i.line_group IN (${operatorGroups}) THEN 'operator'
-                            WHEN i.line_group IN ('cashback_payout', 'roundup_match_credited') THEN 'partner_payable'
-                            WHEN i.line_group IN (${moneyGroups}) THEN 'partner_receivable'
-                            ELSE 'points' END,
-                       i.entry_id, i.lot_id, i.line_group, coalesce(i.amount_minor, i.points), NULL::bigint
+                      SELECT st.n, a.id, CASE a.kind WHEN 'partner_payable' THEN 3 ELSE 4 END FROM ledger_accounts a JOIN st ON st.partner_id = a.partner_id
+                       WHERE a.kind IN ('partner_payable', 'partner_receivable')),
+              x (n, src, entry_id, lot_id, figure, amount) AS (
+                SELECT st.n, ${itemSrc}, i.entry_id, i.lot_id, coalesce(i.amount_minor, i.points), NULL::bigint
                   FROM settlement_items i JOIN st ON st.statement_id = i.statement_id
                 UNION ALL
-                SELECT acc.partner_id, acc.src, p.entry_id, '', NULL, NULL, p.amount
+                SELECT acc.n, acc.src, p.entry_id, '', NULL, p.amount
                   FROM ledger_postings p JOIN acc ON acc.account_id = p.account_id
                 UNION ALL
                 -- The movements of the lots the items name (a few per cent of the month), each counted
                 -- for the partner that funded the lot, or, for an operator-funded lot, where it was earned.
-                SELECT i.partner_id, i.src, m.entry_id, m.lot_id, NULL, NULL, m.amount
-                  FROM (SELECT DISTINCT st.partner_id, st.funded_by, i.entry_id, i.lot_id,
-                               CASE WHEN i.line_group = 'operator_funded_breakage' THEN 'operator_lot' ELSE 'partner_lot' END AS src
+                SELECT i.n, i.src, m.entry_id, m.lot_id, NULL, m.amount
+                  FROM (SELECT DISTINCT st.n, st.partner_id, st.funded_by, i.entry_id, i.lot_id,
+                               CASE WHEN i.line_group = 'operator_funded_breakage' THEN 5 ELSE 6 END AS src
                           FROM settlement_items i JOIN st ON st.statement_id = i.statement_id WHERE i.lot_id <> '') i
                   JOIN ledger_lot_movements m ON m.entry_id = i.entry_id AND m.lot_id = i.lot_id
                   JOIN ledger_lots l ON l.id = m.lot_id
                  WHERE (l.funded_by = i.funded_by OR (l.funded_by = 'operator' AND l.issuing_partner_id = i.partner_id))
-                   AND CASE WHEN l.funded_by = 'operator' THEN 'operator_lot' ELSE 'partner_lot' END = i.src),
+                   AND CASE WHEN l.funded_by = 'operator' THEN 5 ELSE 6 END = i.src),
               g AS (
-                SELECT entry_id, lot_id, max(line_group) AS line_group, count(figure)::int AS items, max(figure) AS figure,
-                       CASE WHEN src IN ('points', 'operator') THEN abs(sum(amount)) ELSE sum(amount) END::bigint AS ledger
-                  FROM x GROUP BY partner_id, src, entry_id, lot_id)
-         SELECT * FROM g
-          WHERE items > 0 AND (items > 1 OR ledger IS DISTINCT FROM figure)
-          ORDER BY entry_id, lot_id
-          LIMIT 5`,
+                SELECT n, src, entry_id, lot_id, count(figure)::int AS items, max(figure) AS figure,
+                       CASE WHEN src IN (1, 2) THEN abs(sum(amount)) ELSE sum(amount) END::bigint AS ledger
+                  FROM x GROUP BY n, src, entry_id, lot_id),
+              bad AS (
+                SELECT * FROM g
+                 WHERE items > 0 AND (items > 1 OR ledger IS DISTINCT FROM figure)
+                 ORDER BY entry_id, lot_id
+                 LIMIT 5)
+         SELECT bad.entry_id, bad.lot_id, bad.items, bad.figure, bad.ledger,
+                (SELECT max(i.line_group) FROM settlement_items i
+                  WHERE i.partner_id = (SELECT partner_id FROM st WHERE st.n = bad.n) AND i.entry_id = bad.entry_id AND i.lot_id = bad.lot_id
+                    AND i.statement_id = (SELECT statement_id FROM st WHERE st.n = bad.n) AND ${itemSrc} = bad.src) AS line_group
+           FROM bad
+          ORDER BY bad.entry_id, bad.lot_id`,
         { funders, accounts },
       ),
     );
