@@ -193,4 +193,14 @@ describe("a run crashed at any step, then run again", () => {
     expect(await outcome(db)).toEqual(baseline);
     expect(Number((await db("events").where({ type: "statement.ready" }).count("* as n").first())?.n)).toBe(6);
   });
+
+  it("clearing the partners' statements in parallel lanes gives the same bytes", async () => {
+    const db = await clone();
+    opened.push(db);
+    clock.set("2026-06-01T01:00:00Z");
+    const clearing = createClearingService({ db, clock, log });
+    const { run } = await clearing.startRun("2026-05");
+    expect((await clearing.runToEnd(run.id, { concurrency: 3 })).status).toBe("closed");
+    expect(await outcome(db)).toEqual(baseline);
+  });
 });

@@ -1192,12 +1192,20 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       });
     },
 
-    /** The whole month in this process: the same steps the jobs run, one after another. */
-    async runToEnd(runId: string): Promise<RunRow> {
+    /**
+     * The whole month in this process: the same steps the jobs run. Partners' statements are cleared
+     * by `concurrency` lanes at once (1: one after another), as that many `settlement.clear` workers
+     * would: each statement is its own rows and its own transactions, so lanes never share work.
+     */
+    async runToEnd(runId: string, opts: { concurrency?: number } = {}): Promise<RunRow> {
       let run = await advanceRun(runId);
       if (run.status !== "running") return run;
       const ids: string[] = (await db("settlement_statements").where({ run_id: runId }).orderBy("partner_id").select("id")).map((r: { id: string }) => r.id);
-      for (const id of ids) await clearStatement(id);
+      let next = 0;
+      const lane = async () => {
+        while (next < ids.length) await clearStatement(ids[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, ids.length)) }, lane));
       run = await advanceRun(runId);
       return run;
     },
