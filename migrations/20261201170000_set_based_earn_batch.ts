@@ -6,7 +6,8 @@ import type { Knex } from "knex";
  * a lock, three reads, the entry, its postings, the lot, the event, the outbox row and the key.
  * Now one statement per table serves the whole batch:
  *
- * - `ledger_earn_many(items)` is the ledger's many-earn: it creates missing accounts, locks every
+ * - `ledger_earn_many(items)` is the ledger's many-earn (`ledger.earnMany` calls it too, for a bank's
+ *   clearing file, so there is one implementation of many earns): it creates missing accounts, locks every
  *   member's three point accounts (member by member, in id order — the order `lockMember` and the
  *   old batch used), reads their balances once, and computes each earn's debt repayment and credit
  *   with running sums (a member twice in one batch is exact: the second earn sees the first), then
@@ -28,7 +29,7 @@ const ITEM_COLUMNS = `idx integer, member_id text, principal text, key text, req
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE FUNCTION ledger_earn_many(p_items jsonb)
-    RETURNS TABLE (idx integer, points bigint, held bigint, debt bigint, lot_id text)
+    RETURNS TABLE (idx integer, points bigint, held bigint, debt bigint, lot_id text, repaid bigint)
     LANGUAGE plpgsql AS $$
     BEGIN
       IF EXISTS (SELECT 1 FROM jsonb_to_recordset(p_items) AS i(points bigint, lot_id text) WHERE i.points IS NULL OR i.points <= 0 OR i.lot_id IS NULL) THEN
@@ -54,7 +55,8 @@ export async function up(knex: Knex): Promise<void> {
       RETURN QUERY
       WITH i AS MATERIALIZED (
              SELECT * FROM jsonb_to_recordset(p_items) AS i(idx integer, member_id text, partner_id text, points bigint, contract_version_id text,
-                                                            earned_at timestamptz, expires_at timestamptz, ref_type text, ref_id text, entry_id text, lot_id text)),
+                                                            earned_at timestamptz, expires_at timestamptz, ref_type text, ref_id text, entry_id text, lot_id text,
+                                                            memo jsonb)),
            -- The same lock, in the same order, as lockMember: one member's operations are serial.
            locked AS MATERIALIZED (
              SELECT a.id, a.member_id, a.kind, a.balance FROM ledger_accounts a
@@ -76,8 +78,8 @@ export async function up(knex: Knex): Promise<void> {
              SELECT r.*, r.points - r.repay AS credited,
                     (sum(r.points - r.repay) OVER upto)::bigint AS credited_upto, (sum(r.repay) OVER upto)::bigint AS repaid_upto
                FROM r WINDOW upto AS (PARTITION BY r.member_id ORDER BY r.idx)),
-           e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at)
-                   SELECT c.entry_id, 'earn', c.partner_id, c.member_id, c.ref_type, c.ref_id, c.contract_version_id, c.earned_at
+           e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, ref_type, ref_id, contract_version_id, occurred_at, memo)
+                   SELECT c.entry_id, 'earn', c.partner_id, c.member_id, c.ref_type, c.ref_id, c.contract_version_id, c.earned_at, c.memo
                      FROM c ORDER BY c.member_id, c.idx
                  RETURNING 1),
            p AS (INSERT INTO ledger_postings (entry_id, account_id, asset, amount)
@@ -93,7 +95,7 @@ export async function up(knex: Knex): Promise<void> {
                           c.credited, c.credited, 'partner:' || c.partner_id
                      FROM c WHERE c.credited > 0 ORDER BY c.member_id, c.idx
                  RETURNING 1)
-      SELECT c.idx, c.pts + c.credited_upto, c.held, c.debt + c.repaid_upto, CASE WHEN c.credited > 0 THEN c.lot_id END
+      SELECT c.idx, c.pts + c.credited_upto, c.held, c.debt + c.repaid_upto, CASE WHEN c.credited > 0 THEN c.lot_id END, c.repay
         FROM c ORDER BY c.idx;
     END $$`);
 

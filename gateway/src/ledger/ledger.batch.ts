@@ -1,13 +1,13 @@
 import type { DbOrTrx, Trx } from "../infra/db.ts";
 import { newId } from "../infra/ids.ts";
-import { POINTS, type AccountKind, type NewEntry } from "./ledger.types.ts";
+import type { AccountKind, NewEntry } from "./ledger.types.ts";
 // A cycle with ledger.service.ts, which assembles this module: accountIds is only read at call time.
 import { accountIds } from "./ledger.service.ts";
 
 /**
  * The ledger's set-based operations, for callers that move value for many members at once (a bank's
  * clearing file): accounts opened in one statement, many entries posted in one statement, many
- * points earns in three. They write the same rows as the one-at-a-time operations and the database
+ * points earns in one (ledger_earn_many). They write the same rows as the one-at-a-time operations and the database
  * checks them the same way (balanced entries, maintained balances, floors).
  */
 
@@ -56,7 +56,6 @@ export interface BatchEarn {
 }
 
 const rowsOf = <T>(r: unknown): T[] => (r as { rows: T[] }).rows;
-const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
 export function createLedgerBatch() {
   // Per transaction: an account opened in a transaction that rolls back does not exist afterwards.
@@ -152,87 +151,41 @@ export function createLedgerBatch() {
   }
 
   /**
-   * Many points earns at once, the same as one `earn` each, in input order: the members' accounts
-   * (and the partners') are opened and the members' locked in one statement each, every earn first
-   * repays the member's points debt and the rest becomes a lot; one statement writes them all.
+   * Many points earns at once, the same as one `earn` each, in input order, in one statement:
+   * `ledger_earn_many` (migration 20261201170000, which the batched earn calls too) opens the
+   * accounts, locks the members' as lockMember does, repays each member's points debt first (earlier
+   * earns of the same member in the input first) and makes a lot of the rest.
    */
   async function earnMany(trx: Trx, inputs: BatchEarn[]): Promise<Array<{ entryId: string | null; lotId: string | null; repaidDebt: bigint }>> {
     for (const i of inputs) if (i.points < 0n) throw new Error("earn of negative points");
-    const todo = inputs.filter((i) => i.points > 0n);
-    if (todo.length === 0) return inputs.map(() => ({ entryId: null, lotId: null, repaidDebt: 0n }));
-    const members = [...new Set(todo.map((i) => i.memberId))];
-    const partners = [...new Set(todo.map((i) => i.partnerId))];
-    const memberSpec = (id: string, kind: AccountKind, m: string): AccountSpec => ({ id, kind, asset: POINTS, memberId: m, maintained: true, floor: 0n });
-    const networkSpec = (id: string, kind: AccountKind, partnerId: string | null): AccountSpec => ({ id, kind, asset: POINTS, partnerId, maintained: false });
-    await openAccounts(trx, [
-      ...members.flatMap((m) => [
-        memberSpec(accountIds.points(m), "member_points", m),
-        memberSpec(accountIds.held(m), "member_points_held", m),
-        memberSpec(accountIds.debt(m), "member_points_debt", m),
-      ]),
-      ...partners.flatMap((p) => [
-        networkSpec(accountIds.issuance(p), "partner_issuance", p),
-        networkSpec(accountIds.redemption(p), "partner_redemption", p),
-        networkSpec(accountIds.recovery(p), "partner_recovery", p),
-      ]),
-      networkSpec(accountIds.breakage, "breakage", null),
-    ]);
-    // The same lock as lockMember takes, for every member of the batch, in id order.
-    const locked = rowsOf<{ id: string; balance: bigint }>(
-      await trx.raw(
-        `SELECT id, balance FROM ledger_accounts
-          WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(?::jsonb)))
-          ORDER BY id FOR UPDATE`,
-        [JSON.stringify(members.flatMap((m) => [accountIds.points(m), accountIds.held(m), accountIds.debt(m)]))],
-      ),
+    const results: Array<{ entryId: string | null; lotId: string | null; repaidDebt: bigint }> = inputs.map(() => ({ entryId: null, lotId: null, repaidDebt: 0n }));
+    const items = inputs.flatMap((i, idx) =>
+      i.points > 0n
+        ? [
+            {
+              idx,
+              member_id: i.memberId,
+              partner_id: i.partnerId,
+              points: i.points.toString(),
+              contract_version_id: i.contractVersionId,
+              earned_at: i.earnedAt.toISOString(),
+              expires_at: i.expiresAt.toISOString(),
+              ref_type: i.ref?.type ?? null,
+              ref_id: i.ref?.id ?? null,
+              entry_id: newId("ent"),
+              // Used only if some points are left once the debt is repaid.
+              lot_id: newId("lot"),
+              memo: i.memo ?? null,
+            },
+          ]
+        : [],
     );
-    const debt = new Map(locked.map((r) => [r.id, BigInt(r.balance)]));
-    const results: Array<{ entryId: string | null; lotId: string | null; repaidDebt: bigint }> = [];
-    const entries: Parameters<typeof postMany>[1] = [];
-    const posted: number[] = [];
-    for (const input of inputs) {
-      if (input.points === 0n) {
-        results.push({ entryId: null, lotId: null, repaidDebt: 0n });
-        continue;
-      }
-      const debtId = accountIds.debt(input.memberId);
-      const owed = debt.get(debtId) ?? 0n;
-      const repay = min(input.points, -owed);
-      debt.set(debtId, owed + repay);
-      const credited = input.points - repay;
-      const lotId = credited > 0n ? newId("lot") : null;
-      entries.push({
-        kind: "earn",
-        partnerId: input.partnerId,
-        memberId: input.memberId,
-        ...(input.ref ? { ref: input.ref } : {}),
-        contractVersionId: input.contractVersionId,
-        occurredAt: input.earnedAt,
-        ...(input.memo ? { memo: input.memo } : {}),
-        postings: [
-          { accountId: accountIds.issuance(input.partnerId), asset: POINTS, amount: -input.points },
-          { accountId: debtId, asset: POINTS, amount: repay },
-          { accountId: accountIds.points(input.memberId), asset: POINTS, amount: credited },
-        ],
-        ...(lotId
-          ? {
-              lot: {
-                id: lotId,
-                memberId: input.memberId,
-                issuingPartnerId: input.partnerId,
-                contractVersionId: input.contractVersionId,
-                earnedAt: input.earnedAt,
-                expiresAt: input.expiresAt,
-                amount: credited,
-              },
-            }
-          : {}),
-      });
-      posted.push(results.length);
-      results.push({ entryId: null, lotId, repaidDebt: repay });
-    }
-    const ids = await postMany(trx, entries);
-    posted.forEach((k, n) => (results[k]!.entryId = ids[n]!));
+    if (items.length === 0) return results;
+    const rows = rowsOf<{ idx: number; lot_id: string | null; repaid: bigint }>(
+      await trx.raw("SELECT idx, lot_id, repaid FROM ledger_earn_many(?::jsonb)", [JSON.stringify(items)]),
+    );
+    const entryOf = new Map(items.map((it) => [it.idx, it.entry_id]));
+    for (const r of rows) results[r.idx] = { entryId: entryOf.get(r.idx)!, lotId: r.lot_id, repaidDebt: BigInt(r.repaid) };
     return results;
   }
 
