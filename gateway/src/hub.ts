@@ -1,4 +1,4 @@
-import express, { type Express } from "express";
+import type { Express } from "express";
 import Stripe from "stripe";
 import swaggerUi from "swagger-ui-express";
 import type { Config } from "./config/config.ts";
@@ -10,7 +10,7 @@ import { createOutboxRelay, type OutboxRelay } from "./infra/outbox/outbox.ts";
 import { loadSpec, type Operation, type Spec } from "./http/openapi.ts";
 import { createApiRouter, type Handlers } from "./http/router.ts";
 import { notFound, problemHandler } from "./http/errors.middleware.ts";
-import { requestContext } from "./http/request-context.middleware.ts";
+import { createBaseApp } from "./http/base-app.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createLedger } from "./ledger/ledger.service.ts";
@@ -183,16 +183,7 @@ export function createHub(deps: HubDeps): Hub {
     },
   });
 
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("trust proxy", false);
-  app.set("query parser", "extended");
-  app.use(...requestContext(log));
-  app.use((_req, res, next) => {
-    res.setHeader("X-Content-Type-Options", "nosniff");
-    res.setHeader("Referrer-Policy", "no-referrer");
-    next();
-  });
+  const app = createBaseApp(log);
 
   app.get("/openapi.json", (_req, res) => {
     res.json(spec);

@@ -13,10 +13,9 @@
 import { fork } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import express from "express";
 import { createApiRouter, type Handlers, type Principal } from "../../gateway/src/http/router.ts";
 import { loadSpec, METHODS } from "../../gateway/src/http/openapi.ts";
-import { requestContext } from "../../gateway/src/http/request-context.middleware.ts";
+import { createBaseApp } from "../../gateway/src/http/base-app.ts";
 import { notFound, problemHandler } from "../../gateway/src/http/errors.middleware.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 
@@ -37,15 +36,7 @@ if (process.argv[2] === "serve") {
   });
   const principal: Principal = { audience: "partner", clientId: "cli_bench", partnerId: "ptn_bench", scopes: new Set(["earn:write"]), tokenId: "t" };
   const { router } = createApiRouter({ spec, handlers, authenticate: async () => principal, validateResponses: false, log });
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("query parser", "extended");
-  app.use(...requestContext(log));
-  app.use((_req, res, next) => {
-    res.setHeader("X-Content-Type-Options", "nosniff");
-    res.setHeader("Referrer-Policy", "no-referrer");
-    next();
-  });
+  const app = createBaseApp(log);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));
