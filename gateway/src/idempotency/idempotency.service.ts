@@ -42,6 +42,9 @@ export const REPLAY_HEADER = "Idempotent-Replayed";
  * refusal such as insufficient points — is stored on the key row and committed with the work. A
  * failure on our side (5xx, a lost race) stores nothing, so the client's retry runs afresh.
  */
+/** How long an Idempotency-Key and its answer are kept (Stripe keeps them 24 hours; we keep 48). */
+export const KEY_RETENTION_HOURS = 48;
+
 export function createIdempotency(deps: { db: Db }) {
   const { db } = deps;
   return {
@@ -104,9 +107,18 @@ export function createIdempotency(deps: { db: Db }) {
       return outcome.result;
     },
 
-    /** Deletes keys older than the retention (at least 24 hours; 48 by default). */
-    async sweep(olderThanHours = 48): Promise<number> {
-      return db("idempotency_keys").where("created_at", "<", db.raw(`now() - (? * interval '1 hour')`, [olderThanHours])).delete();
+    /**
+     * Deletes keys older than the retention (at least 24 hours; 48 by default) and answers how many.
+     * The count comes from the statement itself: knex's `delete()` answers a number on pg but the
+     * driver's raw result on PGlite.
+     */
+    async sweep(olderThanHours = KEY_RETENTION_HOURS): Promise<number> {
+      if (!(olderThanHours >= 24)) throw new Error(`idempotency keys are kept at least 24 hours, not ${olderThanHours}`);
+      const { rows } = await db.raw<{ rows: Array<{ n: number }> }>(
+        `WITH gone AS (DELETE FROM idempotency_keys WHERE created_at < now() - (? * interval '1 hour') RETURNING 1) SELECT count(*)::integer AS n FROM gone`,
+        [olderThanHours],
+      );
+      return rows[0]!.n;
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { HubDeps } from "../hub.ts";
+import { createIdempotency } from "../idempotency/idempotency.service.ts";
 
 /** Housekeeping jobs of the hub itself. */
 export function registerSystemJobs(deps: Pick<HubDeps, "db" | "queue" | "log" | "config">): void {
@@ -6,7 +7,7 @@ export function registerSystemJobs(deps: Pick<HubDeps, "db" | "queue" | "log" | 
     deps.log.info({ jobId: job.id, message: job.data.message }, "echo job ran");
   });
   deps.queue.process("system.idempotency-sweep", async () => {
-    const removed = await deps.db("idempotency_keys").where("created_at", "<", deps.db.raw("now() - interval '48 hours'")).delete();
+    const removed = await createIdempotency({ db: deps.db }).sweep();
     deps.log.info({ removed }, "idempotency keys swept");
   });
 }
