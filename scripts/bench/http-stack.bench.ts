@@ -8,6 +8,8 @@
  * The server runs in a child process; this one drives it with CONCURRENCY (16) keep-alive clients
  * for DURATION_S (8) seconds after a 2 s warm-up and prints the child's CPU µs per request (from
  * /proc: Linux). Extra node flags for the server after the command, e.g. `-- --cpu-prof`.
+ * `BARE=1` serves the same call from a bare `node:http` handler instead (read the body, parse it,
+ * answer the same JSON): the floor that any HTTP stack on Node adds to.
  * Wrap it in `flock /tmp/bench.lock` on a shared machine.
  */
 import { fork } from "node:child_process";
@@ -22,7 +24,23 @@ import { createLogger } from "../../gateway/src/infra/logger.ts";
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 const DURATION_S = Number(process.env.DURATION_S ?? 8);
 
-if (process.argv[2] === "serve") {
+if (process.argv[2] === "serve" && process.env.BARE) {
+  // The floor: node:http alone, no routing, validation, auth or log line.
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { member_id: string };
+      const out = JSON.stringify({ transaction_id: "txn_bench", member_id: body.member_id, points: 12, balance: { available: 100, held: 0, owed: 0 } });
+      res.writeHead(201, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
+      res.end(out);
+    });
+  });
+  server.listen(0, "127.0.0.1", () => process.send?.({ port: (server.address() as { port: number }).port }));
+  process.on("message", (m) => {
+    if (m === "exit") process.exit(0);
+  });
+} else if (process.argv[2] === "serve") {
   // The child: the hub's middleware order (hub.ts), the contract router, stubs behind it.
   const spec = loadSpec();
   const log = createLogger("info", { role: "api" }, { buffered: true });
@@ -95,6 +113,7 @@ if (process.argv[2] === "serve") {
   const used = cpuMs() - before;
   child.send("exit");
   await new Promise((r) => child.once("exit", r));
-  process.stdout.write(`POST /v1/earn through the HTTP stack (stub token check and handler): ${n} requests, ${refused} not 201, server CPU ${((used / n) * 1000).toFixed(1)} µs per request\n`);
+  const what = process.env.BARE ? "a bare node:http handler (no stack)" : "the HTTP stack (stub token check and handler)";
+  process.stdout.write(`POST /v1/earn through ${what}: ${n} requests, ${refused} not 201, server CPU ${((used / n) * 1000).toFixed(1)} µs per request\n`);
   if (refused > 0) process.exit(1);
 }
