@@ -249,6 +249,23 @@ describe("GET /v1/members/{id}/history", () => {
     expect((await other.get(`/v1/members/${s.member.id}/history`)).status).toBe(404);
     expect((await other.get(`/v1/members/${s.member.id}/balance`)).status).toBe(404);
   });
+
+  it("tells a two-phase redemption in words: reserved, then spent, with what a partial capture returned", async () => {
+    const s = await ledgerScenario(hub);
+    await s.post("/v1/earn", earnBody(s.member.id, 100_000));
+    const full = await json(await s.post("/v1/redemptions", { member_id: s.member.id, partner_transaction_id: "h-full", points: 30, amount_minor: 300, currency: "EUR" }));
+    await s.post(`/v1/redemptions/${full.id}/capture`, {});
+    const part = await json(await s.post("/v1/redemptions", { member_id: s.member.id, partner_transaction_id: "h-part", points: 20, amount_minor: 200, currency: "EUR" }));
+    await s.post(`/v1/redemptions/${part.id}/capture`, { points: 15 });
+    const page = await json(await s.get(`/v1/members/${s.member.id}/history`));
+    expect(page.items.map((i: { type: string; points: number; description: string }) => [i.type, i.points, i.description])).toEqual([
+      ["capture", 5, "Reserved points spent; the rest returned"],
+      ["hold", -20, "Points reserved for a purchase"],
+      ["capture", 0, "Reserved points spent"],
+      ["hold", -30, "Points reserved for a purchase"],
+      ["earn", 100, "Points earned"],
+    ]);
+  });
 });
 
 describe("security of the earn and burn routes", () => {

@@ -704,7 +704,9 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         items: page.map((e) => ({
           id: e.id,
           type: e.kind,
-          description: words[e.kind] ?? e.kind,
+          // A partial capture spends part of a reservation and returns the rest: what the member
+          // can spend goes up by the rest, and the words say so.
+          description: e.kind === "capture" && e.points > 0n ? "Reserved points spent; the rest returned" : (words[e.kind] ?? e.kind),
           points: Number(e.points),
           partner_id: e.partnerId === partnerId ? e.partnerId : null,
           at_this_partner: e.partnerId === partnerId,
