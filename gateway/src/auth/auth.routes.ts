@@ -66,7 +66,7 @@ export function authRoutes(deps: HubDeps, auth: Auth): Handlers {
     async listOAuthClients(ctx) {
       const partnerId = (ctx.query as OpQuery<"listOAuthClients">).partner_id;
       const list = await auth.clients.list(partnerId === undefined ? {} : { partnerId });
-      return { status: 200, body: { data: list.map((c) => clientView(c)) } };
+      return { status: 200, body: { items: list.map((c) => clientView(c)) } };
     },
     async createOAuthClient(ctx) {
       const b = ctx.body as OpBody<"createOAuthClient">;

@@ -44,7 +44,7 @@ export function createEventFeed(deps: { db: Db }) {
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
-        data: page.map((e) => ({ id: e.id, type: e.type, occurred_at: e.occurred_at.toISOString(), data: e.data })),
+        items: page.map((e) => ({ id: e.id, type: e.type, occurred_at: e.occurred_at.toISOString(), data: e.data })),
         has_more: rows.length > limit,
         next_cursor: last ? encodeCursor(last.tx_id, last.seq) : (q.cursor ?? null),
       };

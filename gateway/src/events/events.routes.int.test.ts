@@ -32,7 +32,7 @@ async function feedUntil(query: string, tok: string, count: number) {
   let last: Awaited<ReturnType<typeof feed>> | undefined;
   await until(async () => {
     last = await feed(query, tok);
-    return last.body.data.length >= count;
+    return last.body.items.length >= count;
   }, { what: `${count} events in the feed`, timeoutMs: 10_000 });
   return last!;
 }
@@ -46,7 +46,7 @@ describe("GET /v1/events", () => {
     const p = (await createPartner(t.db)).id;
     const tok = await partnerToken(t, p, ["events:read"]);
     const empty = await feed("", tok);
-    expect(empty).toEqual({ status: 200, body: { data: [], has_more: false, next_cursor: null } });
+    expect(empty).toEqual({ status: 200, body: { items: [], has_more: false, next_cursor: null } });
 
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(Date.UTC(2026, 10, 1, 0, i)), { earn_id: `ern_${i}`, points: i }, p)));
@@ -54,21 +54,21 @@ describe("GET /v1/events", () => {
     await feedUntil("?limit=200", tok, 5);
 
     const first = await feed("?limit=2", tok);
-    expect(first.body.data.map((e: { id: string }) => e.id)).toEqual(ids.slice(0, 2));
-    expect(first.body.data[0]).toEqual({ id: ids[0], type: "earn.posted", occurred_at: "2026-11-01T00:00:00.000Z", data: { earn_id: "ern_0", points: 0 } });
+    expect(first.body.items.map((e: { id: string }) => e.id)).toEqual(ids.slice(0, 2));
+    expect(first.body.items[0]).toEqual({ id: ids[0], type: "earn.posted", occurred_at: "2026-11-01T00:00:00.000Z", data: { earn_id: "ern_0", points: 0 } });
     expect(first.body.has_more).toBe(true);
     const second = await feed(`?limit=2&cursor=${first.body.next_cursor}`, tok);
-    expect(second.body.data.map((e: { id: string }) => e.id)).toEqual(ids.slice(2, 4));
+    expect(second.body.items.map((e: { id: string }) => e.id)).toEqual(ids.slice(2, 4));
     const third = await feed(`?limit=2&cursor=${second.body.next_cursor}`, tok);
-    expect(third.body.data.map((e: { id: string }) => e.id)).toEqual(ids.slice(4));
+    expect(third.body.items.map((e: { id: string }) => e.id)).toEqual(ids.slice(4));
     expect(third.body.has_more).toBe(false);
 
     // Polling at the end: nothing new, the same cursor back; then only what is new.
     const idle = await feed(`?cursor=${third.body.next_cursor}`, tok);
-    expect(idle.body).toEqual({ data: [], has_more: false, next_cursor: third.body.next_cursor });
+    expect(idle.body).toEqual({ items: [], has_more: false, next_cursor: third.body.next_cursor });
     const later = await t.db.transaction((trx) => emit(trx, "tier.changed", new Date(), { tier: "gold" }, p));
     const fresh = await feedUntil(`?cursor=${idle.body.next_cursor}`, tok, 1);
-    expect(fresh.body.data.map((e: { id: string }) => e.id)).toEqual([later]);
+    expect(fresh.body.items.map((e: { id: string }) => e.id)).toEqual([later]);
   });
 
   it("filters by type and by time range", async () => {
@@ -78,7 +78,7 @@ describe("GET /v1/events", () => {
     const a = await t.db.transaction((trx) => emit(trx, "earn.posted", at(1), {}, p));
     const b = await t.db.transaction((trx) => emit(trx, "burn.posted", at(2), {}, p));
     const c = await t.db.transaction((trx) => emit(trx, "tier.changed", at(3), {}, p));
-    const ids = (r: { body: { data: Array<{ id: string }> } }) => r.body.data.map((e) => e.id);
+    const ids = (r: { body: { items: Array<{ id: string }> } }) => r.body.items.map((e) => e.id);
     await feedUntil("", tok, 3);
     expect(ids(await feed("?type=burn.posted", tok))).toEqual([b]);
     expect(ids(await feed("?type=earn.posted&type=tier.changed", tok))).toEqual([a, c]);
@@ -99,8 +99,8 @@ describe("GET /v1/events", () => {
     await expectRouteSecurity(t, { method: "GET", path: "/v1/events", scopes: ["events:read"], audience: "partner", partnerId });
     const mine = await t.db.transaction((trx) => emit(trx, "earn.posted", new Date()));
     const other = await partnerToken(t, (await createPartner(t.db)).id, ["events:read"]);
-    expect((await feed("", other)).body.data).toEqual([]);
-    await until(async () => (await feed("?limit=200")).body.data.some((e: { id: string }) => e.id === mine), { what: "my event" });
+    expect((await feed("", other)).body.items).toEqual([]);
+    await until(async () => (await feed("?limit=200")).body.items.some((e: { id: string }) => e.id === mine), { what: "my event" });
     const wrongScope = await partnerToken(t, partnerId, ["webhooks:manage"]);
     expect((await feed("", wrongScope)).status).toBe(403);
   });
@@ -118,10 +118,10 @@ describe.runIf(process.env.DATABASE_URL)("GET /v1/events with concurrent writers
     const quick = await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(), { n: 2 }, p));
     const meanwhile = await feed(`?cursor=${start}`, tok);
     // Served "quick" now would move the partner's cursor past "late" for ever: it must wait.
-    expect(meanwhile.body.data).toEqual([]);
+    expect(meanwhile.body.items).toEqual([]);
     await slow.commit();
     const after = await feedUntil(`?cursor=${meanwhile.body.next_cursor}`, tok, 2);
-    expect(after.body.data.map((e: { id: string }) => e.id).sort()).toEqual([late, quick].sort());
+    expect(after.body.items.map((e: { id: string }) => e.id).sort()).toEqual([late, quick].sort());
   });
 
   it("is not held back by a long transaction in another database on the same server", async () => {
@@ -133,7 +133,7 @@ describe.runIf(process.env.DATABASE_URL)("GET /v1/events with concurrent writers
       await stuck.raw("SELECT pg_current_xact_id()"); // now it holds a transaction id, and keeps it
       const id = await t.db.transaction((trx) => emit(trx, "earn.posted", new Date(), {}, p));
       const page = await feed("", tok);
-      expect(page.body.data.map((e: { id: string }) => e.id)).toEqual([id]);
+      expect(page.body.items.map((e: { id: string }) => e.id)).toEqual([id]);
     } finally {
       await stuck.rollback();
       await elsewhere.destroy();

@@ -2896,7 +2896,7 @@ export interface components {
             };
         };
         EventPage: {
-            data: components["schemas"]["Event"][];
+            items: components["schemas"]["Event"][];
             /** @description More events are available right now. */
             has_more: boolean;
             /** @description Pass as `cursor` to read on; null only while the feed is empty. */
@@ -2949,7 +2949,7 @@ export interface components {
             secret: string;
         };
         WebhookEndpointList: {
-            data: components["schemas"]["WebhookEndpoint"][];
+            items: components["schemas"]["WebhookEndpoint"][];
         };
         WebhookSecretRotation: {
             /**
@@ -3001,7 +3001,7 @@ export interface components {
             attempts: components["schemas"]["WebhookAttempt"][];
         };
         WebhookDeliveryPage: {
-            data: components["schemas"]["WebhookDelivery"][];
+            items: components["schemas"]["WebhookDelivery"][];
             next_cursor: string | null;
         };
         SettlementLine: {
@@ -4144,7 +4144,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        data: components["schemas"]["OAuthClient"][];
+                        items: components["schemas"]["OAuthClient"][];
                     };
                 };
             };

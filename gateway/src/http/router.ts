@@ -130,7 +130,7 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
         const principal = await opts.authenticate(req, schemes);
         const scheme = principal.audience === "admin" ? "admin" : "partner";
         if (!schemes.includes(scheme)) {
-          throw httpErrors.make("forbidden", `A ${principal.audience} token cannot call this operation.`);
+          throw httpErrors.make("forbidden", `${principal.audience === "admin" ? "An" : "A"} ${principal.audience} token cannot call this operation.`);
         }
         authorize(op, principal, scheme);
         res.locals.principal = principal;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../../../test/harness.ts";
 import { json } from "../../../test/http.ts";
-import { adminToken, bearer } from "../../../test/factories/auth.ts";
+import { until } from "../../../test/webhook-receiver.ts";
+import { adminToken, bearer, partnerToken } from "../../../test/factories/auth.ts";
 import { ledgerScenario } from "../../../test/factories/ledger.ts";
 import { expectRouteSecurity } from "../../../test/security.ts";
 import { fixedClock } from "../infra/clock.ts";
@@ -54,10 +55,19 @@ describe("tiers", () => {
     expect(next.points_earned).toBe(15);
     expect(await json(await send("GET", `/admin/v1/members/${s.member.id}/tier`, admin))).toMatchObject({ tier: "gold", qualifying_value: 61_000, downgrade_due_at: null, basis: "spend_minor" });
     expect(await tierChanges(s.member.id)).toEqual([[null, "silver", "upgrade"], ["silver", "gold", "upgrade"]]);
+    // Each change is addressed to the partners the member is linked to, so their feed (and their
+    // webhooks) carry it; a partner the member never met hears nothing.
+    const mine = async (scenario: { partner: { id: string }; get: (path: string, tok?: string) => Promise<Response> }) =>
+      ((await json(await scenario.get("/v1/events?type=tier.changed&limit=200", await partnerToken(hub, scenario.partner.id, ["events:read"])))).items as Array<{ data: Record<string, unknown> }>)
+        .filter((e) => e.data.member_id === s.member.id)
+        .map((e) => [e.data.from_tier, e.data.to_tier, e.data.reason]);
+    await until(async () => (await mine(s)).length === 2 || undefined, { what: "the tier changes in the partner's feed" });
+    expect(await mine(s)).toEqual([[null, "silver", "upgrade"], ["silver", "gold", "upgrade"]]);
     // The partner reads the tier in force and its perks (to honour them at the till); another partner cannot.
     expect(await json(await s.get(`/v1/members/${s.member.id}/tier`))).toMatchObject({ effective_tier: "gold", perks: ["free delivery"] });
     const other = await ledgerScenario(hub);
     expect((await other.get(`/v1/members/${s.member.id}/tier`)).status).toBe(404);
+    expect(await mine(other)).toEqual([]);
   });
 
   it("counts spend net of refunds and never the balance: spending all points keeps the tier", async () => {

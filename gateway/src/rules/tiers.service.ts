@@ -1,6 +1,6 @@
 import type { Db, DbOrTrx } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
-import { recordEvent } from "../events/events.service.ts";
+import { recordEvents } from "../events/events.service.ts";
 import { rulesErrors } from "./rules.errors.ts";
 
 const DAY_MS = 86_400_000;
@@ -95,7 +95,11 @@ export function createTiersService(deps: { db: Db; clock: Clock; paidTier?: (con
     } else {
       await conn("member_tiers").where({ member_id: memberId }).delete();
     }
-    await recordEvent(conn, { type: "tier.changed", partnerId: null, occurredAt: now, data: { member_id: memberId, from_tier: from, to_tier: to?.code ?? null, reason } });
+    // A tier is the member's across the network: every partner the member is linked to is told,
+    // one event each (an event is always one partner's, and only addressed events are delivered).
+    const partners = (await conn("member_partner_links").where({ member_id: memberId }).distinct("partner_id").orderBy("partner_id")) as Array<{ partner_id: string }>;
+    const data = { member_id: memberId, from_tier: from, to_tier: to?.code ?? null, reason };
+    await recordEvents(conn, partners.map((p) => ({ type: "tier.changed", partnerId: p.partner_id, occurredAt: now, data })));
   }
 
   function rankOf(l: Ladder, code: string | null): number {

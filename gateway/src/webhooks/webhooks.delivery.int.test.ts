@@ -171,11 +171,11 @@ describe("webhook delivery", () => {
     const rx = await receiver(() => ({ status: 500, body: "x".repeat(5000) }));
     const ep = await svc.createEndpoint(partner.id, { url: rx.url, event_types: ["*"] });
     const evtId = await emit(partner.id);
-    await until(async () => (await svc.listDeliveries(partner.id, ep.id, { status: "dead" })).data.length === 1, { what: "a dead delivery" });
+    await until(async () => (await svc.listDeliveries(partner.id, ep.id, { status: "dead" })).items.length === 1, { what: "a dead delivery" });
     expect(rx.received).toHaveLength(3);
-    const dead = (await svc.listDeliveries(partner.id, ep.id, { status: "dead" })).data[0]!;
+    const dead = (await svc.listDeliveries(partner.id, ep.id, { status: "dead" })).items[0]!;
     expect(dead).toMatchObject({ event_id: evtId, status: "dead", attempt_count: 3, last_http_status: 500, next_attempt_at: null });
-    expect((await svc.listDeliveries(partner.id, ep.id, { status: "pending" })).data).toHaveLength(0);
+    expect((await svc.listDeliveries(partner.id, ep.id, { status: "pending" })).items).toHaveLength(0);
     const detail = await svc.getDelivery(partner.id, ep.id, dead.id);
     expect(detail.attempts.map((a) => [a.attempt, a.outcome, a.http_status])).toEqual([
       [1, "http-error", 500],

@@ -45,8 +45,8 @@ describe("a partner hears about what it did, by webhook and in the feed", () => 
     // The feed shows it once every older transaction on the server has finished.
     const feed = await until(async () => {
       const page = await json(await t.fetch("/v1/events?type=member.enrolled", { headers }));
-      return page.data.length > 0 ? page : undefined;
+      return page.items.length > 0 ? page : undefined;
     });
-    expect(feed.data).toEqual([{ id: msg.headers["webhook-id"], type: "member.enrolled", occurred_at: expect.any(String), data: payload.data }]);
+    expect(feed.items).toEqual([{ id: msg.headers["webhook-id"], type: "member.enrolled", occurred_at: expect.any(String), data: payload.data }]);
   });
 });

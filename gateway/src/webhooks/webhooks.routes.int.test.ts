@@ -48,7 +48,7 @@ describe("webhook endpoint routes", () => {
     expect(got).toMatchObject({ id: created.id, url: rx.url });
     expect(got.secret).toBeUndefined();
     const list = await json(await api("/v1/webhook-endpoints"));
-    expect(list.data.map((e: { id: string }) => e.id)).toContain(created.id);
+    expect(list.items.map((e: { id: string }) => e.id)).toContain(created.id);
     expect(JSON.stringify(list)).not.toContain("whsec_");
 
     const patched = await api(`/v1/webhook-endpoints/${created.id}`, { method: "PATCH", body: { event_types: ["*"], enabled: false, description: null } });
@@ -73,13 +73,13 @@ describe("webhook endpoint routes", () => {
     const ep = await createEndpoint();
     rx.answer(() => ({ status: 503, body: "busy" }));
     const evtId = await t.db.transaction((trx) => recordEvent(trx, { type: "earn.posted", partnerId, occurredAt: new Date(), data: { earn_id: "ern_r" } }));
-    await until(async () => (await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?status=dead`))).data.length === 1, { what: "dead-lettered" });
+    await until(async () => (await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?status=dead`))).items.length === 1, { what: "dead-lettered" });
     const page = await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?status=dead`));
-    expect(page.data[0]).toMatchObject({ event_id: evtId, event_type: "earn.posted", status: "dead", attempt_count: 3, last_http_status: 503 });
+    expect(page.items[0]).toMatchObject({ event_id: evtId, event_type: "earn.posted", status: "dead", attempt_count: 3, last_http_status: 503 });
     expect(page.next_cursor).toBeNull();
-    expect((await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?status=delivered`))).data).toEqual([]);
+    expect((await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?status=delivered`))).items).toEqual([]);
 
-    const id = page.data[0].id;
+    const id = page.items[0].id;
     const detail = await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries/${id}`));
     expect(detail.attempts).toHaveLength(3);
     expect(detail.attempts[0]).toMatchObject({ attempt: 1, outcome: "http-error", http_status: 503, response_excerpt: "busy" });
@@ -99,9 +99,9 @@ describe("webhook endpoint routes", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { data: Array<{ id: string }>; next_cursor: string | null } = await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?limit=2${cursor ? `&cursor=${cursor}` : ""}`));
-      expect(page.data.length).toBeLessThanOrEqual(2);
-      seen.push(...page.data.map((d) => d.id));
+      const page: { items: Array<{ id: string }>; next_cursor: string | null } = await json(await api(`/v1/webhook-endpoints/${ep.id}/deliveries?limit=2${cursor ? `&cursor=${cursor}` : ""}`));
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((d) => d.id));
       cursor = page.next_cursor;
     } while (cursor);
     expect(seen).toHaveLength(5);
@@ -205,7 +205,7 @@ describe("webhook endpoint routes: security", () => {
       const res = await api(path, { method, body, token: other });
       expect(res.status, `${method} ${path}`).toBe(404);
     }
-    expect((await json(await api("/v1/webhook-endpoints", { token: other }))).data).toEqual([]);
+    expect((await json(await api("/v1/webhook-endpoints", { token: other }))).items).toEqual([]);
     expect(await json(await api(`/v1/webhook-endpoints/${ep.id}`))).toMatchObject({ id: ep.id, enabled: true });
   });
 });

@@ -17,7 +17,7 @@ export function webhooksRoutes(deps: { webhooks: WebhooksService }): Handlers {
   const svc = deps.webhooks;
   return {
     async listWebhookEndpoints(ctx) {
-      return { status: 200, body: { data: await svc.listEndpoints(partnerOf(ctx)) } };
+      return { status: 200, body: { items: await svc.listEndpoints(partnerOf(ctx)) } };
     },
     async createWebhookEndpoint(ctx) {
       const body = ctx.body as Schemas["WebhookEndpointCreate"];

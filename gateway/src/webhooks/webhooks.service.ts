@@ -217,7 +217,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
         db,
       );
       const page = rows.slice(0, limit);
-      return { data: page.map(deliveryView), next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null };
+      return { items: page.map(deliveryView), next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null };
     },
 
     async getDelivery(partnerId: string, endpointId: string, deliveryId: string) {

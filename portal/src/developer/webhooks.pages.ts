@@ -129,9 +129,9 @@ ${field("description", "Description (optional)")}
         title: "Delivery log",
         body: html`<p><a href="${base(env)}">← Webhooks</a> · <code>${endpoint.url}</code></p>
 <p class="actions">Filter: ${[undefined, "pending", "delivered", "dead"].map((s) => html`<a class="btn btn-small${s === status ? " btn-primary" : ""}" href="/portal/dev/webhooks/${id}?env=${env}${s ? `&status=${s}` : ""}">${s ?? "all"}</a>`)}</p>
-${deliveries.data.length
+${deliveries.items.length
   ? html`<div class="table-wrap"><table><caption>Deliveries, newest first</caption><thead><tr><th scope="col">Created</th><th scope="col">Event</th><th scope="col">Status</th><th scope="col" class="num">Attempts</th><th scope="col">Last answer</th><th scope="col">Actions</th></tr></thead>
-<tbody>${deliveries.data.map((d) => html`<tr><td>${when(d.created_at)}</td><td><code>${d.event_type}</code><br><span class="muted">${d.event_id}</span></td><td><span class="badge badge-${d.status}">${d.status}</span></td><td class="num">${d.attempt_count}</td><td>${d.last_http_status ?? ""} ${d.last_error ?? ""}</td>
+<tbody>${deliveries.items.map((d) => html`<tr><td>${when(d.created_at)}</td><td><code>${d.event_type}</code><br><span class="muted">${d.event_id}</span></td><td><span class="badge badge-${d.status}">${d.status}</span></td><td class="num">${d.attempt_count}</td><td>${d.last_http_status ?? ""} ${d.last_error ?? ""}</td>
 <td><form method="post" action="/portal/dev/webhooks/${id}/deliveries/${d.id}/replay" class="inline">${csrfField(req)}<input type="hidden" name="env" value="${env}"><button type="submit" class="btn btn-small">Replay</button></form></td></tr>`)}</tbody></table></div>
 ${deliveries.next_cursor ? html`<p><a href="/portal/dev/webhooks/${id}?env=${env}${status ? `&status=${status}` : ""}&cursor=${deliveries.next_cursor}">Older deliveries</a></p>` : ""}`
   : html`<p class="card">No deliveries yet.</p>`}`,
