@@ -80,6 +80,10 @@ describe("console: settlement", () => {
     expect(page.text).toMatch(/data-figure="network-sum-EUR">0\.00 EUR <span class="badge badge-closed">balances/);
     const report = run.report as { points: { liability_outstanding: number } };
     expect(page.text).toContain(`data-figure="liability">${report.points.liability_outstanding} pts`);
+    // Every source of the operator's revenue is named in words, never by its code.
+    const sources = [...page.text.matchAll(/<tr><td>([^<]*)<\/td><td class="num">[^<]*EUR<\/td><\/tr>/g)].map((m) => m[1]!);
+    expect(sources).toContain("Cashback paid out by banks (owed to them)");
+    expect(sources.filter((w) => /^[a-z]+(_[a-z]+)+$/.test(w))).toEqual([]);
 
     const a = statements.find((s) => s.partner_id === t.partners.A)!;
     const st = await op.get(`/portal/console/settlement/runs/run_2026-04/statements/${a.id}`);

@@ -22,6 +22,14 @@ const REVENUE_WORDS: Record<string, string> = {
   transaction_fee: "Transaction fees",
   monthly_fee: "Monthly fees",
   adjustment: "Adjustments",
+  cashback_funding: "Cashback funded by partners",
+  cashback_funding_reversal: "Cashback funding taken back",
+  roundup_match_funding: "Round-up matches funded by partners",
+  cashback_payout: "Cashback paid out by banks (owed to them)",
+  roundup_match_credited: "Round-up matches credited by banks (owed to them)",
+  operator_funded_issuance: "Operator-funded points issued (at issuance price)",
+  operator_funded_reversal: "Operator-funded points taken back",
+  operator_funded_promotion: "Operator's promotions (their cost)",
 };
 
 /** The month before the one `now` is in: the one usually cleared next. */
