@@ -3,7 +3,8 @@ import type { PortalContext } from "../context.ts";
 import { html, type Html } from "../html.ts";
 import { page } from "../layout.ts";
 import { requireRole } from "../web/auth.ts";
-import { barChart, lastDays } from "../charts/svg.ts";
+import { lastDays } from "../charts/svg.ts";
+import { barChart } from "../charts/console-charts.ts";
 import type { RequestLog } from "../request-log/request-log.ts";
 import { envOf, type Environment } from "./developer.guard.ts";
 
@@ -58,19 +59,16 @@ ${calls.length
     const callsErr = days.map((d) => c.get(d)?.errors ?? 0);
     const issued = days.map((d) => Number(p.get(d)?.issued ?? 0n));
     const redeemed = days.map((d) => Number(p.get(d)?.redeemed ?? 0n));
-    const table = (caption: string, heads: string[], cols: number[][]) =>
-      html`<details><summary>${caption} as a table</summary><div class="table-wrap"><table><caption>${caption}</caption><thead><tr><th scope="col">Day</th>${heads.map((h) => html`<th scope="col" class="num">${h}</th>`)}</tr></thead>
-<tbody>${days.map((d, i) => html`<tr><th scope="row">${d}</th>${cols.map((col) => html`<td class="num">${col[i]}</td>`)}</tr>`)}</tbody></table></div></details>`;
+    const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const label = (d: string) => d.slice(5);
     res.send(
       page(req, {
         title: "Usage",
         body: html`${envSwitch(req, "/portal/dev/usage", env)}
 <section aria-labelledby="calls-h" class="card"><h2 id="calls-h">API calls per day</h2>
-${barChart({ id: "calls", title: "API calls per day, last 30 days", labels: days, series: [{ label: "Succeeded", values: callsOk }, { label: "Failed (4xx/5xx)", values: callsErr }] })}
-${table("API calls per day", ["Succeeded", "Failed"], [callsOk, callsErr])}</section>
+${barChart({ id: "calls", title: "API calls per day, last 30 days", desc: `${total(callsOk)} calls succeeded and ${total(callsErr)} failed (4xx/5xx) in 30 days.`, labels: days.map(label), labelHeader: "Day", series: [{ name: "Succeeded", values: callsOk }, { name: "Failed (4xx/5xx)", values: callsErr }] })}</section>
 <section aria-labelledby="points-h" class="card"><h2 id="points-h">Points issued and redeemed per day</h2>
-${barChart({ id: "points", title: "Points issued and redeemed per day, last 30 days", labels: days, series: [{ label: "Issued", values: issued }, { label: "Redeemed", values: redeemed }] })}
-${table("Points per day", ["Issued", "Redeemed"], [issued, redeemed])}</section>`,
+${barChart({ id: "points", title: "Points issued and redeemed per day, last 30 days", desc: `${total(issued)} points issued and ${total(redeemed)} redeemed in 30 days.`, labels: days.map(label), labelHeader: "Day", series: [{ name: "Issued", values: issued }, { name: "Redeemed", values: redeemed }] })}</section>`,
       }),
     );
   });

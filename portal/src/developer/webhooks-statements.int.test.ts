@@ -63,6 +63,11 @@ describe("webhooks, requests and statements pages", () => {
     const usage = await a.get("/portal/dev/usage?env=sandbox");
     expect(usage.status).toBe(200);
     expect(usage.text.match(/<svg class="chart"/g)?.length).toBe(2);
+    // The axes step in whole calls and points: no tick repeats or rounds (a max of 1 once read 0, 1, 1).
+    const ticks = [...usage.text.matchAll(/dominant-baseline="middle">([^<]+)</g)].map((m) => m[1]!);
+    expect(ticks.length).toBeGreaterThanOrEqual(4);
+    expect(ticks.every((t) => /^[0-9,]+$/.test(t))).toBe(true);
+    expect(usage.text).toContain("<summary>The figures</summary>");
     // Another developer sees none of it.
     const b = await developer();
     expect((await b.get("/portal/dev/requests?env=sandbox")).text).not.toContain(rid);
