@@ -188,6 +188,7 @@ async function main() {
     const stepMs = new Map<string, number>();
     let stepStart = performance.now();
     const lastStepAt = new Map<string, number>();
+    let laneFreeAt = 0;
     const clearing = createClearingService({
       db,
       clock,
@@ -199,9 +200,13 @@ async function main() {
           const k = `${at.scope}:${at.step}`;
           // A statement's later steps from its previous one; its first step and the run's steps from
           // the latest step of anything (a lane starts its next statement as its last one ends).
-          const from = at.scope === "statement" ? (lastStepAt.get(at.id) ?? stepStart) : stepStart;
+          // A statement collected with its group's first waits for a lane: its price step is timed
+          // from the later of its collect and the last statement a lane finished.
+          const from =
+            at.scope !== "statement" ? stepStart : at.step === "price" ? Math.max(lastStepAt.get(at.id) ?? stepStart, laneFreeAt) : (lastStepAt.get(at.id) ?? stepStart);
           stepMs.set(k, (stepMs.get(k) ?? 0) + (now - from));
           if (at.scope === "statement") lastStepAt.set(at.id, now);
+          if (at.scope === "statement" && at.step === "render") laneFreeAt = now;
           stepStart = now;
         },
       },
@@ -213,6 +218,7 @@ async function main() {
     const rssBefore = process.memoryUsage().rss;
     t = performance.now();
     stepStart = t;
+    laneFreeAt = t;
     const { run } = await clearing.startRun("2026-05");
     const done = await clearing.runToEnd(run.id, { concurrency: CLEAR_CONCURRENCY });
     const seconds = (performance.now() - t) / 1000;
