@@ -1,4 +1,4 @@
-import type { Db, Trx } from "../../gateway/src/infra/db.ts";
+import { pgliteOf, type Db, type Trx } from "../../gateway/src/infra/db.ts";
 import type { Clock } from "../../gateway/src/infra/clock.ts";
 import type { Logger } from "../../gateway/src/infra/logger.ts";
 import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
@@ -937,13 +937,49 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    */
   async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
     const problems: string[] = [];
-    // The month's items are new: let the planner see them before the network-wide joins.
-    await trx.raw("ANALYZE settlement_items");
     const statements: StatementRow[] = await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("*");
     const notReady = statements.filter((s) => s.step !== "ready" || s.status !== "open");
     if (notReady.length > 0) problems.push(`statements not ready: ${notReady.map((s) => s.id).join(", ")}`);
-    // Every amount traces to the ledger: each item of the month re-derived from the postings.
-    problems.push(...(await traceItems(trx, statements)));
+    // Every amount traces to the ledger: each item of the month re-derived from the postings — on a
+    // second connection, in this transaction's snapshot, while this one runs the other checks (the
+    // trace is one hashed aggregate on one core; the others are parallel plans that leave it room).
+    const trace = traceInSnapshot(trx, statements);
+    // Awaited whatever happens below: the exported snapshot lives only as long as this transaction.
+    const traced = trace.then(
+      (found) => ({ found }),
+      (error: unknown) => ({ error }),
+    );
+    try {
+      return await checkNetwork(trx, run, p, statements, problems, traced);
+    } finally {
+      await traced;
+    }
+  }
+
+  /** The month's trace (traceItems) on its own connection in trx's snapshot; on PGlite (one connection), in trx. */
+  async function traceInSnapshot(trx: Trx, statements: StatementRow[]): Promise<string[]> {
+    if (pgliteOf(db)) return traceItems(trx, statements);
+    const [exported] = rowsOf<{ snapshot: string }>(await trx.raw("SELECT pg_export_snapshot() AS snapshot"));
+    return db.transaction(async (t2) => {
+      await t2.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      // A literal (the command takes no parameter): the server's own id, hex digits and dashes.
+      const snapshot = exported!.snapshot;
+      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
+      await t2.raw(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      await t2.raw("SET LOCAL jit = off");
+      await t2.raw("SET LOCAL enable_nestloop = off");
+      return traceItems(t2, statements);
+    });
+  }
+
+  async function checkNetwork(
+    trx: Trx,
+    run: RunRow,
+    p: Period,
+    statements: StatementRow[],
+    problems: string[],
+    traced: Promise<{ found: string[] } | { error: unknown }>,
+  ): Promise<NetworkReport> {
     const byGroup = rowsOf<{ currency: string; line_group: string; amount: bigint; points: bigint }>(
       await trx.raw(
         `SELECT s.currency, l.line_group, sum(l.amount_minor)::bigint AS amount, sum(l.points)::bigint AS points
@@ -1090,6 +1126,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       operator_funded: { issued: Number(op.issued), clawed_back: Number(op.clawed), expired: Number(op.expired) },
     };
     report.breakage.points = Number(flows.expired);
+    const trace = await traced;
+    if ("error" in trace) throw trace.error;
+    // The trace's findings first, as when it ran before the other checks.
+    problems.splice(statements.some((s) => s.step !== "ready" || s.status !== "open") ? 1 : 0, 0, ...trace.found);
     if (problems.length > 0) throw new ClearingImbalance(problems);
     return report;
   }
@@ -1145,6 +1185,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             out.result = run;
             return;
           }
+          // The month's items are new: let the planner see them before the network-wide joins
+          // (committed here, so the network step's second connection sees them too).
+          await trx.raw("ANALYZE settlement_items");
         } else if (step === "network") {
           // Month-wide aggregates planned once: compiling them (JIT) costs more than it saves. The
           // run's statements and items are new to the planner, which takes a month of items for a
