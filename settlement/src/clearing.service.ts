@@ -956,9 +956,13 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     }
   }
 
-  /** The month's trace (traceItems) on its own connection in trx's snapshot; on PGlite (one connection), in trx. */
+  /**
+   * The month's trace (traceItems) on its own connection in trx's snapshot; in trx itself on PGlite
+   * or a pool of one connection (no second connection to take).
+   */
   async function traceInSnapshot(trx: Trx, statements: StatementRow[]): Promise<string[]> {
-    if (pgliteOf(db)) return traceItems(trx, statements);
+    const poolMax = (db.client as { config?: { pool?: { max?: number } } }).config?.pool?.max ?? 1;
+    if (pgliteOf(db) || poolMax < 2) return traceItems(trx, statements);
     const [exported] = rowsOf<{ snapshot: string }>(await trx.raw("SELECT pg_export_snapshot() AS snapshot"));
     return db.transaction(async (t2) => {
       await t2.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
