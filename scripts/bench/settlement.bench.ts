@@ -12,8 +12,9 @@
  *   25 burns at a merchant, 5 refunds (points taken back), 4 expiries (2 of partner-funded lots,
  *   2 of operator-funded ones), 4 cashback credits (60% funded by the merchant), 1 round-up sweep with
  *   a merchant's match through a bank, 1 cashback payout through a bank.
- * Then the clearing runs as the workers would, in this process: statements (with the month's
- * collect: every partner's items in one pass) → per partner price, verify, render → network → close.
+ * Then the clearing runs as the workers would, in this process: statements → per partner collect
+ * (the statements dealt into one collect group per lane, each group's items in one pass, the groups
+ * at once), price, verify, render → network → close.
  * It prints each step's wall time summed over statements, so the cost of each step shows.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:settlement
