@@ -12,8 +12,9 @@
  *   25 burns at a merchant, 5 refunds (points taken back), 4 expiries (2 of partner-funded lots,
  *   2 of operator-funded ones), 4 cashback credits (60% funded by the merchant), 1 round-up sweep with
  *   a merchant's match through a bank, 1 cashback payout through a bank.
- * Then the clearing runs as the workers would, in this process: statements (with the month's
- * collect: every partner's items in one pass) → per partner price, verify, render → network → close.
+ * Then the clearing runs as the workers would, in this process: statements → per partner collect
+ * (the statements dealt into one collect group per lane, each group's items in one pass, the groups
+ * at once), price, verify, render → network → close.
  * It prints each step's wall time summed over statements, so the cost of each step shows.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:settlement
@@ -188,6 +189,7 @@ async function main() {
     const stepMs = new Map<string, number>();
     let stepStart = performance.now();
     const lastStepAt = new Map<string, number>();
+    let laneFreeAt = 0;
     const clearing = createClearingService({
       db,
       clock,
@@ -199,9 +201,13 @@ async function main() {
           const k = `${at.scope}:${at.step}`;
           // A statement's later steps from its previous one; its first step and the run's steps from
           // the latest step of anything (a lane starts its next statement as its last one ends).
-          const from = at.scope === "statement" ? (lastStepAt.get(at.id) ?? stepStart) : stepStart;
+          // A statement collected with its group's first waits for a lane: its price step is timed
+          // from the later of its collect and the last statement a lane finished.
+          const from =
+            at.scope !== "statement" ? stepStart : at.step === "price" ? Math.max(lastStepAt.get(at.id) ?? stepStart, laneFreeAt) : (lastStepAt.get(at.id) ?? stepStart);
           stepMs.set(k, (stepMs.get(k) ?? 0) + (now - from));
           if (at.scope === "statement") lastStepAt.set(at.id, now);
+          if (at.scope === "statement" && at.step === "render") laneFreeAt = now;
           stepStart = now;
         },
       },
@@ -213,6 +219,7 @@ async function main() {
     const rssBefore = process.memoryUsage().rss;
     t = performance.now();
     stepStart = t;
+    laneFreeAt = t;
     const { run } = await clearing.startRun("2026-05");
     const done = await clearing.runToEnd(run.id, { concurrency: CLEAR_CONCURRENCY });
     const seconds = (performance.now() - t) / 1000;

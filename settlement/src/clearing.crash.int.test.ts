@@ -84,11 +84,11 @@ async function outcome(db: Db): Promise<Outcome> {
   return out;
 }
 
-async function freshRun(db: Db, onStep?: (at: StepPoint) => void | Promise<void>) {
+async function freshRun(db: Db, onStep?: (at: StepPoint) => void | Promise<void>, concurrency = 1) {
   clock.set("2026-06-01T01:00:00Z");
   const clearing = createClearingService({ db, clock, log, ...(onStep ? { hooks: { onStep } } : {}) });
   const { run } = await clearing.startRun("2026-05");
-  return clearing.runToEnd(run.id);
+  return clearing.runToEnd(run.id, { concurrency });
 }
 
 let baseline: Outcome;
@@ -152,6 +152,32 @@ describe("a run crashed at any step, then run again", () => {
       expect(crashed).toBe(true);
       // A new process: same service, no fault; the same month started again.
       const run = await freshRun(db);
+      expect(run.status).toBe("closed");
+      expect(await outcome(db)).toEqual(baseline);
+    });
+  }
+
+  // Two lanes: the statements are collected in two groups at once (the first and third statement,
+  // the second alone); a crash in one group's collect leaves the other's committed or not.
+  for (const phase of ["before-commit", "after-commit"] as const) {
+    it(`gives byte-identical statements after a crash ${phase} of a collect in one of two lanes`, async () => {
+      const db = await clone();
+      opened.push(db);
+      let crashed = false;
+      await expect(
+        freshRun(
+          db,
+          (at) => {
+            if (!crashed && at.scope === "statement" && at.step === "collect" && at.phase === phase && at.id === baseline.statements[2]!.id) {
+              crashed = true;
+              throw new Error(`crash ${phase} collect`);
+            }
+          },
+          2,
+        ),
+      ).rejects.toThrow(/crash/);
+      expect(crashed).toBe(true);
+      const run = await freshRun(db, undefined, 2);
       expect(run.status).toBe("closed");
       expect(await outcome(db)).toEqual(baseline);
     });

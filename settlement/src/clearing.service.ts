@@ -1,4 +1,4 @@
-import type { Db, Trx } from "../../gateway/src/infra/db.ts";
+import { pgliteOf, type Db, type Trx } from "../../gateway/src/infra/db.ts";
 import type { Clock } from "../../gateway/src/infra/clock.ts";
 import type { Logger } from "../../gateway/src/infra/logger.ts";
 import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
@@ -168,9 +168,11 @@ const nowIso = (d: Date) => d.toISOString();
  *
  * A run moves through steps — statements → clearing → network → close — and each partner's
  * statement through its own — collect → price → verify → render → ready — then all close together.
- * The statements step collects every new statement's items itself, in one pass over the month's
- * ledger (the same transaction that creates the statements), so a statement's collect step only
- * records that; the per-partner steps read their own slice by index.
+ * The statements step fixes the month's posting watermark and creates the statements; a statement's
+ * collect step collects its items together with those of its collect group (the run's statements
+ * dealt into as many groups as lanes clear them: one pass over the month's ledger per group, the
+ * groups at once on as many connections), and the later per-partner steps read their own slice by
+ * index.
  * Every step locks its row (SELECT … FOR UPDATE), checks it is still the step to do, does its work
  * and moves the marker in one transaction: a crash anywhere resumes at the step that did not commit,
  * and a second worker on the same row waits and then finds nothing to do.
@@ -228,12 +230,12 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
   // ---------------------------------------------------------------------------------------------
 
   /**
-   * collect, for every statement of the run still at that step, in one pass over the month: each
+   * collect, for the given statements (a collect group, see collectGroup), in one pass over the month: each
    * partner's ledger entries up to the period's end that no statement cleared yet — points on its
    * issuance, redemption and recovery accounts; operator-funded points of entries that happened with
    * it; expired lots it funded (or that the operator funded at it); money on its receivable and
    * payable accounts. One INSERT: nothing is read into this process, the ledger's slices are read
-   * once for the whole network (not once per partner), and each item is written once, already
+   * once for the group (not once per partner), and each item is written once, already
    * knowing its line and its place in the CSV.
    *
    * An item's line is fixed by what the item is — its group, the month it corrects, its contract
@@ -241,11 +243,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    * first on a statement, before fees and adjustments, so their numbers are the ranks of those keys
    * within the statement. The price step checks that its lines agree.
    */
-  async function collectMonth(trx: Trx, run: RunRow, p: Period, watermark: string): Promise<void> {
-    const statements: Array<{ id: string; partner_id: string }> = await trx("settlement_statements")
-      .where({ run_id: run.id, status: "open", step: "collect" })
-      .orderBy("id")
-      .select("id", "partner_id");
+  async function collectMonth(trx: Trx, run: RunRow, p: Period, watermark: string, statements: Array<{ id: string; partner_id: string }>): Promise<void> {
     if (statements.length === 0) return;
     // Which account is whose, by the ledger's own naming: points accounts by id, money accounts by
     // owner and kind (as they always were found), lots by funder.
@@ -726,11 +724,45 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
     log.error({ runId, statements: statementIds, problems: err.problems }, "settlement run does not balance; its lines were undone and the failure recorded");
   }
 
-  /** Runs the statement's remaining steps; safe to call again at any point, from any worker. */
-  async function clearStatement(statementId: string): Promise<StatementRow> {
+  /**
+   * collect, for the statement and the others of its collect group still at that step: the run's
+   * statements in partner order, dealt into `lanes` groups (the statement's place modulo lanes), so
+   * that many lanes (or workers) collect the month in as many passes at once, each a part of the
+   * partners, and each statement is collected in one transaction with the move of its step. The
+   * others are locked without waiting (SKIP LOCKED): one another worker holds is left to it.
+   * Returns the others collected (their step moved here too).
+   */
+  async function collectGroup(trx: Trx, run: RunRow, st: StatementRow, p: Period, lanes: number): Promise<string[]> {
+    const all: string[] = (await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("id")).map((r: { id: string }) => r.id);
+    const place = all.indexOf(st.id);
+    const n = Math.max(1, Math.floor(lanes));
+    const others = all.filter((id, i) => id !== st.id && i % n === place % n);
+    const locked: Array<{ id: string; partner_id: string }> =
+      others.length === 0
+        ? []
+        : await trx("settlement_statements")
+            .whereIn("id", others)
+            .where({ run_id: run.id, status: "open", step: "collect" })
+            .orderBy("id")
+            .forUpdate()
+            .skipLocked()
+            .select("id", "partner_id");
+    const statements = [{ id: st.id, partner_id: st.partner_id }, ...locked].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    await collectMonth(trx, run, p, String(run.posting_watermark ?? 0), statements);
+    if (locked.length > 0) await trx("settlement_statements").whereIn("id", locked.map((s) => s.id)).update({ step: NEXT.collect });
+    return locked.map((s) => s.id);
+  }
+
+  /**
+   * Runs the statement's remaining steps; safe to call again at any point, from any worker. `lanes`:
+   * how many lanes (or workers) clear the run's statements at once — its collect step collects
+   * the statement's group of them (see collectGroup); 1, every statement still to collect.
+   */
+  async function clearStatement(statementId: string, opts: { lanes?: number } = {}): Promise<StatementRow> {
     for (;;) {
       let step = "";
       let runId = "";
+      let alsoCollected: string[] = [];
       const out: { done?: StatementRow } = {};
       try {
         await db.transaction(async (trx) => {
@@ -742,13 +774,19 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             return;
           }
           const run = await loadRun(trx, st.run_id);
+          // Collect only once the run's statements step has fixed the month's posting watermark (a
+          // job left from an earlier attempt of a failed run waits for the new one's).
+          if (st.step === "collect" && run.step === "statements") {
+            out.done = st;
+            return;
+          }
           const p = runPeriod(run);
           step = st.step;
           // A step's queries run once per statement on data the planner has no history of: compiling
           // them (JIT) costs more than it saves.
           await trx.raw("SET LOCAL jit = off");
-          // collect: the run's statements step collected the statement's items with the month's.
-          if (step === "price") await price(trx, st, p);
+          if (step === "collect") alsoCollected = await collectGroup(trx, run, st, p, opts.lanes ?? 1);
+          else if (step === "price") await price(trx, st, p);
           else if (step === "verify") await verify(trx, st);
           else if (step === "render") await render(trx, st);
           const next = NEXT[step]!;
@@ -757,6 +795,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           // so each statement's nudge is its own job). BullMQ ids hold at most two colons.
           if (next === "ready") await enqueueInTx(trx, "settlement.run", { runId: run.id }, { jobId: `settle-ready:${run.period}.${run.attempts}:${st.partner_id}` });
           await hook({ scope: "statement", id: statementId, step, phase: "before-commit", trx });
+          for (const id of alsoCollected) await hook({ scope: "statement", id, step, phase: "before-commit", trx });
         });
       } catch (err) {
         if (err instanceof ClearingImbalance) await failStatements(runId, [statementId], err);
@@ -764,6 +803,7 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       }
       if (out.done) return out.done;
       await hook({ scope: "statement", id: statementId, step, phase: "after-commit" });
+      for (const id of alsoCollected) await hook({ scope: "statement", id, step, phase: "after-commit" });
     }
   }
 
@@ -897,13 +937,53 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
    */
   async function network(trx: Trx, run: RunRow, p: Period): Promise<NetworkReport> {
     const problems: string[] = [];
-    // The month's items are new: let the planner see them before the network-wide joins.
-    await trx.raw("ANALYZE settlement_items");
     const statements: StatementRow[] = await trx("settlement_statements").where({ run_id: run.id }).orderBy("partner_id").select("*");
     const notReady = statements.filter((s) => s.step !== "ready" || s.status !== "open");
     if (notReady.length > 0) problems.push(`statements not ready: ${notReady.map((s) => s.id).join(", ")}`);
-    // Every amount traces to the ledger: each item of the month re-derived from the postings.
-    problems.push(...(await traceItems(trx, statements)));
+    // Every amount traces to the ledger: each item of the month re-derived from the postings — on a
+    // second connection, in this transaction's snapshot, while this one runs the other checks (the
+    // trace is one hashed aggregate on one core; the others are parallel plans that leave it room).
+    const trace = traceInSnapshot(trx, statements);
+    // Awaited whatever happens below: the exported snapshot lives only as long as this transaction.
+    const traced = trace.then(
+      (found) => ({ found }),
+      (error: unknown) => ({ error }),
+    );
+    try {
+      return await checkNetwork(trx, run, p, statements, problems, traced);
+    } finally {
+      await traced;
+    }
+  }
+
+  /**
+   * The month's trace (traceItems) on its own connection in trx's snapshot; in trx itself on PGlite
+   * or a pool of one connection (no second connection to take).
+   */
+  async function traceInSnapshot(trx: Trx, statements: StatementRow[]): Promise<string[]> {
+    const poolMax = (db.client as { config?: { pool?: { max?: number } } }).config?.pool?.max ?? 1;
+    if (pgliteOf(db) || poolMax < 2) return traceItems(trx, statements);
+    const [exported] = rowsOf<{ snapshot: string }>(await trx.raw("SELECT pg_export_snapshot() AS snapshot"));
+    return db.transaction(async (t2) => {
+      await t2.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      // A literal (the command takes no parameter): the server's own id, hex digits and dashes.
+      const snapshot = exported!.snapshot;
+      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
+      await t2.raw(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      await t2.raw("SET LOCAL jit = off");
+      await t2.raw("SET LOCAL enable_nestloop = off");
+      return traceItems(t2, statements);
+    });
+  }
+
+  async function checkNetwork(
+    trx: Trx,
+    run: RunRow,
+    p: Period,
+    statements: StatementRow[],
+    problems: string[],
+    traced: Promise<{ found: string[] } | { error: unknown }>,
+  ): Promise<NetworkReport> {
     const byGroup = rowsOf<{ currency: string; line_group: string; amount: bigint; points: bigint }>(
       await trx.raw(
         `SELECT s.currency, l.line_group, sum(l.amount_minor)::bigint AS amount, sum(l.points)::bigint AS points
@@ -1050,6 +1130,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       operator_funded: { issued: Number(op.issued), clawed_back: Number(op.clawed), expired: Number(op.expired) },
     };
     report.breakage.points = Number(flows.expired);
+    const trace = await traced;
+    if ("error" in trace) throw trace.error;
+    // The trace's findings first, as when it ran before the other checks.
+    problems.splice(statements.some((s) => s.step !== "ready" || s.status !== "open") ? 1 : 0, 0, ...trace.found);
     if (problems.length > 0) throw new ClearingImbalance(problems);
     return report;
   }
@@ -1091,7 +1175,6 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
           const [wm] = rowsOf<{ max: bigint | null }>(await trx.raw("SELECT max(id)::bigint AS max FROM ledger_postings"));
           patch.posting_watermark = String(wm?.max ?? 0);
           await createStatements(trx, run, p);
-          await collectMonth(trx, run, p, String(patch.posting_watermark));
         } else if (step === "clearing") {
           const rows: Array<{ status: string; step: string; id: string; failure: string | null }> = await trx("settlement_statements")
             .where({ run_id: run.id })
@@ -1106,6 +1189,9 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
             out.result = run;
             return;
           }
+          // The month's items are new: let the planner see them before the network-wide joins
+          // (committed here, so the network step's second connection sees them too).
+          await trx.raw("ANALYZE settlement_items");
         } else if (step === "network") {
           // Month-wide aggregates planned once: compiling them (JIT) costs more than it saves. The
           // run's statements and items are new to the planner, which takes a month of items for a
@@ -1203,9 +1289,10 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
       const ids: string[] = (await db("settlement_statements").where({ run_id: runId }).orderBy("partner_id").select("id")).map((r: { id: string }) => r.id);
       let next = 0;
       const lane = async () => {
-        while (next < ids.length) await clearStatement(ids[next++]!);
+        while (next < ids.length) await clearStatement(ids[next++]!, { lanes });
       };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, ids.length)) }, lane));
+      const lanes = Math.max(1, Math.min(opts.concurrency ?? 1, ids.length));
+      await Promise.all(Array.from({ length: lanes }, lane));
       run = await advanceRun(runId);
       return run;
     },
