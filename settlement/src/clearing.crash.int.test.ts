@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestDb, fixedClock } from "../../test/harness.ts";
+import { createTestDb, fixedClock, testConfig } from "../../test/harness.ts";
 import { seedMay, seedNetwork } from "../../test/factories/settlement.ts";
 import { createDb, pgliteOf, type Db } from "../../gateway/src/infra/db.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { createClearingService, type StepPoint } from "./clearing.service.ts";
 import { createStatementsService } from "./statements.service.ts";
 import { createDisputesService } from "./disputes.service.ts";
+import { registerSettlementJobs } from "./settlement.jobs.ts";
+import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
 
 /**
  * A crash at every step boundary of a run — inside each step's transaction just before COMMIT, and
@@ -218,6 +220,43 @@ describe("a run crashed at any step, then run again", () => {
     await Promise.all([a.runToEnd(run.id), b.runToEnd(run.id)]);
     expect(await outcome(db)).toEqual(baseline);
     expect(Number((await db("events").where({ type: "statement.ready" }).count("* as n").first())?.n)).toBe(6);
+  });
+
+  it("the hub's workers clear the month in SETTLEMENT_CLEAR_LANES lanes, with the same bytes", async () => {
+    const db = await clone();
+    opened.push(db);
+    clock.set("2026-06-01T01:00:00Z");
+    const clearing = createClearingService({ db, clock, log });
+    const queue = createMemoryQueue(log);
+    registerSettlementJobs({ queue, log, config: testConfig({ SETTLEMENT_CLEAR_LANES: "2" }) }, clearing);
+    // The month is collected in two groups (the first and third statement, the second), one
+    // transaction each, as two lanes of one worker take the run's clear jobs.
+    const collects = new Set<unknown>();
+    const watched = createClearingService({
+      db,
+      clock,
+      log,
+      hooks: {
+        onStep: (at) => {
+          if (at.scope === "statement" && at.step === "collect" && at.phase === "before-commit") collects.add(at.trx);
+        },
+      },
+    });
+    const lanesQueue = createMemoryQueue(log);
+    registerSettlementJobs({ queue: lanesQueue, log, config: testConfig({ SETTLEMENT_CLEAR_LANES: "2" }) }, watched);
+    const { run } = await clearing.startRun("2026-05");
+    await clearing.advanceRun(run.id);
+    for (const s of baseline.statements) await lanesQueue.add("settlement.clear", { statementId: s.id }, { jobId: `clear:${s.id}` });
+    await new Promise((r) => setImmediate(r)); // the in-process queue starts jobs on the next turn
+    await lanesQueue.drain();
+    expect(collects.size).toBe(2);
+    await queue.add("settlement.run", { runId: run.id }, { jobId: "settle:test" });
+    await new Promise((r) => setImmediate(r));
+    await queue.drain();
+    expect((await clearing.getRun(run.id)).run.status).toBe("closed");
+    expect(await outcome(db)).toEqual(baseline);
+    await queue.close();
+    await lanesQueue.close();
   });
 
   it("clearing the partners' statements in parallel lanes gives the same bytes", async () => {

@@ -9,8 +9,11 @@ import { ClearingImbalance } from "./settlement.errors.ts";
  * A run that does not balance is recorded as failed by the service and is not retried by the queue:
  * the operator looks at the failure and starts it again.
  */
-export function registerSettlementJobs(deps: Pick<HubDeps, "queue" | "log">, clearing: ClearingService): void {
+export function registerSettlementJobs(deps: Pick<HubDeps, "queue" | "log" | "config">, clearing: ClearingService): void {
   const { queue, log } = deps;
+  // Each worker clears this many statements at once, and a month's collection is dealt into as
+  // many groups, so that many lanes collect it at once (more workers simply share the groups).
+  const lanes = deps.config.SETTLEMENT_CLEAR_LANES;
   const quiet = async (work: () => Promise<unknown>) => {
     try {
       await work();
@@ -22,8 +25,12 @@ export function registerSettlementJobs(deps: Pick<HubDeps, "queue" | "log">, cle
   queue.process("settlement.run", async (job) => {
     await quiet(() => clearing.advanceRun(job.data.runId));
   });
-  queue.process("settlement.clear", async (job) => {
-    await quiet(() => clearing.clearStatement(job.data.statementId));
-    log.debug({ statementId: job.data.statementId }, "statement cleared");
-  });
+  queue.process(
+    "settlement.clear",
+    async (job) => {
+      await quiet(() => clearing.clearStatement(job.data.statementId, { lanes }));
+      log.debug({ statementId: job.data.statementId }, "statement cleared");
+    },
+    { concurrency: lanes },
+  );
 }

@@ -38,6 +38,10 @@ const schema = z.object({
   EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
   EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(1),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  // Statements one worker clears at once, and the collect groups a month's collection is dealt
+  // into (one pass over the month's ledger per group, the groups at once): about the cores the
+  // database can give a month's clearing (settlement/src/clearing.service.ts, collectGroup).
+  SETTLEMENT_CLEAR_LANES: z.coerce.number().int().min(1).max(32).default(2),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(600).default(600),
   // How long an API process may trust what it read of a client's status and a token's revocation
   // (ms; 0: read them on every request). The database's notifications make a change take effect
