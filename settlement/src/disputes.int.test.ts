@@ -214,6 +214,23 @@ describe("disputes", () => {
     expect(mine.items.map((d) => d.id)).toEqual([accepted.id]);
   });
 
+  it("refuses a list cursor it never handed out with 422 naming query/cursor, never a 500", async () => {
+    const { A } = t.partners;
+    const admin = await adminToken(hub);
+    const mine = await partner(A);
+    // "AAAA" decodes to NUL bytes, which the database refused as a 500.
+    for (const [path, token] of [["/v1/settlement-disputes", mine], ["/admin/v1/settlement-disputes", admin]] as const) {
+      for (const cursor of ["AAAA", "bm9wZQ"]) {
+        const res = await hub.fetch(`${path}?cursor=${cursor}`, { headers: bearer(token) });
+        expect(res.status, `${path} ${cursor}`).toBe(422);
+        expect(await res.json()).toMatchObject({ code: "validation-error", errors: [{ field: "query/cursor" }] });
+      }
+    }
+    const handedOut = Buffer.from(accepted.id.replace(/.$/, "z")).toString("base64url");
+    const page = await hub.fetch(`/v1/settlement-disputes?cursor=${handedOut}`, { headers: bearer(mine) });
+    expect(page.status).toBe(200);
+  });
+
   it("a rejection books nothing; an accepted dispute without an amount is refused", async () => {
     const { B } = t.partners;
     clock.set("2026-05-04T10:00:00Z");

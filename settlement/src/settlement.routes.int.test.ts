@@ -98,6 +98,23 @@ describe("settlement runs as jobs, statements over HTTP", () => {
     expect(st.content_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it("refuses a cursor it never handed out with 422 naming query/cursor, never a 500", async () => {
+    const token = await partnerToken(hub, t.partners.A, ["settlements:read"]);
+    // "AAAA" decodes to NUL bytes, which the database refused as a 500; "_w" to a byte that is not UTF-8.
+    for (const cursor of ["AAAA", "_w", "garbage"]) {
+      const res = await hub.fetch(`/v1/settlements?cursor=${cursor}`, { headers: bearer(token) });
+      expect(res.status, cursor).toBe(422);
+      expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await res.json()).toMatchObject({ code: "validation-error", errors: [{ field: "query/cursor" }] });
+    }
+    const first = (await (await hub.fetch("/v1/settlements?limit=1", { headers: bearer(token) })).json()) as { next_cursor: string | null };
+    expect(first.next_cursor).toBeNull();
+    const handedOut = Buffer.from("2026-05").toString("base64url");
+    const page = await hub.fetch(`/v1/settlements?cursor=${handedOut}`, { headers: bearer(token) });
+    expect(page.status).toBe(200);
+    expect(((await page.json()) as { items: Array<{ period: string }> }).items.map((s) => s.period)).toEqual(["2026-04"]);
+  });
+
   it("downloads the CSV, whose bytes hash to the statement's csv_sha256", async () => {
     const { C } = t.partners;
     const token = await partnerToken(hub, C, ["settlements:read"]);

@@ -3,6 +3,7 @@ import type { Db, DbOrTrx } from "../../gateway/src/infra/db.ts";
 import { csvRow, csvText } from "./csv.ts";
 import { parsePeriod } from "./period.ts";
 import { settlementErrors } from "./settlement.errors.ts";
+import { validationError } from "../../gateway/src/http/problem.ts";
 
 export const CSV_HEADER = [
   "statement_id",
@@ -241,6 +242,13 @@ export interface LineRow {
 
 const num = (v: bigint | number | null) => (v === null ? null : Number(v));
 
+/** The list's cursor is the last period read, base64url; anything else is the caller's mistake, not ours (a NUL byte reached the database as a 500). */
+function decodePeriodCursor(cursor: string): string {
+  const period = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!/^\d{4}-\d{2}$/.test(period)) throw validationError([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
+  return period;
+}
+
 export function lineView(l: LineRow) {
   return {
     line_no: l.line_no,
@@ -342,7 +350,7 @@ export function createStatementsService(deps: { db: Db }) {
   return {
     async list(partnerId: string, opts: { cursor?: string; limit?: number }) {
       const limit = Math.min(Math.max(opts.limit ?? 12, 1), 100);
-      const before = opts.cursor ? Buffer.from(opts.cursor, "base64url").toString("utf8") : undefined;
+      const before = opts.cursor ? decodePeriodCursor(opts.cursor) : undefined;
       const q = db("settlement_statements").where({ partner_id: partnerId, status: "closed" });
       if (before) q.andWhere("period", "<", before);
       const rows: StatementRow[] = await q.orderBy("period", "desc").limit(limit + 1).select("*");
