@@ -1,5 +1,5 @@
 import { StatementFileError } from "./camt053.ts";
-import { parseAmountMinor, type StatementEntry } from "./reconciliation.match.ts";
+import { isCalendarDate, parseAmountMinor, type StatementEntry } from "./reconciliation.match.ts";
 
 /**
  * The hub's bank statement CSV, for banks that do not export camt.053 (see docs/settlement.md):
@@ -78,7 +78,7 @@ export function parseBankCsv(input: string): { entries: StatementEntry[] } {
     const amount = parseAmountMinor(col(r, "amount") ?? "", currency);
     if (amount === null || amount === 0n) throw new StatementFileError(`${where}: amount must be a non-zero decimal in ${currency} units`);
     const bookingDate = col(r, "booking_date") ?? "";
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(bookingDate) || Number.isNaN(Date.parse(bookingDate))) throw new StatementFileError(`${where}: booking_date must be YYYY-MM-DD`);
+    if (!isCalendarDate(bookingDate)) throw new StatementFileError(`${where}: booking_date must be YYYY-MM-DD`);
     return {
       seq: i + 1,
       direction: amount > 0n ? "credit" : "debit",

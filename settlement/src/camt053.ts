@@ -1,5 +1,5 @@
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { parseAmountMinor, type StatementEntry } from "./reconciliation.match.ts";
+import { isCalendarDate, parseAmountMinor, type StatementEntry } from "./reconciliation.match.ts";
 
 /**
  * Reads an ISO 20022 bank-to-customer statement (camt.053, versions .001.02 to .001.13) into
@@ -121,6 +121,7 @@ export function parseCamt053(xml: string): Camt053 {
       const total = amount(path(entry, "Amt"), where);
       const bookingDate = date(path(entry, "BookgDt")) ?? date(path(entry, "ValDt"));
       if (!bookingDate) throw new StatementFileError(`${where}: no BookgDt or ValDt`);
+      if (!isCalendarDate(bookingDate)) throw new StatementFileError(`${where}: booking date ${bookingDate} is not a calendar day`);
       const entryRef = text(path(entry, "AcctSvcrRef")) ?? text(path(entry, "NtryRef"));
       const txs = list(path(entry, "NtryDtls")).flatMap((d) => list(node(d)?.TxDtls));
       const direction = ind === "CRDT" ? "credit" : "debit";

@@ -79,3 +79,10 @@ export function parseAmountMinor(text: string, currency: string): bigint | null 
   const minor = BigInt(m[2]!) * 10n ** BigInt(exp) + BigInt((frac + "0".repeat(exp)).slice(0, exp) || "0");
   return m[1] === "-" ? -minor : minor;
 }
+
+/** True for a real calendar day `YYYY-MM-DD` (2026-02-30 is not one: the database would refuse it). */
+export function isCalendarDate(d: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(d)) return false;
+  const t = Date.parse(`${d}T00:00:00Z`);
+  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === d;
+}

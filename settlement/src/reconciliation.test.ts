@@ -33,6 +33,8 @@ describe("camt.053", () => {
     expect(bad("<Document><Other/></Document>")).toThrow(/BkToCstmrStmt/);
     expect(bad(doc(`<Ntry><Amt Ccy="EUR">1.001</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-05-01</Dt></BookgDt></Ntry>`))).toThrow(/Stmt\[1\]\/Ntry\[1\]: amount/);
     expect(bad(doc(`<Ntry><Amt>1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-05-01</Dt></BookgDt></Ntry>`))).toThrow(/Ccy/);
+    expect(bad(doc(`<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-02-30</Dt></BookgDt></Ntry>`))).toThrow(/Stmt\[1\]\/Ntry\[1\]: booking date 2026-02-30/);
+    expect(bad(doc(`<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><DtTm>2026-13-01T10:00:00Z</DtTm></BookgDt></Ntry>`))).toThrow(/booking date 2026-13-01/);
     expect(bad(doc(`<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>X</CdtDbtInd><BookgDt><Dt>2026-05-01</Dt></BookgDt></Ntry>`))).toThrow(/CdtDbtInd/);
     expect(bad(doc(`<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-05-01</Dt></BookgDt><NtryDtls><TxDtls><Amt Ccy="EUR">0.40</Amt></TxDtls><TxDtls><Amt Ccy="EUR">0.50</Amt></TxDtls></NtryDtls></Ntry>`))).toThrow(/sum to 90/);
   });
@@ -63,6 +65,10 @@ describe("bank CSV", () => {
     const head = "booking_date,amount,currency,reference,remittance,counterparty,entry_ref\n";
     expect(() => parseBankCsv("booking_date,amount\n")).toThrow(/lacks currency/);
     expect(() => parseBankCsv(head + "2026-13-01,1.00,EUR,,,,\n")).toThrow(/line 2: booking_date/);
+    // A day the calendar does not have reached the database and answered 500.
+    expect(() => parseBankCsv(head + "2026-02-30,1.00,EUR,,,,\n")).toThrow(/line 2: booking_date/);
+    expect(() => parseBankCsv(head + "2026-04-31,1.00,EUR,,,,\n")).toThrow(/line 2: booking_date/);
+    expect(parseBankCsv(head + "2028-02-29,1.00,EUR,,,,\n").entries[0]!.bookingDate).toBe("2028-02-29");
     expect(() => parseBankCsv(head + "2026-05-01,0.00,EUR,,,,\n")).toThrow(/line 2: amount/);
     expect(() => parseBankCsv(head + "2026-05-01,1.005,EUR,,,,\n")).toThrow(/amount/);
     expect(() => parseBankCsv(head + '2026-05-01,"1.00,EUR\n')).toThrow(/not closed/);
