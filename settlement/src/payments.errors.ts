@@ -4,6 +4,7 @@ import { defineErrors } from "../../gateway/src/http/problem.ts";
 export const paymentErrors = defineErrors({
   "statement-not-found": { status: 404, title: "Settlement statement not found" },
   "run-not-found": { status: 404, title: "Settlement run not found" },
+  "import-not-found": { status: 404, title: "Reconciliation import not found" },
   "partner-not-found": { status: 404, title: "Partner not found" },
   "run-not-closed": { status: 409, title: "The month is not closed yet" },
   "nothing-to-instruct": { status: 409, title: "No obligation of the run can be instructed" },

@@ -375,6 +375,10 @@ describe("bank reconciliation", () => {
     expect(await paymentCount()).toBe(count + 1);
     const got = await json(await send("GET", `/admin/v1/reconciliation/imports/${imp.id}`, admin));
     expect(got).toMatchObject({ id: imp.id, source: "bank_csv", entry_count: 3 });
+    const unknown = await send("GET", "/admin/v1/reconciliation/imports/rci_nope", admin);
+    expect(unknown.status).toBe(404);
+    // It answered statement-not-found ("Settlement statement not found") for an import.
+    expect(await unknown.json()).toMatchObject({ code: "import-not-found", title: "Reconciliation import not found" });
   });
 
   it("refuses a file it cannot read with a 422 that names the place, changing nothing", async () => {

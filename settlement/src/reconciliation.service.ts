@@ -246,7 +246,7 @@ export function createReconciliationService(deps: { db: Db; clock: Clock; log: L
 
     async getImport(id: string) {
       const row: ImportRow | undefined = await db("reconciliation_imports").where({ id }).first();
-      if (!row) throw paymentErrors.make("statement-not-found", `No reconciliation import ${id}.`);
+      if (!row) throw paymentErrors.make("import-not-found", `No reconciliation import ${id}.`);
       return importView(row, await itemsOf(db, id), false);
     },
 
