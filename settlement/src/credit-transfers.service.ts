@@ -13,9 +13,10 @@ export interface PayeeAccountInput {
 
 const normalise = (v: string) => v.replace(/\s+/g, "").toUpperCase();
 
-function checkAccount(a: { iban: string; bic: string }, who: string): void {
-  if (!validIban(a.iban)) throw settlementErrors.make("invalid-bank-account", `The IBAN of ${who} fails its check digits or format.`);
-  if (!validBic(a.bic)) throw settlementErrors.make("invalid-bank-account", `The BIC of ${who} is not 8 or 11 characters of the BIC format.`);
+/** `at` is where the account sits in the body (`body`, `body/debtor`): the problem names the field, as a validation error does. */
+function checkAccount(a: { iban: string; bic: string }, who: string, at: string): void {
+  if (!validIban(a.iban)) throw settlementErrors.make("invalid-bank-account", `The IBAN of ${who} fails its check digits or format.`, { errors: [{ field: `${at}/iban`, reason: "fails its check digits or format" }] });
+  if (!validBic(a.bic)) throw settlementErrors.make("invalid-bank-account", `The BIC of ${who} is not 8 or 11 characters of the BIC format.`, { errors: [{ field: `${at}/bic`, reason: "is not 8 or 11 characters of the BIC format" }] });
 }
 
 /**
@@ -30,7 +31,7 @@ export function createCreditTransfers(deps: { db: Db; clock: Clock }) {
       const partner = await db("partners").where({ id: partnerId }).first("id");
       if (!partner) throw settlementErrors.make("partner-not-found", `No partner ${partnerId}.`);
       const row = { partner_id: partnerId, account_holder: input.account_holder.trim(), iban: normalise(input.iban), bic: normalise(input.bic), updated_at: clock.now() };
-      checkAccount(row, partnerId);
+      checkAccount(row, partnerId, "body");
       await db("settlement_payee_accounts").insert(row).onConflict("partner_id").merge();
       return { partner_id: partnerId, account_holder: row.account_holder, iban: row.iban, bic: row.bic, updated_at: row.updated_at.toISOString() };
     },
@@ -40,7 +41,7 @@ export function createCreditTransfers(deps: { db: Db; clock: Clock }) {
       if (!run) throw settlementErrors.make("run-not-found", `No settlement run ${runId}.`);
       if (run.status !== "closed") throw settlementErrors.make("run-not-closed", `Run ${runId} is ${run.status}; only a closed month is paid.`);
       const debtor = { name: debtorInput.name.trim(), iban: normalise(debtorInput.iban), bic: normalise(debtorInput.bic) };
-      checkAccount(debtor, "the operator");
+      checkAccount(debtor, "the operator", "body/debtor");
       const rows: Array<{ id: string; partner_id: string; period: string; currency: string; net_amount_minor: bigint; due_date: string; account_holder: string | null; iban: string | null; bic: string | null }> =
         await db("settlement_statements as s")
           .leftJoin("settlement_payee_accounts as a", "a.partner_id", "s.partner_id")

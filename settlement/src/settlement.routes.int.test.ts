@@ -163,7 +163,17 @@ describe("settlement runs as jobs, statements over HTTP", () => {
       hub.fetch(`/admin/v1/settlement-payee-accounts/${D}`, { method: "PUT", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify(body) });
     const bad = await put({ account_holder: "D", iban: "FR1420041010050500013M02607", bic: "PSSTFRPPXXX" });
     expect(bad.status).toBe(422);
-    expect(((await bad.json()) as { code: string }).code).toBe("invalid-bank-account");
+    expect(await bad.json()).toMatchObject({ code: "invalid-bank-account", errors: [{ field: "body/iban" }] });
+    const badBic = await put({ account_holder: "D", iban: "FR1420041010050500013M02606", bic: "1234FRPP" });
+    expect(badBic.status).toBe(422);
+    expect(await badBic.json()).toMatchObject({ code: "invalid-bank-account", errors: [{ field: "body/bic" }] });
+    const badDebtor = await hub.fetch("/admin/v1/settlement-runs/run_2026-04/credit-transfers", {
+      method: "POST",
+      headers: { ...bearer(admin), "content-type": "application/json" },
+      body: JSON.stringify({ debtor: { name: "Coalition Operator", iban: "DE89 3704 0044 0532 0130 01", bic: "COBADEFFXXX" } }),
+    });
+    expect(badDebtor.status).toBe(422);
+    expect(await badDebtor.json()).toMatchObject({ code: "invalid-bank-account", errors: [{ field: "body/debtor/iban" }] });
     const ok = await put({ account_holder: "Bookshop D & Söhne", iban: "FR14 2004 1010 0505 0001 3M02 606", bic: "PSSTFRPPXXX" });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ partner_id: D, iban: "FR1420041010050500013M02606" });
