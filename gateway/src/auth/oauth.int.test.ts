@@ -117,6 +117,23 @@ describe("client credentials grant", () => {
     expect(Number(audit[0]!.count)).toBeGreaterThanOrEqual(2);
   });
 
+  it("answers an empty form, or one without token, with 400 invalid_request as the contract says, never a 422", async () => {
+    const c = await createClient(hub, { partnerId: partnerA, scopes: ["earn:write"] });
+    // An empty body and a revoke/introspect without token were 422 validation-error, with no OAuth `error`: no status the contract declares.
+    const cases: Array<[string, RequestInit]> = [
+      ["/oauth/token", { method: "POST", headers: basic(c) }],
+      ["/oauth/token", form({}, basic(c))],
+      ["/oauth/revoke", { method: "POST", headers: basic(c) }],
+      ["/oauth/revoke", form({ token_type_hint: "access_token" }, basic(c))],
+      ["/oauth/introspect", form({ token_type_hint: "access_token" }, basic(c))],
+    ];
+    for (const [path, init] of cases) {
+      const res = await hub.fetch(path, init);
+      expect(res.status, path).toBe(400);
+      expect(await json(res), path).toMatchObject({ error: "invalid_request", code: "oauth-invalid-request" });
+    }
+  });
+
   it("rotates a secret with an overlap during which both work, then only the new one", async () => {
     const c = await createClient(hub, { partnerId: partnerA, scopes: ["earn:write"] });
     const admin = await adminToken(hub);

@@ -2234,7 +2234,8 @@ export interface components {
             client_assertion?: string;
         };
         TokenActionForm: {
-            token: string;
+            /** @description Required: without it the answer is 400 invalid_request, as RFC 7009 and 7662 say. */
+            token?: string;
             token_type_hint?: string;
             client_id?: string;
             client_secret?: string;
@@ -4056,7 +4057,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
             };
@@ -4083,7 +4084,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/x-www-form-urlencoded": components["schemas"]["TokenActionForm"];
             };
@@ -4107,7 +4108,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/x-www-form-urlencoded": components["schemas"]["TokenActionForm"];
             };
