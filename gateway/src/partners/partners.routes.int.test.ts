@@ -104,6 +104,10 @@ describe("lifecycle and non-compete over HTTP", () => {
     expect(audit.next_cursor).not.toBeNull();
     const older = await json(await call("GET", `/admin/v1/audit-log?object_type=partner&object_id=${rival.id}&before=${audit.next_cursor}`));
     expect(older.items.map((a: { action: string }) => a.action)).toEqual(["partner.created"]);
+    // 19 digits fit the contract's pattern but not a bigint: it answered 500.
+    const beyond = await call("GET", `/admin/v1/audit-log?object_type=partner&object_id=${rival.id}&before=9999999999999999999`);
+    expect(beyond.status).toBe(200);
+    expect((await json(beyond)).items[0]).toMatchObject({ action: "partner.status_changed.non_compete_override" });
   });
 });
 

@@ -4,6 +4,8 @@ import type { Actor } from "./audit.service.ts";
 import type { PartnersService } from "./partners.service.ts";
 import type { PartnerStatus } from "./partners.dal.ts";
 
+const MAX_AUDIT_ID = 9_223_372_036_854_775_807n;
+
 export function actorOf(ctx: HandlerContext): Actor {
   return { type: ctx.principal.audience, id: ctx.principal.clientId, requestId: ctx.requestId };
 }
@@ -61,7 +63,8 @@ export function partnersRoutes(svc: PartnersService): Handlers {
       const page = await svc.listAudit({
         ...(q.object_type ? { objectType: q.object_type } : {}),
         ...(q.object_id ? { objectId: q.object_id } : {}),
-        ...(q.before ? { before: BigInt(q.before) } : {}),
+        // Ids are bigint: a cursor past the largest one reads from the newest (the database refused it as out of range, a 500).
+        ...(q.before ? { before: BigInt(q.before) > MAX_AUDIT_ID ? MAX_AUDIT_ID : BigInt(q.before) } : {}),
         limit: q.limit === undefined ? 50 : Number(q.limit),
       });
       return { status: 200, body: page };
