@@ -2,6 +2,7 @@ import { defineErrors } from "../http/problem.ts";
 
 export const partnerErrors = defineErrors({
   "partner-not-found": { status: 404, title: "Partner not found" },
+  "location-not-found": { status: 404, title: "Location not found" },
   "sector-not-found": { status: 422, title: "No such sector in the maintained list" },
   "sector-exists": { status: 409, title: "A sector with that code exists" },
   "sector-in-use": { status: 409, title: "The sector still has partners" },

@@ -129,7 +129,10 @@ describe("locations", () => {
     expect(dup.status).toBe(409);
     expect((await json(dup)).code).toBe("mid-taken");
     expect((await call("POST", `/admin/v1/partners/${p.id}/locations`, { name: "C", mid: "MID-C", mcc: "55" })).status).toBe(422);
-    expect((await call("DELETE", `/admin/v1/partners/${p.id}/locations/loc_nope`)).status).toBe(404);
+    const noLocation = await call("DELETE", `/admin/v1/partners/${p.id}/locations/loc_nope`);
+    expect(noLocation.status).toBe(404);
+    // It said partner-not-found ("Partner not found") about a partner that exists.
+    expect(await json(noLocation)).toMatchObject({ code: "location-not-found", title: "Location not found" });
   });
 });
 

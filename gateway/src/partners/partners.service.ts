@@ -293,7 +293,7 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
       return db.transaction(async (trx) => {
         await mustFind(trx, partnerId, true);
         const loc = await trx<LocationRecord>("partner_locations").where({ id: locationId, partner_id: partnerId }).first();
-        if (!loc) throw partnerErrors.make("partner-not-found", `No location ${locationId} for partner ${partnerId}.`);
+        if (!loc) throw partnerErrors.make("location-not-found", `No location ${locationId} for partner ${partnerId}.`);
         await trx("partner_locations").where({ id: locationId }).delete();
         await writeAudit(trx, actor, { action: "partner.location_removed", objectType: "partner", objectId: partnerId, before: locationView(loc) });
       });
