@@ -158,7 +158,11 @@ describe("contracts", () => {
     const p = await newPartner();
     const past = await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, effective_from: "2020-01-01T00:00:00Z" });
     expect(past.status).toBe(422);
-    expect((await json(past)).code).toBe("contract-start-in-past");
+    expect(await json(past)).toMatchObject({ code: "contract-start-in-past", errors: [{ field: "body/effective_from" }] });
+    // Three capitals that are no ISO 4217 currency were stored as the settlement currency.
+    const made = await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, currency: "ZZZ", effective_from: "2034-01-01T00:00:00Z" });
+    expect(made.status).toBe(422);
+    expect(await json(made)).toMatchObject({ code: "validation-error", errors: [{ field: "body/currency" }] });
     await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, effective_from: "2032-01-01T00:00:00Z" });
     expect((await json(await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, effective_from: "2032-01-01T00:00:00Z" }))).code).toBe("contract-start-taken");
     expect((await call("POST", `/admin/v1/partners/${p.id}/contracts`, { ...terms, breakage_share_bps: 20000, effective_from: "2033-01-01T00:00:00Z" })).status).toBe(422);

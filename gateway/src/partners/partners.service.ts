@@ -3,9 +3,13 @@ import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import { partnerErrors } from "./partners.errors.ts";
+import { validationError } from "../http/problem.ts";
 import { listAudit, toIso, writeAudit, type Actor, type AuditQuery } from "./audit.service.ts";
 import * as dal from "./partners.dal.ts";
 import type { ContractRecord, LocationRecord, PartnerRecord, PartnerStatus, SectorRecord } from "./partners.dal.ts";
+
+/** ISO 4217 codes as the runtime's ICU knows them (EUR, JPY, KWD, …; not XXX-style test or made-up codes). */
+const ISO_CURRENCIES = new Set(Intl.supportedValuesOf("currency"));
 
 /** The lifecycle: only these moves exist. Terminated is the end. */
 export const PARTNER_TRANSITIONS: Record<PartnerStatus, PartnerStatus[]> = {
@@ -304,10 +308,14 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
      * Versions in force are never edited: a change of terms is always a new version.
      */
     async createContractVersion(actor: Actor, partnerId: string, input: ContractTerms & { effective_from: string }) {
+      // The contract's pattern admits any three capitals: ZZZ was stored, and its partner's clearing and payment files would then carry it.
+      if (!ISO_CURRENCIES.has(input.currency)) throw validationError([{ field: "body/currency", reason: "is not an ISO 4217 currency code" }]);
       const from = new Date(input.effective_from);
       const now = clock.now();
       if (from.getTime() < now.getTime()) {
-        throw partnerErrors.make("contract-start-in-past", `effective_from ${from.toISOString()} is before now (${now.toISOString()}); a version in force is never changed.`);
+        throw partnerErrors.make("contract-start-in-past", `effective_from ${from.toISOString()} is before now (${now.toISOString()}); a version in force is never changed.`, {
+          errors: [{ field: "body/effective_from", reason: "is in the past" }],
+        });
       }
       return db.transaction(async (trx) => {
         const p = await mustFind(trx, partnerId, true);
