@@ -96,6 +96,12 @@ describe("client credentials grant", () => {
     const res = await hub.fetch("/oauth/token", form({ grant_type: "client_credentials", client_id: c.clientId, client_secret: c.secret! }));
     expect(res.status).toBe(200);
     expect((await json(res)).scope).toBe("earn:write burn:write");
+    // scope= (blank) was a token with no scope at all, useless on every operation.
+    for (const scope of ["", "  "]) {
+      const blank = await hub.fetch("/oauth/token", form({ grant_type: "client_credentials", client_id: c.clientId, client_secret: c.secret!, scope }));
+      expect(blank.status).toBe(200);
+      expect((await json(blank)).scope).toBe("earn:write burn:write");
+    }
   });
 
   it("refuses bad credentials, the wrong method, unknown grants and scopes with OAuth errors", async () => {

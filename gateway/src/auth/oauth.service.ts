@@ -282,7 +282,8 @@ export function createOAuthService(deps: OAuthDeps) {
       }
       const client = await authenticateClient(req);
       const requested = req.form.scope?.split(" ").filter(Boolean);
-      const scopes = requested ?? client.scopes;
+      // An empty scope (scope= from a form with the field left blank) is no scope asked for: all the client's, not none.
+      const scopes = requested && requested.length > 0 ? requested : client.scopes;
       const excess = scopes.filter((s) => !client.scopes.includes(s));
       if (excess.length) {
         await audit("token.refused", client.id, { reason: "scope not granted", scopes: excess, ip: req.ip }, req.requestId);
