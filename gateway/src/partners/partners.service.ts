@@ -183,7 +183,7 @@ export function createPartnersService(deps: { db: Db; clock: Clock; log: Logger 
       const inTrx = <T>(work: (trx: Trx) => Promise<T>) => (outer ? work(outer) : db.transaction(work));
       return inTrx(async (trx) => {
         const sector = await dal.findSector(trx, input.sector);
-        if (!sector || !sector.active) throw partnerErrors.make("sector-not-found", `Sector ${input.sector} is not in the list of active sectors.`);
+        if (!sector || !sector.active) throw partnerErrors.make("sector-not-found", `Sector ${input.sector} is not in the list of active sectors.`, { errors: [{ field: "body/sector", reason: "is not an active sector" }] });
         const now = clock.now();
         const row = { id: newId("ptn", now.getTime()), name: input.name, kind: input.kind, sector: input.sector, status: "applied", mccs: JSON.stringify([...new Set(input.mccs ?? [])]), sandbox: input.sandbox ?? false, created_at: now, updated_at: now };
         await trx("partners").insert(row);
