@@ -1871,7 +1871,8 @@ export interface paths {
         /**
          * Stripe's webhook endpoint (signed by Stripe)
          * @description Verified with the endpoint's signing secret over the raw body (`stripe.webhooks.constructEvent`);
-         *     an unsigned, re-signed or stale event is refused with 400. Each event id is handled once.
+         *     a re-signed, tampered or stale event is refused with 400 `invalid-signature`, a request without a
+         *     `Stripe-Signature` header with 422 `validation-error` naming it. Each event id is handled once.
          *     One endpoint for the hub: settlement's events (`transfer.*`, and `invoice.*` whose metadata names a
          *     `payment_obligation_id`) update statement payments; every other event goes to paid memberships.
          */
@@ -9513,8 +9514,17 @@ export interface operations {
                     "application/json": components["schemas"]["StripeWebhookResult"];
                 };
             };
-            /** @description The request cannot be read. */
+            /** @description The request cannot be read, or its signature does not verify. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No Stripe-Signature header, or a body that is not a Stripe event. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
