@@ -115,6 +115,20 @@ describe("settlement runs as jobs, statements over HTTP", () => {
     expect(((await page.json()) as { items: Array<{ period: string }> }).items.map((s) => s.period)).toEqual(["2026-04"]);
   });
 
+  it("answers a NUL character in an id, a filter or a file with 422 naming where it is, never a 500", async () => {
+    const token = await partnerToken(hub, t.partners.A, ["settlements:read"]);
+    const path = await hub.fetch(`/v1/settlements/${stmtId("2026-04", t.partners.A)}%00`, { headers: bearer(token) });
+    expect(path.status).toBe(422);
+    expect(await path.json()).toMatchObject({ code: "validation-error", errors: [{ field: "path/statementId" }] });
+    const filter = await hub.fetch("/v1/settlement-disputes?statement_id=%00", { headers: bearer(token) });
+    expect(filter.status).toBe(422);
+    expect(await filter.json()).toMatchObject({ errors: [{ field: "query/statement_id" }] });
+    const csv = "booking_date,amount,currency,reference,remittance,counterparty,entry_ref\r\n2026-05-14,1.00,EUR,,a\u0000b,,N1\r\n";
+    const file = await hub.fetch("/admin/v1/reconciliation/bank-statements", { method: "POST", headers: { ...bearer(admin), "content-type": "text/csv", "idempotency-key": "nul-1" }, body: csv });
+    expect(file.status).toBe(422);
+    expect(await file.json()).toMatchObject({ errors: [{ field: "body" }] });
+  });
+
   it("downloads the CSV, whose bytes hash to the statement's csv_sha256", async () => {
     const { C } = t.partners;
     const token = await partnerToken(hub, C, ["settlements:read"]);

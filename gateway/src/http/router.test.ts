@@ -122,6 +122,16 @@ describe("contract-driven router", () => {
     );
   });
 
+  it("refuses a NUL character (U+0000) in a body or query string as a 422 naming the field (the database refused it as a 500)", async () => {
+    const res = await post(JSON.stringify({ name: "a\u0000b", points: 1 }));
+    expect(res.status).toBe(422);
+    expect((await json(res)).errors).toEqual([{ field: "body/name", reason: "must not contain the NUL character (U+0000)" }]);
+    const q = await fetch(`${url}/stats?note=a%00b`);
+    expect(q.status).toBe(422);
+    expect((await json(q)).errors).toEqual([{ field: "query/note", reason: "must not contain the NUL character (U+0000)" }]);
+    expect((await post(JSON.stringify({ name: "a\\u0000b", points: 2 }))).status).toBe(201);
+  });
+
   it("requires declared headers", async () => {
     const res = await post(JSON.stringify({ name: "a", points: 1 }), { "idempotency-key": "" });
     expect(res.status).toBe(422);

@@ -60,6 +60,17 @@ function mediaType(req: Request): string | undefined {
   return req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
 }
 
+/** Adds an error for every string (or key) under `v` that holds U+0000, named as a validation error names its field. */
+function nulFields(v: unknown, at: string, out: FieldError[]): void {
+  if (typeof v === "string") {
+    if (v.includes("\u0000")) out.push({ field: at, reason: "must not contain the NUL character (U+0000)" });
+  } else if (Array.isArray(v)) {
+    v.forEach((x, i) => nulFields(x, `${at}/${i}`, out));
+  } else if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) nulFields(k.includes("\u0000") ? "\u0000" : x, `${at}/${k.replaceAll("\u0000", "")}`, out);
+  }
+}
+
 function hasBody(req: Request): boolean {
   const len = req.headers["content-length"];
   return (len !== undefined && len !== "0") || req.headers["transfer-encoding"] !== undefined;
@@ -174,6 +185,14 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
           const validate = op.validateBody?.[type ?? ""];
           if (validate && !validate(body)) errors.push(...fieldErrors("body", validate.errors));
         }
+      }
+      // PostgreSQL text cannot hold U+0000: a NUL in a path, query or body string reached the
+      // database and answered 500. Bodies are walked only when their bytes can hold one.
+      if (errors.length === 0) {
+        nulFields(params, "path", errors);
+        nulFields(query, "query", errors);
+        const raw = (req as { rawBody?: Buffer }).rawBody;
+        if (typeof body === "string" ? body.includes("\u0000") : body !== undefined && (raw === undefined || raw.includes("\\u0000"))) nulFields(body, "body", errors);
       }
       if (errors.length > 0) throw validationError(errors);
 
