@@ -245,6 +245,12 @@ describe("GET /v1/members/{id}/history", () => {
     const p2 = await json(await s.get(`/v1/members/${s.member.id}/history?limit=4&cursor=${p1.next_cursor}`));
     expect(p2.items.map((i: { points: number }) => i.points)).toEqual([20, 10]);
     expect(p2.next_cursor).toBeNull();
+    // A cursor the API never handed out is the caller's mistake, named; "AAAA" decodes to NUL bytes.
+    for (const bad of ["AAAA", "bm9wZQ", Buffer.from("ent_x' OR 1=1").toString("base64url")]) {
+      const res = await s.get(`/v1/members/${s.member.id}/history?cursor=${bad}`);
+      expect(res.status).toBe(422);
+      expect((await json(res)).errors).toEqual([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
+    }
     const other = await ledgerScenario(hub);
     expect((await other.get(`/v1/members/${s.member.id}/history`)).status).toBe(404);
     expect((await other.get(`/v1/members/${s.member.id}/balance`)).status).toBe(404);
