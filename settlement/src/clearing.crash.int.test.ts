@@ -8,6 +8,7 @@ import { createStatementsService } from "./statements.service.ts";
 import { createDisputesService } from "./disputes.service.ts";
 import { registerSettlementJobs } from "./settlement.jobs.ts";
 import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
+import { until } from "../../test/webhook-receiver.ts";
 
 /**
  * A crash at every step boundary of a run — inside each step's transaction just before COMMIT, and
@@ -247,13 +248,11 @@ describe("a run crashed at any step, then run again", () => {
     const { run } = await clearing.startRun("2026-05");
     await clearing.advanceRun(run.id);
     for (const s of baseline.statements) await lanesQueue.add("settlement.clear", { statementId: s.id }, { jobId: `clear:${s.id}` });
-    await new Promise((r) => setImmediate(r)); // the in-process queue starts jobs on the next turn
-    await lanesQueue.drain();
+    // The in-process queue starts each job on a later turn: wait for the outcome, not the queue.
+    await until(async () => (await clearing.getRun(run.id)).statements.every((st) => st.step === "ready") || undefined, { what: "every statement cleared" });
     expect(collects.size).toBe(2);
     await queue.add("settlement.run", { runId: run.id }, { jobId: "settle:test" });
-    await new Promise((r) => setImmediate(r));
-    await queue.drain();
-    expect((await clearing.getRun(run.id)).run.status).toBe("closed");
+    await until(async () => (await clearing.getRun(run.id)).run.status === "closed" || undefined, { what: "the run closed" });
     expect(await outcome(db)).toEqual(baseline);
     await queue.close();
     await lanesQueue.close();

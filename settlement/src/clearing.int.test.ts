@@ -290,10 +290,19 @@ describe("a run that does not balance", () => {
     ]);
   });
 
-  it("months close in order", async () => {
+  it("months close in order, with no gap", async () => {
     clock.set("2026-11-01T00:00:00Z");
+    // August is the last cleared: October must wait for September (a skipped month could never be
+    // cleared after, and its entries would land in a later one), and nothing was started.
+    await expect(clearing.startRun("2026-10")).rejects.toMatchObject({ code: "previous-period-open", status: 409, detail: expect.stringContaining("2026-09 has not been cleared") });
+    expect(await db("settlement_runs").where({ period: "2026-10" }).first()).toBeUndefined();
+    const september = await clearing.startRun("2026-09");
+    // While September runs, October waits for it to close.
+    await expect(clearing.startRun("2026-10")).rejects.toMatchObject({ code: "previous-period-open", detail: expect.stringContaining("2026-09 is not closed yet") });
+    expect((await clearing.runToEnd(september.run.id)).status).toBe("closed");
     await clearing.startRun("2026-10");
-    await expect(clearing.startRun("2026-09")).rejects.toMatchObject({ code: "run-closed" });
+    // A month before one already cleared can no longer be opened.
+    await expect(clearing.startRun("2026-03")).rejects.toMatchObject({ code: "run-closed" });
     clock.set("2026-12-01T00:00:00Z");
     await expect(clearing.startRun("2026-11")).rejects.toMatchObject({ code: "previous-period-open" });
   });

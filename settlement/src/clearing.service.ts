@@ -5,7 +5,7 @@ import { enqueueInTx } from "../../gateway/src/infra/outbox/outbox.ts";
 import { recordEvent } from "../../gateway/src/events/events.service.ts";
 import { accountIds, partnerFunded } from "../../gateway/src/ledger/ledger.service.ts";
 import { decimal, microsPerMinor, minorExponent, pricePoints, priceShare } from "./money.ts";
-import { dueDate, parsePeriod, type Period } from "./period.ts";
+import { dueDate, parsePeriod, periodOf, type Period } from "./period.ts";
 import { ClearingImbalance, settlementErrors } from "./settlement.errors.ts";
 import { contentSha256, csvSha256, type LineRow, type StatementRow } from "./statements.service.ts";
 import { ADJUSTMENT_GROUPS, adjustmentDrafts, adjustmentProblems } from "./adjustments.ts";
@@ -1261,6 +1261,11 @@ export function createClearingService(deps: { db: Db; clock: Clock; log: Logger;
         if (later) throw settlementErrors.make("run-closed", `${later.period} is already cleared; ${period} can no longer be opened. Late entries go into the next run as adjustments.`);
         const open: { period: string } | undefined = await trx("settlement_runs").where("period", "<", period).andWhereNot({ status: "closed" }).first("period");
         if (open) throw settlementErrors.make("previous-period-open", `${open.period} is not closed yet; months close in order.`);
+        // No gap either: once a month is cleared, the next one is the only one that may open (a
+        // skipped month could never be cleared after, and its entries would land in a later one).
+        const last: { period: string } | undefined = await trx("settlement_runs").where("period", "<", period).orderBy("period", "desc").first("period");
+        const due = last ? periodOf(parsePeriod(last.period).end) : period;
+        if (due !== period) throw settlementErrors.make("previous-period-open", `${due} has not been cleared; months close in order (the last cleared is ${last!.period}).`);
         let run: RunRow;
         if (existing) {
           await trx("settlement_statements").where({ run_id: existing.id, status: "failed" }).update({ status: "open", step: "collect" });
