@@ -1,0 +1,31 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixedClock, startTestHub, type TestHub } from "../../../test/harness.ts";
+import { json } from "../../../test/http.ts";
+import { bankScenario } from "../../../test/factories/banking.ts";
+
+/**
+ * What a bank's integrator runs into following docs/banks.md request by request: the documented
+ * codes for a member the bank does not know, and bad input answered as a 4xx naming the field.
+ */
+const clock = fixedClock("2026-11-02T12:00:00.000Z");
+let hub: TestHub;
+beforeAll(async () => {
+  hub = await startTestHub({ clock });
+});
+afterAll(async () => {
+  await hub.close();
+});
+
+describe("a member the bank does not know", () => {
+  it("is 404 member-not-found on every member route, as the errors table says", async () => {
+    const s = await bankScenario(hub);
+    const other = await bankScenario(hub);
+    for (const path of [`/v1/bank/members/${other.member.id}/payment-cards`, `/v1/bank/members/${other.member.id}/money-accounts?currency=EUR`]) {
+      const res = await s.get(path);
+      expect(res.status, path).toBe(404);
+      expect((await json(res)).code, path).toBe("member-not-found");
+    }
+    const put = await s.put(`/v1/bank/members/${other.member.id}/roundup-settings`, { enabled: true, round_to_units: 1, multiplier: 1, weekly_cap_minor: null });
+    expect((await json(put)).code).toBe("member-not-found");
+  });
+});
