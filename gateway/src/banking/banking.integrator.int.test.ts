@@ -29,3 +29,21 @@ describe("a member the bank does not know", () => {
     expect((await json(put)).code).toBe("member-not-found");
   });
 });
+
+describe("a card number in a path", () => {
+  it("is refused and never echoed: not in the problem's instance, not in a 404's detail", async () => {
+    const s = await bankScenario(hub);
+    for (const pan of ["4111111111111111", "4111-1111-1111-1111"]) {
+      for (const path of [`/v1/bank/card-purchases/${pan}`, `/v1/bank/members/${pan}/payment-cards`, `/v1/bank/no-such-route/${pan}`]) {
+        const res = await s.get(path);
+        expect(res.status, path).toBeGreaterThanOrEqual(400);
+        expect(res.status, path).toBeLessThan(500);
+        const text = await res.text();
+        expect(text, path).not.toContain(pan);
+        expect(text, path).not.toContain("4111111111111111");
+      }
+    }
+    const refused = await json(await s.get("/v1/bank/card-purchases/4111111111111111"));
+    expect(refused).toMatchObject({ code: "pan-refused", instance: "/v1/bank/card-purchases/[redacted]" });
+  });
+});
