@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixedClock, startTestHub, type TestHub } from "../../../test/harness.ts";
 import { json } from "../../../test/http.ts";
-import { bankScenario } from "../../../test/factories/banking.ts";
+import { bankScenario, cardEvent } from "../../../test/factories/banking.ts";
 
 /**
  * What a bank's integrator runs into following docs/banks.md request by request: the documented
@@ -45,5 +45,24 @@ describe("a card number in a path", () => {
     }
     const refused = await json(await s.get("/v1/bank/card-purchases/4111111111111111"));
     expect(refused).toMatchObject({ code: "pan-refused", instance: "/v1/bank/card-purchases/[redacted]" });
+  });
+});
+
+describe("a NUL character in a string", () => {
+  it("is a 422 naming the field (JSON) or a rejected line (NDJSON), never a 500", async () => {
+    const s = await bankScenario(hub);
+    const one = await s.post("/v1/bank/card-events", cardEvent(s, { id: "nul\u00001", type: "auth", purchase: "NUL1", amount: 100 }));
+    expect(one.status).toBe(422);
+    expect(await json(one)).toMatchObject({ code: "validation-error", errors: [{ field: "body/event_id" }] });
+    const many = await s.post("/v1/bank/card-events", [cardEvent(s, { id: "nul2", type: "auth", purchase: "NUL2", amount: 100, name: "SHOP\u0000" })]);
+    expect(many.status).toBe(422);
+    expect(await json(many)).toMatchObject({ code: "validation-error", errors: [{ field: "body/0/merchant_name" }] });
+    const nd = [cardEvent(s, { id: "nul3", type: "auth", purchase: "NUL3", amount: 100 }), cardEvent(s, { id: "nul4", type: "auth", purchase: "NUL\u00004", amount: 100 })].map((e) => JSON.stringify(e)).join("\n");
+    const ndRes = await s.post("/v1/bank/card-events", nd, undefined, "application/x-ndjson");
+    expect(ndRes.status).toBe(200);
+    expect(await json(ndRes)).toMatchObject({ received: 2, accepted: 1, rejected: [{ line: 2, reason: "purchase_id: must not contain a NUL character (U+0000)" }] });
+    const link = await s.post("/v1/bank/payment-cards", { member_id: s.member.id, card_token: "tok_\u0000abcdefgh", bin: "411111", last_four: "1111", expiry_month: "2029-04" });
+    expect(link.status).toBe(422);
+    expect((await json(link)).errors).toEqual([{ field: "body/card_token", reason: "must not contain a NUL character (U+0000)" }]);
   });
 });

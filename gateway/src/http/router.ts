@@ -56,6 +56,25 @@ export interface RouterOptions {
   beforeValidate?: (op: Operation, parts: { params: unknown; query: unknown; body: unknown }) => void;
 }
 
+/** The pointer of the first string (any depth, keys included) holding a NUL character, or null. */
+export function findNul(value: unknown, where: string, depth = 0): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? where : null;
+  if (depth > 64 || !value || typeof value !== "object") return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findNul(value[i], `${where}/${i}`, depth + 1);
+      if (hit) return hit;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes("\u0000")) return `${where}/(a key)`;
+    const hit = findNul(v, `${where}/${k}`, depth + 1);
+    if (hit) return hit;
+  }
+  return null;
+}
+
 function mediaType(req: Request): string | undefined {
   return req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
 }
@@ -174,6 +193,11 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
           const validate = op.validateBody?.[type ?? ""];
           if (validate && !validate(body)) errors.push(...fieldErrors("body", validate.errors));
         }
+      }
+      if (errors.length === 0) {
+        // PostgreSQL stores no NUL character in text: refused here, naming the field, not as a 500.
+        const nul = findNul(params, "path") ?? findNul(query, "query") ?? findNul(body, "body");
+        if (nul) errors.push({ field: nul, reason: "must not contain a NUL character (U+0000)" });
       }
       if (errors.length > 0) throw validationError(errors);
 
