@@ -85,3 +85,15 @@ describe("the operator's re-match to a named partner", () => {
     expect(await json(ok)).toMatchObject({ match: { partner_id: s.merchant.id, method: "manual" }, reward: { points: 1 } });
   });
 });
+
+describe("a bad card event", () => {
+  it("is a 422 naming the bad fields only, not the other shape's (one event or an array)", async () => {
+    const s = await bankScenario(hub);
+    const one = await json(await s.post("/v1/bank/card-events", { ...cardEvent(s, { id: "v1", type: "auth", purchase: "V1", amount: 100 }), currency: "eur" }));
+    expect(one.errors).toEqual([{ field: "body/currency", reason: 'must match pattern "^[A-Z]{3}$"' }]);
+    const many = await json(await s.post("/v1/bank/card-events", [cardEvent(s, { id: "v2", type: "auth", purchase: "V2", amount: 100 }), { ...cardEvent(s, { id: "v3", type: "auth", purchase: "V3", amount: 100 }), amount_minor: 1.5 }]));
+    expect(many.errors).toEqual([{ field: "body/1/amount_minor", reason: "must be integer" }]);
+    const empty = await json(await s.post("/v1/bank/card-events", []));
+    expect(empty.errors).toEqual([{ field: "body", reason: "must NOT have fewer than 1 items" }]);
+  });
+});
