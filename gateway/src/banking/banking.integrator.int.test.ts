@@ -97,3 +97,24 @@ describe("a bad card event", () => {
     expect(empty.errors).toEqual([{ field: "body", reason: "must NOT have fewer than 1 items" }]);
   });
 });
+
+describe("an offer that is not valid", () => {
+  it("is 422 offer-invalid naming the field in errors", async () => {
+    const s = await bankScenario(hub);
+    const base = { name: "x", currency: "EUR", starts_at: "2026-11-01T00:00:00Z" };
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...base, reward_type: "cashback" }, "body/cashback_bps"],
+      [{ ...base, reward_type: "cashback", cashback_bps: 100, points: 5 }, "body/points"],
+      [{ ...base, reward_type: "points" }, "body/points"],
+      [{ ...base, reward_type: "points", points: 5, cashback_bps: 100 }, "body/cashback_bps"],
+      [{ ...base, reward_type: "points", points: 5, ends_at: "2026-10-01T00:00:00Z" }, "body/ends_at"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await s.post("/v1/card-offers", body, s.merchantToken);
+      expect(res.status, field).toBe(422);
+      const p = await json(res);
+      expect(p.code, field).toBe("offer-invalid");
+      expect(p.errors?.map((e: { field: string }) => e.field), field).toEqual([field]);
+    }
+  });
+});
