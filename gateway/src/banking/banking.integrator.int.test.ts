@@ -118,3 +118,15 @@ describe("an offer that is not valid", () => {
     }
   });
 });
+
+describe("the clearing file's amounts", () => {
+  it("a negative or fractional amount is rejected by line with a reason that says what is wanted", async () => {
+    const s = await bankScenario(hub);
+    const csv = ["event_id,purchase_id,card_token,amount_minor,currency,transaction_at", `a1,A1,${s.cardToken},-3,EUR,2026-11-02T10:00:00Z`, `a2,A2,${s.cardToken},1.5,EUR,2026-11-02T10:00:00Z`].join("\n");
+    const res = await json(await s.post("/v1/bank/clearing-files", csv, undefined, "text/csv"));
+    expect(res.rejected).toEqual([
+      { line: 2, event_id: null, reason: "amount_minor: must be a whole number of minor units, 0 or more" },
+      { line: 3, event_id: null, reason: "amount_minor: must be a whole number of minor units, 0 or more" },
+    ]);
+  });
+});

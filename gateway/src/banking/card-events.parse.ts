@@ -11,7 +11,7 @@ const eventSchema = z.object({
   type: z.enum(["auth", "clearing", "reversal", "refund"]),
   purchase_id: z.string().min(1).max(128),
   card_token: z.string().min(8).max(128),
-  amount_minor: z.number().int().min(0).max(100_000_000_000),
+  amount_minor: z.number({ error: "must be a whole number of minor units, 0 or more" }).int().min(0).max(100_000_000_000),
   currency: z.string().regex(/^[A-Z]{3}$/),
   mid: z.string().min(1).max(64).nullish(),
   mcc: z.string().regex(/^[0-9]{4}$/).nullish(),
