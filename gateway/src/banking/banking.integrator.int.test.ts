@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixedClock, startTestHub, type TestHub } from "../../../test/harness.ts";
 import { json } from "../../../test/http.ts";
 import { bankScenario, cardEvent } from "../../../test/factories/banking.ts";
-import { adminToken, bearer } from "../../../test/factories/auth.ts";
+import { adminToken, bearer, partnerToken } from "../../../test/factories/auth.ts";
 
 /**
  * What a bank's integrator runs into following docs/banks.md request by request: the documented
@@ -128,5 +128,24 @@ describe("the clearing file's amounts", () => {
       { line: 2, event_id: null, reason: "amount_minor: must be a whole number of minor units, 0 or more" },
       { line: 3, event_id: null, reason: "amount_minor: must be a whole number of minor units, 0 or more" },
     ]);
+  });
+});
+
+describe("a member erased at their request", () => {
+  it("has the bank's payment cards unlinked: purchases after the erasure earn nothing, what was earned stays", async () => {
+    const s = await bankScenario(hub);
+    await s.post("/v1/bank/payment-cards", { member_id: s.member.id, card_token: s.cardToken, bin: "411111", last_four: "1111", expiry_month: "2029-04" });
+    await s.post("/v1/bank/card-events", cardEvent(s, { id: "er1", type: "clearing", purchase: "ER1", amount: 10_000 }));
+    expect((await json(await s.get("/v1/bank/card-purchases/ER1"))).reward.points).toBe(10);
+    const tok = await partnerToken(hub, s.bank.id, ["members:write"]);
+    const erased = await hub.fetch(`/v1/members/${s.member.id}/erasure`, { method: "POST", headers: { ...bearer(tok), "content-type": "application/json" }, body: JSON.stringify({ reason: "ticket 1" }) });
+    expect(erased.status).toBe(200);
+    const cards = await json(await s.get(`/v1/bank/members/${s.member.id}/payment-cards`));
+    expect(cards.items.map((c: { status: string }) => c.status)).toEqual(["unlinked"]);
+    expect(await hub.db("events").where({ type: "payment_card.unlinked", partner_id: s.bank.id }).pluck("data")).toHaveLength(1);
+    await s.post("/v1/bank/card-events", cardEvent(s, { id: "er2", type: "clearing", purchase: "ER2", amount: 10_000 }));
+    const after = await json(await s.get("/v1/bank/card-purchases/ER2"));
+    expect(after).toMatchObject({ member_id: null, reward: { points: 0, cashback_minor: 0 } });
+    expect((await json(await s.get("/v1/bank/card-purchases/ER1"))).reward.points).toBe(10);
   });
 });
