@@ -69,7 +69,7 @@ describe("a NUL character in a string", () => {
 });
 
 describe("the operator's re-match to a named partner", () => {
-  it("naming a partner that is no merchant is 422 naming body/partner_id, not 404 purchase-not-found", async () => {
+  it("naming a partner that is no merchant is 404 partner-not-found naming body/partner_id, not purchase-not-found", async () => {
     const s = await bankScenario(hub);
     await s.post("/v1/bank/payment-cards", { member_id: s.member.id, card_token: s.cardToken, bin: "411111", last_four: "1111", expiry_month: "2029-04" });
     await s.post("/v1/bank/card-events", cardEvent(s, { id: "rm1", type: "clearing", purchase: "RM1", amount: 1000, mid: "NOWHERE-1", mcc: "5812", name: "Some Cafe" }));
@@ -78,8 +78,8 @@ describe("the operator's re-match to a named partner", () => {
     const admin = await adminToken(hub);
     for (const partnerId of [s.bank.id, "ptn_nope"]) {
       const res = await hub.fetch(`/admin/v1/card-purchases/${p.id}/rematch`, { method: "POST", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify({ partner_id: partnerId }) });
-      expect(res.status, partnerId).toBe(422);
-      expect(await json(res)).toMatchObject({ code: "validation-error", errors: [{ field: "body/partner_id" }] });
+      expect(res.status, partnerId).toBe(404);
+      expect(await json(res)).toMatchObject({ code: "partner-not-found", errors: [{ field: "body/partner_id" }] });
     }
     const ok = await hub.fetch(`/admin/v1/card-purchases/${p.id}/rematch`, { method: "POST", headers: { ...bearer(admin), "content-type": "application/json" }, body: JSON.stringify({ partner_id: s.merchant.id }) });
     expect(await json(ok)).toMatchObject({ match: { partner_id: s.merchant.id, method: "manual" }, reward: { points: 1 } });
