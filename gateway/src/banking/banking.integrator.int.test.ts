@@ -61,10 +61,10 @@ describe("a NUL character in a string", () => {
     const nd = [cardEvent(s, { id: "nul3", type: "auth", purchase: "NUL3", amount: 100 }), cardEvent(s, { id: "nul4", type: "auth", purchase: "NUL\u00004", amount: 100 })].map((e) => JSON.stringify(e)).join("\n");
     const ndRes = await s.post("/v1/bank/card-events", nd, undefined, "application/x-ndjson");
     expect(ndRes.status).toBe(200);
-    expect(await json(ndRes)).toMatchObject({ received: 2, accepted: 1, rejected: [{ line: 2, reason: "purchase_id: must not contain a NUL character (U+0000)" }] });
+    expect(await json(ndRes)).toMatchObject({ received: 2, accepted: 1, rejected: [{ line: 2, reason: "purchase_id: must not contain the NUL character (U+0000)" }] });
     const link = await s.post("/v1/bank/payment-cards", { member_id: s.member.id, card_token: "tok_\u0000abcdefgh", bin: "411111", last_four: "1111", expiry_month: "2029-04" });
     expect(link.status).toBe(422);
-    expect((await json(link)).errors).toEqual([{ field: "body/card_token", reason: "must not contain a NUL character (U+0000)" }]);
+    expect((await json(link)).errors).toEqual([{ field: "body/card_token", reason: "must not contain the NUL character (U+0000)" }]);
   });
 });
 

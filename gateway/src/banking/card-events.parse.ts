@@ -30,7 +30,7 @@ function check(value: unknown, line: number, out: ParsedLines): void {
   // PostgreSQL stores no NUL character in text: the line is rejected, naming the field.
   const nul = value && typeof value === "object" ? Object.entries(value).find(([, v]) => typeof v === "string" && v.includes("\u0000")) : undefined;
   if (nul) {
-    out.rejected.push({ line, reason: `${nul[0]}: must not contain a NUL character (U+0000)` });
+    out.rejected.push({ line, reason: `${nul[0]}: must not contain the NUL character (U+0000)` });
     return;
   }
   const r = eventSchema.safeParse(value);
