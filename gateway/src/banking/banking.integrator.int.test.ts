@@ -149,3 +149,17 @@ describe("a member erased at their request", () => {
     expect((await json(await s.get("/v1/bank/card-purchases/ER1"))).reward.points).toBe(10);
   });
 });
+
+describe("a body that says gzip and is not", () => {
+  it("is a 400 problem, not a 500", async () => {
+    const s = await bankScenario(hub);
+    const res = await hub.fetch("/v1/bank/clearing-files", {
+      method: "POST",
+      headers: { ...bearer(await partnerToken(hub, s.bank.id, ["card-transactions:write"])), "content-type": "text/csv", "content-encoding": "gzip", "idempotency-key": "gz-1" },
+      body: "event_id,purchase_id,card_token,amount_minor,currency,transaction_at\n",
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    expect((await json(res)).code).toBe("malformed-body");
+  });
+});

@@ -20,6 +20,11 @@ export function toAppError(err: unknown): AppError {
     case "request.aborted":
       return httpErrors.make("malformed-json", "The request body was cut short.");
   }
+  // Any other 400 the body parser raises is the client's too: a body that says gzip (or deflate,
+  // br) and is not, for one — zlib's error, until now a 500.
+  if ((err as { expose?: boolean } | null)?.expose === true && (e?.status ?? e?.statusCode) === 400) {
+    return httpErrors.make("malformed-body", "The body could not be read: check that it is encoded as its Content-Encoding says.");
+  }
   if (isRetryableDbError(err)) {
     return httpErrors.make("concurrency-conflict", "Another request changed the same data at the same moment. Retry it.", {}, { "Retry-After": "1" });
   }
