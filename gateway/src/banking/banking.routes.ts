@@ -3,7 +3,7 @@ import type { HandlerContext, HandlerResult, Handlers } from "../http/router.ts"
 import { httpErrors } from "../http/problem.ts";
 import type { OpBody } from "../http/contract-types.ts";
 import type { Idempotency } from "../idempotency/idempotency.service.ts";
-import type { MemberAccess } from "../members/member-access.ts";
+import { memberAccessErrors, type MemberAccess } from "../members/member-access.ts";
 import { bankingErrors } from "./banking.errors.ts";
 import type { PaymentCardsService } from "./payment-cards.service.ts";
 import type { CardEventInput, CardTransactionsService, IngestResult } from "./card-transactions.service.ts";
@@ -102,7 +102,7 @@ export function bankingRoutes(deps: BankingRouteDeps): Handlers {
     async getMemberMoneyAccounts(ctx) {
       const bankId = await bankOf(ctx);
       const memberId = String(ctx.params.memberId);
-      if (!(await members.canSee(db, bankId, memberId))) throw httpErrors.make("not-found", `No member ${memberId}.`);
+      if (!(await members.canSee(db, bankId, memberId))) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
       const currency = String(ctx.query.currency);
       const settings = await roundup.getSettings(memberId);
       return {

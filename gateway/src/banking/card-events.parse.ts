@@ -11,7 +11,7 @@ const eventSchema = z.object({
   type: z.enum(["auth", "clearing", "reversal", "refund"]),
   purchase_id: z.string().min(1).max(128),
   card_token: z.string().min(8).max(128),
-  amount_minor: z.number().int().min(0).max(100_000_000_000),
+  amount_minor: z.number({ error: "must be a whole number of minor units, 0 or more" }).int().min(0).max(100_000_000_000),
   currency: z.string().regex(/^[A-Z]{3}$/),
   mid: z.string().min(1).max(64).nullish(),
   mcc: z.string().regex(/^[0-9]{4}$/).nullish(),
@@ -27,6 +27,12 @@ export interface ParsedLines {
 }
 
 function check(value: unknown, line: number, out: ParsedLines): void {
+  // PostgreSQL stores no NUL character in text: the line is rejected, naming the field.
+  const nul = value && typeof value === "object" ? Object.entries(value).find(([, v]) => typeof v === "string" && v.includes("\u0000")) : undefined;
+  if (nul) {
+    out.rejected.push({ line, reason: `${nul[0]}: must not contain the NUL character (U+0000)` });
+    return;
+  }
   const r = eventSchema.safeParse(value);
   if (r.success) {
     out.events.push(r.data as CardEventInput);

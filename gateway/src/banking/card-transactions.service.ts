@@ -5,6 +5,7 @@ import { newId } from "../infra/ids.ts";
 import { recordEvents, type NewEvent } from "../events/events.service.ts";
 import type { Ledger } from "../ledger/ledger.service.ts";
 import { bankingErrors } from "./banking.errors.ts";
+import { partnerErrors } from "../partners/partners.errors.ts";
 import type { MoneyLedger } from "./money-ledger.ts";
 import { bestOffer, type OfferRow } from "./offers.ts";
 import type { RoundupService } from "./roundup.service.ts";
@@ -1015,7 +1016,8 @@ export function createCardTransactionsService(deps: CardTransactionsDeps) {
           // A merchant of the bank's own network only (sandbox or live).
           const bank: { sandbox: boolean } | undefined = await trx("partners").where({ id: p.bank_partner_id }).first("sandbox");
           const partner = await trx("partners").where({ id: partnerId, kind: "merchant", sandbox: bank?.sandbox ?? false }).first("id");
-          if (!partner) throw bankingErrors.make("purchase-not-found", `No merchant partner ${partnerId}.`);
+          // The purchase exists: the partner named is what is not there (for this purchase's network).
+          if (!partner) throw partnerErrors.make("partner-not-found", `No merchant partner ${partnerId} in the purchase's network.`, { errors: [{ field: "body/partner_id", reason: "is not a merchant partner of the purchase's network" }] });
           p.partner_id = partnerId;
           p.match_method = "manual";
           await trx("card_purchases").where({ id: p.id }).update({ partner_id: partnerId, match_method: "manual", location_id: null });

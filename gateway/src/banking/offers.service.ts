@@ -26,13 +26,19 @@ export function createOffersService(deps: { db: Db; clock: Clock; members: Membe
   const { db, clock, members } = deps;
   return {
     async create(trx: Trx, partnerId: string, input: OfferInput) {
+      // Each refusal names its field in `errors`, as a validation error does.
+      const invalid = (detail: string, field: string, reason: string) => bankingErrors.make("offer-invalid", detail, { errors: [{ field: `body/${field}`, reason }] });
       if (input.reward_type === "cashback" && (input.cashback_bps === undefined || input.points !== undefined)) {
-        throw bankingErrors.make("offer-invalid", "A cashback offer takes cashback_bps and no points.");
+        throw input.cashback_bps === undefined
+          ? invalid("A cashback offer takes cashback_bps and no points.", "cashback_bps", "is required for a cashback offer")
+          : invalid("A cashback offer takes cashback_bps and no points.", "points", "is not taken by a cashback offer");
       }
       if (input.reward_type === "points" && (input.points === undefined || input.cashback_bps !== undefined)) {
-        throw bankingErrors.make("offer-invalid", "A points offer takes points and no cashback_bps.");
+        throw input.points === undefined
+          ? invalid("A points offer takes points and no cashback_bps.", "points", "is required for a points offer")
+          : invalid("A points offer takes points and no cashback_bps.", "cashback_bps", "is not taken by a points offer");
       }
-      if (input.ends_at && new Date(input.ends_at) <= new Date(input.starts_at)) throw bankingErrors.make("offer-invalid", "ends_at must be after starts_at.");
+      if (input.ends_at && new Date(input.ends_at) <= new Date(input.starts_at)) throw invalid("ends_at must be after starts_at.", "ends_at", "must be after starts_at");
       const row = {
         id: newId("off", clock.now().getTime()),
         partner_id: partnerId,

@@ -3,7 +3,7 @@ import type { Clock } from "../infra/clock.ts";
 import { newId } from "../infra/ids.ts";
 import { pgErrorCode } from "../infra/db.ts";
 import { recordEvent } from "../events/events.service.ts";
-import type { MemberAccess } from "../members/member-access.ts";
+import { memberAccessErrors, type MemberAccess } from "../members/member-access.ts";
 import { bankingErrors } from "./banking.errors.ts";
 
 export interface LinkCardInput {
@@ -93,7 +93,7 @@ export function createPaymentCardsService(deps: { db: Db; clock: Clock; members:
     },
 
     async list(db: Db, bankId: string, memberId: string) {
-      if (!(await members.canSee(db, bankId, memberId))) throw bankingErrors.make("payment-card-not-found", `No member ${memberId}.`);
+      if (!(await members.canSee(db, bankId, memberId))) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
       const rows: CardRow[] = await db("payment_cards").where({ member_id: memberId, bank_partner_id: bankId }).orderBy("id").select("*");
       return rows.map(paymentCardView);
     },

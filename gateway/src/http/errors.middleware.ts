@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import type { Logger } from "../infra/logger.ts";
 import { isRetryableDbError, pgErrorCode } from "../infra/db.ts";
 import { AppError, httpErrors } from "./problem.ts";
+import { redactLongNumbers } from "./request-context.middleware.ts";
 
 /** What a thrown thing means to the client. Anything unknown is our fault: a 500 without details. */
 export function toAppError(err: unknown): AppError {
@@ -19,6 +20,11 @@ export function toAppError(err: unknown): AppError {
     case "request.aborted":
       return httpErrors.make("malformed-json", "The request body was cut short.");
   }
+  // Any other 400 the body parser raises is the client's too: a body that says gzip (or deflate,
+  // br) and is not, for one — zlib's error, until now a 500.
+  if ((err as { expose?: boolean } | null)?.expose === true && (e?.status ?? e?.statusCode) === 400) {
+    return httpErrors.make("malformed-body", "The body could not be read: check that it is encoded as its Content-Encoding says.");
+  }
   if (isRetryableDbError(err)) {
     return httpErrors.make("concurrency-conflict", "Another request changed the same data at the same moment. Retry it.", {}, { "Retry-After": "1" });
   }
@@ -35,7 +41,7 @@ export function toAppError(err: unknown): AppError {
 
 export function notFound(): RequestHandler {
   return (req) => {
-    throw httpErrors.make("not-found", `No route for ${req.method} ${req.path}.`);
+    throw httpErrors.make("not-found", `No route for ${req.method} ${redactLongNumbers(req.path)}.`);
   };
 }
 
@@ -54,6 +60,7 @@ export function problemHandler(baseLog: Logger): ErrorRequestHandler {
     res
       .status(appErr.status)
       .type("application/problem+json")
-      .send(JSON.stringify({ ...appErr.toProblem(requestId), instance: req.originalUrl.split("?")[0] }));
+      // The path as the log shows it: a card number sent in a path is refused, never echoed.
+      .send(JSON.stringify({ ...appErr.toProblem(requestId), instance: redactLongNumbers(req.originalUrl.split("?")[0]!) }));
   };
 }

@@ -121,9 +121,23 @@ export function compileOperations(spec: Spec): Operation[] {
   return ops;
 }
 
+/**
+ * Where a `oneOf` failed (one event or an array of them), Ajv reports every branch: "must be
+ * object", "must be array", "must match exactly one schema in oneOf" beside the real findings.
+ * When there are real findings at or under that place, the branch-type noise goes.
+ */
+function withoutOneOfNoise(errors: ErrorObject[]): ErrorObject[] {
+  let out = errors;
+  for (const at of new Set(errors.filter((e) => e.keyword === "oneOf").map((e) => e.instancePath))) {
+    const rest = out.filter((e) => !(e.instancePath === at && (e.keyword === "oneOf" || e.keyword === "type")));
+    if (rest.some((e) => e.instancePath === at || e.instancePath.startsWith(`${at}/`))) out = rest;
+  }
+  return out;
+}
+
 /** Turns Ajv's findings into `{field, reason}` pairs a developer can act on. */
 export function fieldErrors(where: string, errors: ErrorObject[] | null | undefined) {
-  return (errors ?? []).map((e) => {
+  return withoutOneOfNoise(errors ?? []).map((e) => {
     let pointer = e.instancePath;
     let reason = e.message ?? "is not valid";
     if (e.keyword === "required") {

@@ -71,6 +71,7 @@ export const httpErrors = defineErrors({
   "not-found": { status: 404, title: "Not found" },
   "method-not-allowed": { status: 405, title: "Method not allowed" },
   "malformed-json": { status: 400, title: "The body is not valid JSON" },
+  "malformed-body": { status: 400, title: "The body could not be read" },
   "payload-too-large": { status: 413, title: "The body is too large" },
   "unsupported-media-type": { status: 415, title: "Unsupported media type" },
   "validation-error": { status: 422, title: "The request is not valid" },

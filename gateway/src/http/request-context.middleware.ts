@@ -4,8 +4,11 @@ import { newId } from "../infra/ids.ts";
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
 
-/** A path never reaches the log with a long run of digits in it: it could be a card number. */
-function redactLongNumbers(path: string): string {
+/**
+ * A path never reaches the log — nor a problem's `instance` or detail — with a long run of digits
+ * in it: it could be a card number.
+ */
+export function redactLongNumbers(path: string): string {
   return path.replace(/\d(?:[ -]?\d|%20\d){12,}/g, "[redacted]");
 }
 

@@ -307,6 +307,11 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
         await trx("member_profiles").where({ member_id: memberId }).delete();
         await trx("member_partner_refs").where({ member_id: memberId }).delete();
         await trx("loyalty_cards").where({ member_id: memberId }).whereIn("status", ["active", "blocked"]).update({ status: "blocked", status_changed_at: now, status_reason: "member-erased" });
+        // Payment cards banks linked are unlinked: purchases after the erasure earn nothing.
+        const paymentCards: Array<{ id: string; bank_partner_id: string }> = await trx("payment_cards")
+          .where({ member_id: memberId, status: "active" })
+          .update({ status: "unlinked", unlinked_at: now })
+          .returning(["id", "bank_partner_id"]);
         await trx("members").where({ id: memberId }).update({ status: "erased", erased_at: now, referral_code: null });
         // Only ids and counts: the audit log is append-only and must never hold personal data.
         await writeAudit(trx, actor, {
@@ -314,12 +319,15 @@ export function createMembersService(deps: { db: Db; clock: Clock; log: Logger; 
           objectType: "member",
           objectId: memberId,
           before: { status: m.status },
-          after: { status: "erased", profile_rows_deleted: profiles, customer_refs_deleted: refs, cards_blocked: cards },
+          after: { status: "erased", profile_rows_deleted: profiles, customer_refs_deleted: refs, cards_blocked: cards, payment_cards_unlinked: paymentCards.length },
           reason,
         });
         // Tell every partner that knows the member, so each can erase its own copy.
         const partners = await trx("member_partner_links").where({ member_id: memberId }).pluck("partner_id");
         for (const p of partners) await recordEvent(trx, { type: "member.erased", partnerId: p as string, occurredAt: now, data: { member_id: memberId } });
+        for (const c of paymentCards) {
+          await recordEvent(trx, { type: "payment_card.unlinked", partnerId: c.bank_partner_id, occurredAt: now, data: { payment_card_id: c.id, member_id: memberId } });
+        }
         return { member_id: memberId, status: "erased", erased_at: now.toISOString() };
       });
     },
