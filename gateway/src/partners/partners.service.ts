@@ -97,7 +97,7 @@ function isUniqueViolation(err: unknown, constraint?: string): boolean {
 export async function assertPartnerActive(db: DbOrTrx, partnerId: string): Promise<void> {
   const p = await db("partners").where({ id: partnerId }).first("status");
   if (!p) throw partnerErrors.make("partner-not-found", `No partner ${partnerId}.`);
-  if (p.status !== "active") throw partnerErrors.make("partner-not-active", `Partner ${partnerId} is ${p.status}; earn and burn are refused.`, { partner_status: p.status });
+  if (p.status !== "active") throw partnerErrors.make("partner-not-active", `Partner ${partnerId} is ${p.status}: it cannot move value or enrol members until the operator activates it.`, { partner_status: p.status });
 }
 
 /**
