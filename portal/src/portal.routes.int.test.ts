@@ -30,6 +30,15 @@ describe("portal: sign-up, login, sessions", () => {
     expect(partner).toMatchObject({ name: form.company, kind: "merchant", sector: "grocery", status: "applied" });
   });
 
+  it("names the kind and the sector in words on the overview, not their codes", async () => {
+    await createPartnersService(t.deps).createSector(staff, { code: "pharmacy", name: "Pharmacies & drugstores" });
+    const c = new PortalClient(t.url);
+    await c.submit("/portal/signup", "/portal/signup", applicant({ sector: "pharmacy" }));
+    const dev = await c.get("/portal/dev");
+    expect(dev.text).toContain("<dt>Kind</dt><dd>Merchant</dd>");
+    expect(dev.text).toContain("<dt>Sector</dt><dd>Pharmacies &amp; drugstores</dd>");
+  });
+
   it("refuses a sign-up with bad fields (422, each field named) and changes nothing", async () => {
     const c = new PortalClient(t.url);
     const before = await t.db("partners").count<{ count: string }[]>("* as count");

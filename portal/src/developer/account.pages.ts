@@ -115,6 +115,9 @@ ${field("password", "Password", { type: "password", required: true, autocomplete
     const user = req.user!;
     const partner = await ctx.services.partners.getPartner(user.partner_id!);
     const pending = partner.status === "applied";
+    // Words, not codes: the sector's name as the sign-up form listed it.
+    const sector = (await ctx.services.partners.listSectors()).find((s) => s.code === partner.sector);
+    const kindText: Record<string, string> = { merchant: "Merchant", bank: "Bank" };
     const statusText: Record<string, string> = {
       applied: "Your application is waiting for the operator's approval. Meanwhile, build against the sandbox.",
       approved: "Approved. The operator activates your account when your contract is in force; you can create live credentials now.",
@@ -128,7 +131,7 @@ ${field("password", "Password", { type: "password", required: true, autocomplete
         body: html`<section aria-labelledby="status-h" class="card${pending ? " card-pending" : ""}">
 <h2 id="status-h">${partner.name as string} · <span class="badge badge-${partner.status as string}">${partner.status as string}</span></h2>
 <p>${statusText[partner.status as string] ?? ""}</p>
-<dl class="facts"><dt>Partner id</dt><dd><code>${partner.id as string}</code></dd><dt>Kind</dt><dd>${partner.kind as string}</dd><dt>Sector</dt><dd>${partner.sector as string}</dd></dl>
+<dl class="facts"><dt>Partner id</dt><dd><code>${partner.id as string}</code></dd><dt>Kind</dt><dd>${kindText[partner.kind as string] ?? (partner.kind as string)}</dd><dt>Sector</dt><dd>${sector?.name ?? (partner.sector as string)}</dd></dl>
 </section>
 <section aria-labelledby="next-h"><h2 id="next-h">Next steps</h2>
 <ol class="steps">
