@@ -206,6 +206,8 @@ describe.skipIf(!hasChromium)(TITLE, () => {
     for (const [name, url] of [
       ["phone-settlement-run", "/portal/console/settlement/runs/run_2026-04"],
       ["phone-analytics", "/portal/console/analytics"],
+      // The ladder form's table holds visually hidden (absolute) labels: they must stay inside its scroller.
+      ["phone-tiers", "/portal/console/tiers"],
     ] as const) {
       await page.goto(`${hub.url}${url}`);
       // Polled: right after load the wide tables may not have been laid out into their scrolling
