@@ -63,6 +63,8 @@ describe("the sandbox's test bank feed", () => {
     let page = await c.get("/portal/dev/test-bank");
     expect(page.text).toContain(`id="purchase-${ref}"`);
     expect(page.text).toMatch(/data-figure="pending">12 points/);
+    // The merchant it matched, by name and how (not a bare partner id and the code "mid").
+    expect(page.text).toContain(`<dt>Matched</dt><dd>${feed.merchant_name} <code>${feed.merchant_partner_id}</code> by its MID</dd>`);
 
     expect((await c.submit("/portal/dev/test-bank", "/portal/dev/test-bank/events", { purchase: ref, type: "clearing", amount: "123.45" })).status).toBe(303);
     expect(await purchaseOf(feed.bank_partner_id, ref)).toMatchObject({ status: "cleared", pending_points: 0n, booked_points: 12n });

@@ -18,6 +18,8 @@ const TYPES: Array<[CardEventType, string]> = [
   ["refund", "Refund — takes points back in proportion"],
 ];
 const CURRENCY = SANDBOX_TERMS.currency;
+/** How the ingest matched the merchant, in words (the API's match.method codes). */
+const MATCH_METHOD: Record<string, string> = { mid: "its MID", mcc_name: "MCC and name", manual: "hand (operator)" };
 
 /**
  * The sandbox's test bank feed: the test cards, a form for a new purchase, and each purchase the
@@ -89,7 +91,7 @@ ${purchases.length
 <dt>Refunded</dt><dd>${money(p.refunded_minor, p.currency)}</dd>
 <dt>Pending</dt><dd data-figure="pending">${count(p.reward.pending_points)} points${p.reward.pending_cashback_minor ? html`, ${money(p.reward.pending_cashback_minor, p.currency)} cashback` : ""}</dd>
 <dt>Booked</dt><dd data-figure="booked">${count(p.reward.points)} points${p.reward.cashback_minor ? html`, ${money(p.reward.cashback_minor, p.currency)} cashback` : ""}</dd>
-<dt>Matched</dt><dd>${p.match ? html`<code>${p.match.partner_id}</code> by ${p.match.method}` : "no merchant"}</dd>
+<dt>Matched</dt><dd>${p.match ? html`${p.match.partner_id === feed.merchantPartnerId ? html`${feed.merchantName} ` : ""}<code>${p.match.partner_id}</code> by ${MATCH_METHOD[p.match.method ?? ""] ?? p.match.method}` : "no merchant"}</dd>
 </dl>
 <form method="post" action="/portal/dev/test-bank/events" class="form">${csrfField(req)}
 <input type="hidden" name="purchase" value="${p.purchase_id}">
