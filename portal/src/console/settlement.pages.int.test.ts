@@ -110,6 +110,10 @@ describe("console: settlement", () => {
     expect(trail.map((a) => a.action)).toEqual(["settlement_run.approved", "settlement_run.started"]);
     expect(trail[0]).toMatchObject({ actor: { id: opActor }, reason: "Checked by finance" });
     expect((await op.submit(path, `${path}/approve`, {})).status).toBe(409);
+    // The page names the operator, not "portal:usr_…".
+    const approved = await op.get(path);
+    expect(approved.text).toMatch(/Approved by Operator \d+ at/);
+    expect(approved.text).not.toContain(`<td>${opActor}</td>`);
 
     const missing = await op.submit(path, `${path}/credit-transfers`, { debtor_name: "Hub Operator", debtor_iban: "DE89370400440532013000", debtor_bic: "COBADEFFXXX" });
     expect(missing.status).toBe(422);

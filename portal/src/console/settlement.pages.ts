@@ -61,6 +61,16 @@ export function settlementPages(ctx: PortalContext): Router {
     }
   }
 
+  /** "portal:<user id>" in words: the operator's name (the id stays in the audit log). */
+  async function actorNames(ids: string[]): Promise<Map<string, string>> {
+    const names = new Map<string, string>();
+    for (const id of new Set(ids)) {
+      const user = id.startsWith("portal:") ? await ctx.users.get(id.slice("portal:".length)) : undefined;
+      if (user) names.set(id, user.name);
+    }
+    return names;
+  }
+
   async function approvalOf(runId: string) {
     const { items } = await audit.list({ objectType: "settlement_run", objectId: runId, limit: 50 });
     return { approval: items.find((a) => a.action === "settlement_run.approved") ?? null, trail: items };
@@ -139,6 +149,8 @@ ${table(
   async function renderRun(req: Request, res: Response, id: string, opts: { status?: number; error?: string; payee?: Record<string, string>; payeeErrors?: Record<string, string> } = {}) {
     const run = await loadRun(id);
     const [names, { approval, trail }] = await Promise.all([partnerNames(), approvalOf(run.id)]);
+    const actors = await actorNames(trail.map((a) => a.actor.id));
+    const by = (id: string) => actors.get(id) ?? id;
     const report = run.report as NetworkReport | null;
     const stRows = run.statements.map(
       (s) => html`<tr><td>${s.status === "closed" ? html`<a href="/portal/console/settlement/runs/${run.id}/statements/${s.id}">${names.get(s.partner_id) ?? s.partner_id}</a>` : names.get(s.partner_id) ?? s.partner_id}</td><td>${badge(s.status)}</td><td>${s.step}</td><td class="num">${money(s.net_amount_minor, s.currency)}</td><td>${s.failure ?? ""}</td></tr>`,
@@ -167,7 +179,7 @@ ${report ? reportSection(report, names, run.id) : ""}
 ${run.status !== "closed"
   ? html`<p>A month is approved once it is closed.</p>`
   : approval
-    ? html`<p class="flash flash-ok" role="status">Approved by ${approval.actor.id} at ${when(approval.at)}${approval.reason ? html` — “${approval.reason}”` : ""}.</p>`
+    ? html`<p class="flash flash-ok" role="status">Approved by ${by(approval.actor.id)} at ${when(approval.at)}${approval.reason ? html` — “${approval.reason}”` : ""}.</p>`
     : html`<form method="post" action="/portal/console/settlement/runs/${run.id}/approve" class="form card" data-confirm="Approve ${run.period} for payment?">${csrfField(req)}
 <p>Approving says the finance team checked the statements and the network report${balanced ? " (the network balances)" : ""}; payments are issued only for an approved month.</p>
 ${field("note", "Note (optional)", { type: "textarea", rows: 2, hint: "Kept in the audit log." })}
@@ -194,7 +206,7 @@ ${run.status === "closed" ? paymentsSection(obligations, names) : ""}
 <p><a href="/portal/console/settlement/runs/${run.id}/reconciliation">Reconciliation exceptions</a></p>
 </section>
 <section aria-labelledby="trail-h"><h2 id="trail-h">Trail</h2>
-${table("What the console did to this run", ["When", "Action", "By", "Note"], trail.map((a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${a.actor.id}</td><td>${a.reason ?? ""}</td></tr>`))}
+${table("What the console did to this run", ["When", "Action", "By", "Note"], trail.map((a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${by(a.actor.id)}</td><td>${a.reason ?? ""}</td></tr>`))}
 </section>`,
       }),
     );
