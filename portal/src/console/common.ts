@@ -3,6 +3,7 @@ import type { Actor } from "../../../gateway/src/partners/audit.service.ts";
 import { AppError } from "../../../gateway/src/http/problem.ts";
 import { decimal, minorExponent } from "../../../settlement/src/money.ts";
 import { html, type Html } from "../html.ts";
+import type { PortalUsers } from "../users/users.service.ts";
 
 /**
  * Who did it, for the services' audit log: the signed-in operator, by their portal user id (stable
@@ -93,4 +94,14 @@ export function parseWhole(input: string, min: number, max: number): number | nu
   if (!/^-?\d{1,15}$/.test(input.trim())) return null;
   const n = Number(input.trim());
   return Number.isSafeInteger(n) && n >= min && n <= max ? n : null;
+}
+
+/** Audit actors "portal:<user id>" in words: the operator's name (the id stays in the audit log). */
+export async function actorNames(users: PortalUsers, ids: string[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const id of new Set(ids)) {
+    const user = id.startsWith("portal:") ? await users.get(id.slice("portal:".length)) : undefined;
+    if (user) names.set(id, user.name);
+  }
+  return names;
 }

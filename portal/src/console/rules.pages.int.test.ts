@@ -125,6 +125,10 @@ describe("console: rules", () => {
 
     expect((await op.submit(path, `${path}/status`, { status: "active" })).status).toBe(303);
     expect((await rules.getRule(id)).status).toBe("active");
+    // The rule's page names the operator who simulated it, not "portal:usr_…".
+    const shown = await op.get(path);
+    expect(shown.text).toMatch(/Last run [^<]* by Operator \d+\./);
+    expect(shown.text).not.toContain(`<td>${opActor}</td>`);
     expect((await op.submit(path, `${path}/status`, { status: "paused" })).status).toBe(303);
     expect((await rules.getRule(id)).status).toBe("paused");
     // A paused rule comes back without a new simulation; an unknown status is 422.

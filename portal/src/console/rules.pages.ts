@@ -7,7 +7,7 @@ import { PageNotFound } from "../web/errors.ts";
 import { RULE_TYPES, type CapPeriod, type RuleType } from "../../../gateway/src/rules/rules.engine.ts";
 import { REQUIRED_PARAMS, type RuleInput } from "../../../gateway/src/rules/rules.service.ts";
 import type { LadderInput } from "../../../gateway/src/rules/tiers.service.ts";
-import { badge, count, errorBanner, money, operatorActor, parseDecimal, parseWhole, refusal, table, when } from "./common.ts";
+import { actorNames, badge, count, errorBanner, money, operatorActor, parseDecimal, parseWhole, refusal, table, when } from "./common.ts";
 
 type Rule = Awaited<ReturnType<PortalContext["services"]["console"]["rules"]["getRule"]>>;
 type Simulation = Awaited<ReturnType<PortalContext["services"]["console"]["rules"]["simulate"]>>;
@@ -194,6 +194,8 @@ ${field("cap_total_points", "Points for the whole rule per period", { value: v.c
     const [sim, trail] = await Promise.all([lastSimulation(id), audit.list({ objectType: "rule", objectId: id, limit: 20 })]);
     const shown = opts.simulation ?? (sim?.after as Simulation | null) ?? null;
     const canActivate = rule.status === "paused" || (rule.status === "draft" && sim !== null);
+    const actors = await actorNames(ctx.users, trail.items.map((a) => a.actor.id));
+    const by = (id: string) => actors.get(id) ?? id;
     const move = (to: string, label: string, cls = "btn") =>
       html`<form method="post" action="/portal/console/rules/${rule.id}/status" class="inline">${csrfField(req)}<input type="hidden" name="status" value="${to}"><button type="submit" class="${cls}">${label}</button></form>`;
     res.status(opts.status ?? 200).send(
@@ -209,7 +211,7 @@ ${field("cap_total_points", "Points for the whole rule per period", { value: v.c
 <dt>Params</dt><dd><code>${JSON.stringify(rule.params)}</code></dd><dt>Caps</dt><dd><code>${JSON.stringify(rule.caps)}</code></dd></dl>
 </section>
 <section aria-labelledby="sim-h"><h2 id="sim-h">Simulation</h2>
-${shown ? html`${opts.simulation ? "" : html`<p class="hint">Last run ${when(sim!.at)} by ${sim!.actor.id}.</p>`}${simulationFigures(shown)}` : html`<p>Not simulated yet. ${rule.status === "draft" ? "A draft is activated only after a simulation." : ""}</p>`}
+${shown ? html`${opts.simulation ? "" : html`<p class="hint">Last run ${when(sim!.at)} by ${by(sim!.actor.id)}.</p>`}${simulationFigures(shown)}` : html`<p>Not simulated yet. ${rule.status === "draft" ? "A draft is activated only after a simulation." : ""}</p>`}
 <form method="post" action="/portal/console/rules/${rule.id}/simulate" class="form">
 ${csrfField(req)}
 ${field("days", "Over the last … days of purchases", { value: String(shown?.days ?? DEFAULT_SIM_DAYS), attrs: html` inputmode="numeric"` })}
@@ -224,7 +226,7 @@ ${rule.status !== "archived" ? move("archived", "Archive", "btn btn-danger") : h
 </div>
 </section>
 <section aria-labelledby="trail-h"><h2 id="trail-h">Trail</h2>
-${table("What was done to this rule from the console", ["When", "Action", "By"], trail.items.map((a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${a.actor.id}</td></tr>`))}
+${table("What was done to this rule from the console", ["When", "Action", "By"], trail.items.map((a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${by(a.actor.id)}</td></tr>`))}
 </section>`,
       }),
     );

@@ -6,7 +6,7 @@ import { field, str } from "../web/forms.ts";
 import { PageNotFound } from "../web/errors.ts";
 import { runView } from "../../../settlement/src/settlement.routes.ts";
 import { periodOf } from "../../../settlement/src/period.ts";
-import { badge, count, errorBanner, money, operatorActor, refusal, table, when } from "./common.ts";
+import { actorNames, badge, count, errorBanner, money, operatorActor, refusal, table, when } from "./common.ts";
 import type { ObligationLike, ReconItemLike } from "./services.ts";
 import type { NetworkReport } from "../../../settlement/src/clearing.service.ts";
 
@@ -59,16 +59,6 @@ export function settlementPages(ctx: PortalContext): Router {
       if (refusal(err)?.status === 404) throw new PageNotFound();
       throw err;
     }
-  }
-
-  /** "portal:<user id>" in words: the operator's name (the id stays in the audit log). */
-  async function actorNames(ids: string[]): Promise<Map<string, string>> {
-    const names = new Map<string, string>();
-    for (const id of new Set(ids)) {
-      const user = id.startsWith("portal:") ? await ctx.users.get(id.slice("portal:".length)) : undefined;
-      if (user) names.set(id, user.name);
-    }
-    return names;
   }
 
   async function approvalOf(runId: string) {
@@ -149,7 +139,7 @@ ${table(
   async function renderRun(req: Request, res: Response, id: string, opts: { status?: number; error?: string; payee?: Record<string, string>; payeeErrors?: Record<string, string> } = {}) {
     const run = await loadRun(id);
     const [names, { approval, trail }] = await Promise.all([partnerNames(), approvalOf(run.id)]);
-    const actors = await actorNames(trail.map((a) => a.actor.id));
+    const actors = await actorNames(ctx.users, trail.map((a) => a.actor.id));
     const by = (id: string) => actors.get(id) ?? id;
     const report = run.report as NetworkReport | null;
     const stRows = run.statements.map(
