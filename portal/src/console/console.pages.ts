@@ -21,6 +21,7 @@ export function consolePages(ctx: PortalContext): Router {
 
   r.get("/console", async (req, res) => {
     const applied = await ctx.services.partners.listPartners({ status: "applied" });
+    const sectorName = new Map((await ctx.services.partners.listSectors()).map((s) => [s.code, s.name]));
     const open = await ctx.services.disputes.listForOperator({ status: "open", limit: 100 });
     res.send(
       page(req, {
@@ -28,7 +29,7 @@ export function consolePages(ctx: PortalContext): Router {
         body: html`<div class="grid">
 <section aria-labelledby="apps-h" class="card"><h2 id="apps-h">Partner applications</h2>
 <p>${applied.length} application(s) waiting for a decision.</p>
-${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href="/portal/console/partners/${p.id}">${p.name}</a> <span class="muted">(${p.kind}, ${p.sector}, ${when(p.created_at)})</span> ${badge(p.status)}</li>`)}</ul>` : ""}
+${applied.length ? html`<ul class="plain">${applied.map((p) => html`<li><a href="/portal/console/partners/${p.id}">${p.name}</a> <span class="muted">(${p.kind}, ${sectorName.get(p.sector) ?? p.sector}, ${when(p.created_at)})</span> ${badge(p.status)}</li>`)}</ul>` : ""}
 <p><a href="/portal/console/partners?status=applied">All applications</a> · <a href="/portal/console/sectors">Sectors</a></p>
 </section>
 <section aria-labelledby="disputes-h" class="card"><h2 id="disputes-h">Statement disputes</h2>

@@ -48,6 +48,16 @@ describe("console: access", () => {
     expect(anon.location).toContain("/portal/login?next=");
   });
 
+  it("names a partner's sector in words (the sector's name, not its code) on the overview, the list and the partner's page", async () => {
+    const code = await sector();
+    const p = await applied(code);
+    const name = `Sector ${seq - 1}`;
+    const link = `<a href="/portal/console/sectors#sector-${code}">${name}</a>`;
+    expect((await op.get("/portal/console/partners")).text).toContain(link);
+    expect((await op.get(`/portal/console/partners/${p.id}`)).text).toContain(link);
+    expect((await op.get("/portal/console")).text).toContain(`(merchant, ${name}, `);
+  });
+
   it("escapes what partners typed (a company name with markup)", async () => {
     const p = await applied(await sector());
     const res = await op.get(`/portal/console/partners/${p.id}`);

@@ -51,13 +51,14 @@ export function partnersPages(ctx: PortalContext): Router {
 
   r.get("/console/partners", async (req, res) => {
     const status = typeof req.query.status === "string" && STATUS_FILTERS.some(([v]) => v === req.query.status) ? req.query.status : "";
-    const [list, all] = await Promise.all([svc.listPartners(status ? { status } : {}), svc.listPartners({})]);
+    const [list, all, sectors] = await Promise.all([svc.listPartners(status ? { status } : {}), svc.listPartners({}), svc.listSectors()]);
+    const sectorName = new Map(sectors.map((s) => [s.code, s.name]));
     const holders = new Map<string, typeof all>();
     for (const p of all) if (HOLDS_SECTOR.includes(p.status as PartnerStatus)) holders.set(p.sector, [...(holders.get(p.sector) ?? []), p]);
     const rows = list.map((p) => {
       const rivals = (holders.get(p.sector) ?? []).filter((h) => h.id !== p.id);
       const conflict = p.status === "applied" && rivals.length > 0;
-      return html`<tr><td>${partnerLink(p)}</td><td>${p.kind}</td><td><a href="/portal/console/sectors#sector-${p.sector}">${p.sector}</a></td><td>${badge(p.status)}</td>
+      return html`<tr><td>${partnerLink(p)}</td><td>${p.kind}</td><td><a href="/portal/console/sectors#sector-${p.sector}">${sectorName.get(p.sector) ?? p.sector}</a></td><td>${badge(p.status)}</td>
 <td>${conflict ? html`<span class="badge badge-failed">sector taken</span> by ${rivals.map((x, i) => html`${i ? ", " : ""}${partnerLink(x)}`)}` : p.non_compete_override ? html`<span class="badge badge-pending">override</span>` : html`<span class="muted">—</span>`}</td>
 <td>${when(p.created_at)}</td></tr>`;
     });
@@ -120,6 +121,7 @@ ${table(`${STATUS_FILTERS.find(([v]) => v === status)![1]} (${list.length})`, ["
   async function renderDetail(req: Request, res: Response, id: string, state: DetailState = {}) {
     const p = await loadPartner(id);
     const [contracts, audit, sectorPeers] = await Promise.all([svc.listContractVersions(id), svc.listAudit({ objectType: "partner", objectId: id, limit: 25 }), svc.listPartners({ sector: p.sector })]);
+    const sectorName = (await svc.listSectors()).find((s) => s.code === p.sector)?.name ?? p.sector;
     const rivals = sectorPeers.filter((x) => x.id !== id && HOLDS_SECTOR.includes(x.status as PartnerStatus));
     const now = ctx.clock.now().getTime();
     const inForce = [...contracts].reverse().find((c) => new Date(c.effective_from as string).getTime() <= now);
@@ -155,7 +157,7 @@ ${reasonField(to, "override_reason", "Reason for the non-compete override", { re
         title: p.name,
         body: html`${errorBanner(state.error)}
 <section class="card" aria-labelledby="facts-h"><h2 id="facts-h">Partner ${badge(p.status)}</h2>
-<dl class="facts"><dt>Id</dt><dd><code>${p.id}</code></dd><dt>Kind</dt><dd>${p.kind}</dd><dt>Sector</dt><dd><a href="/portal/console/sectors#sector-${p.sector}">${p.sector}</a></dd>
+<dl class="facts"><dt>Id</dt><dd><code>${p.id}</code></dd><dt>Kind</dt><dd>${p.kind}</dd><dt>Sector</dt><dd><a href="/portal/console/sectors#sector-${p.sector}">${sectorName}</a></dd>
 <dt>Others in the sector</dt><dd>${rivals.length ? rivals.map((x, i) => html`${i ? ", " : ""}${partnerLink(x)} (${x.status})`) : "none"}</dd>
 ${p.non_compete_override ? html`<dt>Non-compete override</dt><dd>“${p.non_compete_override.reason}” — ${p.non_compete_override.by}, ${when(p.non_compete_override.at)}</dd>` : ""}
 <dt>Applied</dt><dd>${when(p.created_at)}</dd><dt>Locations</dt><dd>${p.locations.length ? p.locations.map((l, i) => html`${i ? ", " : ""}${l.name} <code>${l.mid}</code>`) : "none"}</dd></dl>
