@@ -99,6 +99,8 @@ describe("console: applications and the non-compete rule", () => {
     expect(audit.items[0]).toMatchObject({ action: "partner.status_changed", actor: { type: "admin", id: opActor } });
     const page = await op.get(`/portal/console/partners/${p.id}`);
     expect(page.text).toContain("approve application — done");
+    // The audit trail names the operator, not "portal:usr_…".
+    expect(page.text).toMatch(/<td>admin: Operator \d+<\/td>/);
     const sectors = await op.get("/portal/console/sectors");
     expect(sectors.text).toContain(`id="sector-${s}"`);
   });

@@ -7,7 +7,7 @@ import { PageNotFound } from "../web/errors.ts";
 import { PARTNER_TRANSITIONS, type ContractTerms } from "../../../gateway/src/partners/partners.service.ts";
 import type { PartnerStatus } from "../../../gateway/src/partners/partners.dal.ts";
 import { decimal, minorExponent } from "../../../settlement/src/money.ts";
-import { badge, bps, count, errorBanner, micros, money, operatorActor, parseDecimal, parseWhole, refusal, table, when } from "./common.ts";
+import { actorNames, badge, bps, count, errorBanner, micros, money, operatorActor, parseDecimal, parseWhole, refusal, table, when } from "./common.ts";
 
 type Partner = Awaited<ReturnType<PortalContext["services"]["partners"]["getPartner"]>>;
 type Contract = Awaited<ReturnType<PortalContext["services"]["partners"]["listContractVersions"]>>[number];
@@ -149,8 +149,9 @@ ${reasonField(to, "override_reason", "Reason for the non-compete override", { re
 <td>${when(c.effective_from as string)}</td><td>${c.currency as string}</td><td class="num">${micros(c.issuance_price_micros as number)}</td><td class="num">${micros(c.redemption_price_micros as number)}</td>
 <td class="num">${count(c.earn_points as number)} per ${money(c.earn_per_minor as number, c.currency as string)}</td><td class="num">${money(c.transaction_fee_minor as number, c.currency as string)}</td><td class="num">${money(c.monthly_fee_minor as number, c.currency as string)}</td><td class="num">${bps(c.breakage_share_bps as number | null)}</td></tr>`,
     );
+    const actors = await actorNames(ctx.users, audit.items.map((a) => a.actor.id));
     const auditRows = audit.items.map(
-      (a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${a.actor.type}: ${a.actor.id}</td><td>${a.reason ?? html`<span class="muted">—</span>`}</td></tr>`,
+      (a) => html`<tr><td>${when(a.at)}</td><td><code>${a.action}</code></td><td>${a.actor.type}: ${actors.get(a.actor.id) ?? a.actor.id}</td><td>${a.reason ?? html`<span class="muted">—</span>`}</td></tr>`,
     );
     res.status(state.status ?? 200).send(
       page(req, {
