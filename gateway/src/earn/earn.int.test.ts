@@ -213,6 +213,8 @@ describe("POST /v1/transactions/{id}/refund", () => {
     expect(a).toMatchObject({ points_clawed_back: 33, transaction: { refunded_minor: 33_333, refundable_minor: 66_666 }, balance: { available: 66 } });
     const b = await json(await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "r-2" }));
     expect(b).toMatchObject({ amount_minor: 66_666, points_clawed_back: 66, transaction: { refundable_minor: 0 }, balance: { available: 0 } });
+    const ev = (await hub.db("events").where({ type: "refund.posted" }).whereRaw("data->>'refund_id' = ?", [b.id]).first("data")) as { data: Record<string, unknown> };
+    expect(ev.data).toMatchObject({ refund_id: b.id, partner_refund_id: "r-2", transaction_id: t.transaction_id, amount_minor: 66_666, points_clawed_back: 66 });
     const over = await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "r-3", amount_minor: 1 });
     expect(over.status).toBe(422);
     expect((await json(over)).code).toBe("refund-exceeds-transaction");
