@@ -57,6 +57,21 @@ describe("POST /v1/earn", () => {
     expect(unknown.status).toBe(404);
   });
 
+  it("refuses a body naming no member, or a member_id that is not the card's member, as 422 naming body/member_id", async () => {
+    const s = await ledgerScenario(hub);
+    const card = await createCardsService(hub.deps).issue(s.partner.id, s.member.id, { form: "virtual" });
+    const none = await s.post("/v1/earn", { partner_transaction_id: "who-1", amount_minor: 20_000, currency: "EUR" });
+    expect(none.status).toBe(422);
+    expect(await json(none)).toMatchObject({ code: "validation-error", errors: [{ field: "body/member_id" }] });
+    const stranger = await createMember(hub.db, s.partner.id);
+    const clash = await s.post("/v1/earn", { card_number: card.number, member_id: stranger.id, partner_transaction_id: "who-2", amount_minor: 20_000, currency: "EUR" });
+    expect(clash.status).toBe(422);
+    expect(await json(clash)).toMatchObject({ code: "validation-error", errors: [{ field: "body/member_id" }] });
+    const agree = await s.post("/v1/earn", { card_number: card.number, member_id: s.member.id, partner_transaction_id: "who-3", amount_minor: 20_000, currency: "EUR" });
+    expect(agree.status).toBe(201);
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(20);
+  });
+
   it("answers a dry run with the same computation and writes nothing", async () => {
     const s = await ledgerScenario(hub);
     const res = await s.post("/v1/earn?dry_run=true", earnBody(s.member.id, 50_000));
@@ -198,6 +213,8 @@ describe("POST /v1/transactions/{id}/refund", () => {
     expect(a).toMatchObject({ points_clawed_back: 33, transaction: { refunded_minor: 33_333, refundable_minor: 66_666 }, balance: { available: 66 } });
     const b = await json(await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "r-2" }));
     expect(b).toMatchObject({ amount_minor: 66_666, points_clawed_back: 66, transaction: { refundable_minor: 0 }, balance: { available: 0 } });
+    const ev = (await hub.db("events").where({ type: "refund.posted" }).whereRaw("data->>'refund_id' = ?", [b.id]).first("data")) as { data: Record<string, unknown> };
+    expect(ev.data).toMatchObject({ refund_id: b.id, partner_refund_id: "r-2", transaction_id: t.transaction_id, amount_minor: 66_666, points_clawed_back: 66 });
     const over = await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "r-3", amount_minor: 1 });
     expect(over.status).toBe(422);
     expect((await json(over)).code).toBe("refund-exceeds-transaction");

@@ -480,6 +480,8 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         occurredAt,
         data: {
           refund_id: id,
+          // The partner's own id (the answer's `refund_id`), as earn.posted carries partner_transaction_id.
+          partner_refund_id: input.refund_id,
           transaction_id: t.id,
           member_id: t.member_id,
           amount_minor: Number(refundMinor),

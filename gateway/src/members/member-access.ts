@@ -1,5 +1,5 @@
 import type { DbOrTrx } from "../infra/db.ts";
-import { defineErrors } from "../http/problem.ts";
+import { defineErrors, validationError } from "../http/problem.ts";
 
 export const memberAccessErrors = defineErrors({
   "member-not-found": { status: 404, title: "Member not found" },
@@ -32,13 +32,17 @@ export function createMemberAccess(deps: { resolveCard?: CardResolver } = {}) {
       if (ref.card_number !== undefined) {
         const card = deps.resolveCard ? await deps.resolveCard(trx, ref.card_number) : null;
         if (!card) throw memberAccessErrors.make("member-not-found", "No active card with that number.");
+        // Both named: they must agree — the card is never silently preferred over a member_id.
+        if (ref.member_id !== undefined && ref.member_id !== card.memberId) {
+          throw validationError([{ field: "body/member_id", reason: "is not the member of card_number; send one of them" }]);
+        }
         memberId = card.memberId;
       } else if (ref.member_id !== undefined) {
         const linked = await trx("member_partner_links").where({ member_id: ref.member_id, partner_id: partnerId }).first("member_id");
         if (!linked) throw memberAccessErrors.make("member-not-found", `No member ${ref.member_id}.`);
         memberId = ref.member_id;
       }
-      if (!memberId) throw memberAccessErrors.make("member-not-found", "Name the member by member_id or card_number.");
+      if (!memberId) throw validationError([{ field: "body/member_id", reason: "is required (or card_number)" }]);
       // One query: the member, and whether it is in the partner's network (sandbox or live) — a
       // sandbox partner never reaches a live member, nor a live partner a sandbox one.
       const found = await trx.raw<{ rows: Array<{ id: string; status: string; same_network: boolean }> }>(
