@@ -60,12 +60,18 @@ afterAll(async () => {
   await a.close();
 });
 
+/** A second API process (its cache holds states a minute), an admin client, its token, and a call with it to either process. */
+async function twoProcessesAndAClient() {
+  const b = await otherProcess(60_000);
+  const c = await createClient(a, { partnerId: null, scopes: ["admin"] });
+  const token = await tokenFor(a, c);
+  const call = (p: { fetch: typeof a.fetch }) => p.fetch("/admin/v1/oauth/clients", { headers: bearer(token) }).then((r) => r.status);
+  return { b, c, token, call };
+}
+
 describe("a change to a client or a token, seen by every API process", () => {
   it("a revoked token: refused at once where it was revoked, and in the other process on the notification", async () => {
-    const b = await otherProcess(60_000);
-    const c = await createClient(a, { partnerId: null, scopes: ["admin"] });
-    const token = await tokenFor(a, c);
-    const call = (p: { fetch: typeof a.fetch }) => p.fetch("/admin/v1/oauth/clients", { headers: bearer(token) }).then((r) => r.status);
+    const { b, c, token, call } = await twoProcessesAndAClient();
     // Both processes have read the token's state, and B answers from its cache.
     expect(await call(a)).toBe(200);
     expect(await call(b)).toBe(200);
@@ -82,11 +88,8 @@ describe("a change to a client or a token, seen by every API process", () => {
   });
 
   it("a disabled client: refused in the other process on the notification, and back when enabled", async () => {
-    const b = await otherProcess(60_000);
+    const { b, c, call } = await twoProcessesAndAClient();
     const admin = await adminToken(a);
-    const c = await createClient(a, { partnerId: null, scopes: ["admin"] });
-    const token = await tokenFor(a, c);
-    const call = (p: { fetch: typeof a.fetch }) => p.fetch("/admin/v1/oauth/clients", { headers: bearer(token) }).then((r) => r.status);
     expect(await call(b)).toBe(200);
 
     expect((await a.fetch(`/admin/v1/oauth/clients/${c.clientId}/disable`, { method: "POST", headers: bearer(admin) })).status).toBe(200);
@@ -99,10 +102,7 @@ describe("a change to a client or a token, seen by every API process", () => {
   });
 
   it("a change made in SQL, not through the hub, is seen too (the triggers notify)", async () => {
-    const b = await otherProcess(60_000);
-    const c = await createClient(a, { partnerId: null, scopes: ["admin"] });
-    const token = await tokenFor(a, c);
-    const call = (p: { fetch: typeof a.fetch }) => p.fetch("/admin/v1/oauth/clients", { headers: bearer(token) }).then((r) => r.status);
+    const { b, c, call } = await twoProcessesAndAClient();
     expect(await call(a)).toBe(200);
     expect(await call(b)).toBe(200);
     await a.db("oauth_clients").where({ id: c.clientId }).update({ status: "disabled" });
