@@ -6,7 +6,7 @@ import { recordEvent } from "../../gateway/src/events/events.service.ts";
 import { parsePeriod, periodOf } from "./period.ts";
 import { disputeErrors } from "./disputes.errors.ts";
 import { settlementErrors } from "./settlement.errors.ts";
-import { validationError } from "../../gateway/src/http/problem.ts";
+import { decodeCursor, encodeCursor } from "../../gateway/src/http/cursor.ts";
 
 /**
  * Disputes of statement lines. A partner disputes one line of one of its closed statements, with a
@@ -68,12 +68,6 @@ type Audience = "partner" | "operator";
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
 const num = (v: bigint | number | null) => (v === null ? null : Number(v));
 
-/** The list's cursor is the last dispute id read, base64url; anything else is the caller's mistake (a NUL byte reached the database as a 500). */
-function decodeDisputeCursor(cursor: string): string {
-  const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!/^dsp_[0-9a-z]{26}$/.test(id)) throw validationError([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
-  return id;
-}
 
 function nextPeriod(period: string): string {
   return periodOf(parsePeriod(period).end);
@@ -165,13 +159,13 @@ export function createDisputesService(deps: { db: Db; clock: Clock }) {
     if (filter.partnerId) q.where("d.partner_id", filter.partnerId);
     if (filter.status) q.where("d.status", filter.status);
     if (filter.statementId) q.where("d.statement_id", filter.statementId);
-    if (filter.cursor) q.where("d.id", "<", decodeDisputeCursor(filter.cursor));
+    if (filter.cursor) q.where("d.id", "<", decodeCursor(filter.cursor, /^dsp_[0-9a-z]{26}$/));
     const rows: DisputeRow[] = await q.orderBy("d.id", "desc").limit(limit + 1);
     const items = rows.slice(0, limit);
     const trails = await trailsOf(db, items.map((d) => d.id));
     return {
       items: items.map((d) => view(d, trails.get(d.id)!, audience)),
-      next_cursor: rows.length > limit ? Buffer.from(items[items.length - 1]!.id, "utf8").toString("base64url") : null,
+      next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.id) : null,
     };
   }
 

@@ -3,7 +3,7 @@ import type { Db, DbOrTrx } from "../../gateway/src/infra/db.ts";
 import { csvRow, csvText } from "./csv.ts";
 import { parsePeriod } from "./period.ts";
 import { settlementErrors } from "./settlement.errors.ts";
-import { validationError } from "../../gateway/src/http/problem.ts";
+import { decodeCursor, encodeCursor } from "../../gateway/src/http/cursor.ts";
 
 export const CSV_HEADER = [
   "statement_id",
@@ -242,12 +242,6 @@ export interface LineRow {
 
 const num = (v: bigint | number | null) => (v === null ? null : Number(v));
 
-/** The list's cursor is the last period read, base64url; anything else is the caller's mistake, not ours (a NUL byte reached the database as a 500). */
-function decodePeriodCursor(cursor: string): string {
-  const period = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!/^\d{4}-\d{2}$/.test(period)) throw validationError([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
-  return period;
-}
 
 export function lineView(l: LineRow) {
   return {
@@ -350,14 +344,14 @@ export function createStatementsService(deps: { db: Db }) {
   return {
     async list(partnerId: string, opts: { cursor?: string; limit?: number }) {
       const limit = Math.min(Math.max(opts.limit ?? 12, 1), 100);
-      const before = opts.cursor ? decodePeriodCursor(opts.cursor) : undefined;
+      const before = opts.cursor ? decodeCursor(opts.cursor, /^\d{4}-\d{2}$/) : undefined;
       const q = db("settlement_statements").where({ partner_id: partnerId, status: "closed" });
       if (before) q.andWhere("period", "<", before);
       const rows: StatementRow[] = await q.orderBy("period", "desc").limit(limit + 1).select("*");
       const page = rows.slice(0, limit);
       return {
         items: page.map(statementSummary),
-        next_cursor: rows.length > limit ? Buffer.from(page[page.length - 1]!.period, "utf8").toString("base64url") : null,
+        next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.period) : null,
       };
     },
 

@@ -8,7 +8,7 @@ import { memberAccessErrors, type MemberAccess, type MemberRef } from "../member
 import { partnerFunded, type Funding, type FundedBy, type Ledger } from "../ledger/ledger.service.ts";
 import type { MemberBalances } from "../ledger/ledger.types.ts";
 import { earnErrors } from "./earn.errors.ts";
-import { validationError } from "../http/problem.ts";
+import { decodeCursor, encodeCursor } from "../http/cursor.ts";
 import { baseRateRules, type BasketLine, type ContractTerms, type EarnItem, type EarnRules } from "./earn.rules.ts";
 
 const DAY_MS = 86_400_000;
@@ -140,12 +140,6 @@ export function toTerms(r: ContractRow): ContractTerms {
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-/** The history's cursor is the last entry id read, base64url; anything else is the caller's mistake (a NUL byte reached the database as a 500). */
-function decodeEntryCursor(cursor: string): string {
-  const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!/^ent_[0-9a-z]{26}$/.test(id)) throw validationError([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
-  return id;
-}
 
 function computationView(contract: ContractTerms, items: EarnItem[]) {
   return {
@@ -697,7 +691,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
     async history(partnerId: string, memberId: string, opts: { cursor?: string; limit?: number }) {
       if (!(await members.canSee(db, partnerId, memberId))) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
       const limit = Math.min(Math.max(opts.limit ?? 20, 1), 100);
-      const before = opts.cursor ? decodeEntryCursor(opts.cursor) : undefined;
+      const before = opts.cursor ? decodeCursor(opts.cursor, /^ent_[0-9a-z]{26}$/) : undefined;
       const rows = await ledger.history(db, memberId, { before, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const words: Record<string, string> = {
@@ -722,7 +716,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
           at_this_partner: e.partnerId === partnerId,
           occurred_at: e.occurredAt.toISOString(),
         })),
-        next_cursor: rows.length > limit ? Buffer.from(page[page.length - 1]!.id, "utf8").toString("base64url") : null,
+        next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null,
       };
     },
   };

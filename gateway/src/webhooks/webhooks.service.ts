@@ -6,6 +6,7 @@ import { newId } from "../infra/ids.ts";
 import { enqueueInTx } from "../infra/outbox/outbox.ts";
 import type { JobQueue } from "../infra/queue/queue.types.ts";
 import { validationError } from "../http/problem.ts";
+import { decodeCursor, encodeCursor } from "../http/cursor.ts";
 import { EVENT_TYPES } from "../events/events.service.ts";
 import { webhooksDal, type AttemptRow, type DeliveryRow, type DeliveryStatus, type EndpointRow } from "./webhooks.dal.ts";
 import { webhookErrors } from "./webhooks.errors.ts";
@@ -86,12 +87,6 @@ export function attemptView(a: AttemptRow) {
   };
 }
 
-const encodeCursor = (id: string) => Buffer.from(id).toString("base64url");
-function decodeCursor(cursor: string): string {
-  const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!/^whd_[0-9a-z]{26}$/.test(id)) throw validationError([{ field: "query/cursor", reason: "is not a cursor this API handed out" }]);
-  return id;
-}
 
 /**
  * Webhook endpoints and the delivery of events to them. The delivery rows are the truth: a queue
@@ -213,7 +208,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       const limit = opts.limit ?? 50;
       const rows = await webhooksDal.listDeliveries(
         endpointId,
-        { limit: limit + 1, ...(opts.status ? { status: opts.status } : {}), ...(opts.cursor ? { before: decodeCursor(opts.cursor) } : {}) },
+        { limit: limit + 1, ...(opts.status ? { status: opts.status } : {}), ...(opts.cursor ? { before: decodeCursor(opts.cursor, /^whd_[0-9a-z]{26}$/) } : {}) },
         db,
       );
       const page = rows.slice(0, limit);
