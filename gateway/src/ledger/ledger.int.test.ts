@@ -197,3 +197,19 @@ describe("the ledger", () => {
     expect(await ledger.checkInvariants()).toEqual([]);
   });
 });
+
+describe("the ledger's set-based functions", () => {
+  // Migration 20261201180000: a plan PL/pgSQL cached while the network was small kept scanning every
+  // account for the connection's life. A later CREATE OR REPLACE without the SET clauses would
+  // silently drop them; this test says so.
+  it("plan by key: sequential scans and JIT off in the functions that look rows up by key", async () => {
+    const rows = (
+      await db.raw(
+        `SELECT p.proname, p.proconfig FROM pg_proc p
+          WHERE p.proname IN ('ledger_earn_many', 'points_earn_batch', 'ledger_apply_postings', 'ledger_check_entries_balanced') ORDER BY p.proname`,
+      )
+    ).rows as Array<{ proname: string; proconfig: string[] | null }>;
+    expect(rows.map((r) => r.proname)).toEqual(["ledger_apply_postings", "ledger_check_entries_balanced", "ledger_earn_many", "points_earn_batch"]);
+    for (const r of rows) expect([...(r.proconfig ?? [])].sort(), r.proname).toEqual(["enable_seqscan=off", "jit=off"]);
+  });
+});
