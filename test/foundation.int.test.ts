@@ -58,7 +58,7 @@ describe.runIf(process.env.DATABASE_URL && process.env.REDIS_URL)("with Redis cu
     const deps = { config: testConfig({ DATABASE_URL: process.env.DATABASE_URL!, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }), db, queue, log, clock: systemClock };
     const h = createHub(deps);
     await h.init();
-    const server = h.app.listen(0, "127.0.0.1");
+    const server = h.listen(0, "127.0.0.1");
     await new Promise((r) => server.once("listening", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     const seen: string[] = [];

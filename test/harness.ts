@@ -61,7 +61,7 @@ export async function startTestHub(opts: { clock?: Clock; config?: Record<string
   const deps: HubDeps = { config: testConfig(opts.config), db, queue, log, clock: opts.clock ?? systemClock };
   const hub = createHub(deps);
   await hub.init();
-  const server: Server = hub.app.listen(0, "127.0.0.1");
+  const server: Server = hub.listen(0, "127.0.0.1");
   await new Promise<void>((r) => server.once("listening", () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   deps.config.PUBLIC_URL = url;

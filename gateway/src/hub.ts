@@ -1,3 +1,4 @@
+import http, { type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Express } from "express";
 import Stripe from "stripe";
 import swaggerUi from "swagger-ui-express";
@@ -10,7 +11,8 @@ import { createOutboxRelay, type OutboxRelay } from "./infra/outbox/outbox.ts";
 import { loadSpec, type Operation, type Spec } from "./http/openapi.ts";
 import { createApiRouter, type Handlers } from "./http/router.ts";
 import { notFound, problemHandler } from "./http/errors.middleware.ts";
-import { createBaseApp } from "./http/base-app.ts";
+import { baseMiddleware, createBaseApp } from "./http/base-app.ts";
+import { createHotPath } from "./http/hot-path.ts";
 import { healthRoutes } from "./health/health.routes.ts";
 import { registerSystemJobs } from "./system/system.jobs.ts";
 import { createLedger } from "./ledger/ledger.service.ts";
@@ -72,7 +74,12 @@ export interface HubDeps {
 }
 
 export interface Hub {
+  /** The Express app: every route. */
   app: Express;
+  /** What the HTTP server runs: the hot path for `POST /v1/earn`, the app for the rest (hot-path.ts). */
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** An HTTP server on `handler`, listening. */
+  listen(port: number, host?: string): Server;
   spec: Spec;
   operations: Operation[];
   relay: OutboxRelay;
@@ -170,7 +177,7 @@ export function createHub(deps: HubDeps): Hub {
     ...bankingRoutes({ db: deps.db, idempotency, ...banking }),
   };
 
-  const { router, operations } = createApiRouter({
+  const { router, operations, hot } = createApiRouter({
     spec,
     handlers,
     authenticate: auth.authenticate,
@@ -181,6 +188,7 @@ export function createHub(deps: HubDeps): Hub {
     beforeValidate: (op, parts) => {
       if (op.path.startsWith("/v1/bank/") || op.path.startsWith("/v1/card-offers")) assertNoPan(parts);
     },
+    hotOperations: ["earnPoints"],
   });
 
   const app = createBaseApp(log);
@@ -226,6 +234,15 @@ export function createHub(deps: HubDeps): Hub {
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));
+  // The app's own steps up to the API router, less the routes that never match an API path
+  // (/openapi.json, /docs, /portal): the hot path runs them as the app would.
+  const handler = createHotPath({
+    routes: hot,
+    before: [...baseMiddleware(log), portal.requestLog.middleware],
+    onError: problemHandler(log),
+    bodyLimit: config.BODY_LIMIT,
+    fallback: (req, res) => void app(req as Parameters<Express>[0], res as Parameters<Express>[1]),
+  });
 
   const relay = createOutboxRelay({
     db: deps.db,
@@ -247,6 +264,8 @@ export function createHub(deps: HubDeps): Hub {
 
   return {
     app,
+    handler,
+    listen: (port, host) => http.createServer(handler).listen(port, host),
     spec,
     operations,
     relay,

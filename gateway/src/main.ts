@@ -71,7 +71,7 @@ async function serve(role: "start" | "api" | "worker"): Promise<void> {
   if (role === "start" && config.SEED_DEMO) seeded = await seedDemo(deps);
 
   if (role !== "worker") {
-    const server = hub.app.listen(config.PORT, config.HOST);
+    const server = hub.listen(config.PORT, config.HOST);
     await new Promise<void>((resolve, reject) => {
       server.once("listening", resolve);
       server.once("error", reject);

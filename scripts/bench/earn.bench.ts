@@ -129,7 +129,7 @@ async function main() {
     const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: portalSecret, ...batchEnv });
     const hub = createHub({ config, db, queue, log, clock: systemClock });
     await hub.init();
-    server = hub.app.listen(0, "127.0.0.1");
+    server = hub.listen(0, "127.0.0.1");
     await new Promise<void>((r) => server!.once("listening", () => r()));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     config.PUBLIC_URL = base;

@@ -9,7 +9,8 @@
  * for DURATION_S (8) seconds after a 2 s warm-up and prints the child's CPU µs per request (from
  * /proc: Linux). Extra node flags for the server after the command, e.g. `-- --cpu-prof`.
  * `BARE=1` serves the same call from a bare `node:http` handler instead (read the body, parse it,
- * answer the same JSON): the floor that any HTTP stack on Node adds to.
+ * answer the same JSON): the floor that any HTTP stack on Node adds to. `EXPRESS=1` serves it
+ * through the Express app alone, without the hot path (hot-path.ts) the hub puts in front of it.
  * Wrap it in `flock /tmp/bench.lock` on a shared machine.
  */
 import { fork } from "node:child_process";
@@ -17,7 +18,8 @@ import fs from "node:fs";
 import http from "node:http";
 import { createApiRouter, type Handlers, type Principal } from "../../gateway/src/http/router.ts";
 import { loadSpec, METHODS } from "../../gateway/src/http/openapi.ts";
-import { createBaseApp } from "../../gateway/src/http/base-app.ts";
+import { baseMiddleware, createBaseApp } from "../../gateway/src/http/base-app.ts";
+import { createHotPath } from "../../gateway/src/http/hot-path.ts";
 import { notFound, problemHandler } from "../../gateway/src/http/errors.middleware.ts";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 
@@ -53,12 +55,16 @@ if (process.argv[2] === "serve" && process.env.BARE) {
     body: { transaction_id: "txn_bench", member_id: (ctx.body as { member_id: string }).member_id, points: 12, balance: { available: 100, held: 0, owed: 0 } },
   });
   const principal: Principal = { audience: "partner", clientId: "cli_bench", partnerId: "ptn_bench", scopes: new Set(["earn:write"]), tokenId: "t" };
-  const { router } = createApiRouter({ spec, handlers, authenticate: async () => principal, validateResponses: false, log });
+  const { router, hot } = createApiRouter({ spec, handlers, authenticate: async () => principal, validateResponses: false, log, hotOperations: ["earnPoints"] });
   const app = createBaseApp(log);
   app.use(router);
   app.use(notFound());
   app.use(problemHandler(log));
-  const server = app.listen(0, "127.0.0.1", () => process.send?.({ port: (server.address() as { port: number }).port }));
+  // As the hub serves it (hub.ts): the hot path first, the app for the rest; EXPRESS=1: the app alone.
+  const handler = process.env.EXPRESS
+    ? app
+    : createHotPath({ routes: hot, before: baseMiddleware(log), onError: problemHandler(log), bodyLimit: "1mb", fallback: (req, res) => void app(req as Parameters<typeof app>[0], res as Parameters<typeof app>[1]) });
+  const server = http.createServer(handler).listen(0, "127.0.0.1", () => process.send?.({ port: (server.address() as { port: number }).port }));
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);
   });
@@ -113,7 +119,11 @@ if (process.argv[2] === "serve" && process.env.BARE) {
   const used = cpuMs() - before;
   child.send("exit");
   await new Promise((r) => child.once("exit", r));
-  const what = process.env.BARE ? "a bare node:http handler (no stack)" : "the HTTP stack (stub token check and handler)";
+  const what = process.env.BARE
+    ? "a bare node:http handler (no stack)"
+    : process.env.EXPRESS
+      ? "the Express app alone (stub token check and handler)"
+      : "the hub's HTTP stack: hot path (stub token check and handler)";
   process.stdout.write(`POST /v1/earn through ${what}: ${n} requests, ${refused} not 201, server CPU ${((used / n) * 1000).toFixed(1)} µs per request\n`);
   if (refused > 0) process.exit(1);
 }

@@ -20,7 +20,7 @@ async function otherProcess(ttlMs: number) {
   config.PUBLIC_URL = a.url; // the issuer the tokens name, as behind one load balancer
   const hub = createHub({ ...a.deps, config });
   await hub.init();
-  const server = hub.app.listen(0, "127.0.0.1");
+  const server = hub.listen(0, "127.0.0.1");
   await new Promise<void>((r) => server.once("listening", () => r()));
   others.push({ hub, server });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

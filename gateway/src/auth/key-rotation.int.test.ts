@@ -16,7 +16,7 @@ describe("signing-key rotation", () => {
     // Both serve one public URL (one issuer) behind a load balancer.
     const b = createHub({ config: { ...testConfig(), PUBLIC_URL: a.url }, db: a.db, queue: createMemoryQueue(log), log, clock: systemClock });
     await b.init();
-    const server = b.app.listen(0, "127.0.0.1");
+    const server = b.listen(0, "127.0.0.1");
     await new Promise((r) => server.once("listening", r));
     const bUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {

@@ -1,4 +1,4 @@
-import express, { type Express } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import type { Logger } from "../infra/logger.ts";
 import { requestContext } from "./request-context.middleware.ts";
 
@@ -13,11 +13,16 @@ export function createBaseApp(log: Logger): Express {
   app.disable("x-powered-by");
   app.set("trust proxy", false);
   app.set("query parser", "extended");
-  app.use(...requestContext(log));
-  app.use((_req, res, next) => {
+  app.use(...baseMiddleware(log));
+  return app;
+}
+
+/** The steps every request goes through first: its id and log line, the security headers. The hot path (hot-path.ts) runs them too. */
+export function baseMiddleware(log: Logger): RequestHandler[] {
+  const securityHeaders: RequestHandler = (_req, res, next) => {
     res.setHeader("X-Content-Type-Options", "nosniff");
     res.setHeader("Referrer-Policy", "no-referrer");
     next();
-  });
-  return app;
+  };
+  return [...requestContext(log), securityHeaders];
 }

@@ -57,10 +57,13 @@ export function problemHandler(baseLog: Logger): ErrorRequestHandler {
     }
     const requestId = res.locals.requestId as string | undefined;
     for (const [k, v] of Object.entries(appErr.headers)) res.setHeader(k, v);
-    res
-      .status(appErr.status)
-      .type("application/problem+json")
-      // The path as the log shows it: a card number sent in a path is refused, never echoed.
-      .send(JSON.stringify({ ...appErr.toProblem(requestId), instance: redactLongNumbers(req.originalUrl.split("?")[0]!) }));
+    // The path as the log shows it: a card number sent in a path is refused, never echoed.
+    const text = JSON.stringify({ ...appErr.toProblem(requestId), instance: redactLongNumbers(req.originalUrl.split("?")[0]!) });
+    // Sent with node:http's own calls (the hot path's responses are not Express's).
+    res.statusCode = appErr.status;
+    res.setHeader("Content-Type", "application/problem+json; charset=utf-8");
+    res.setHeader("Content-Length", Buffer.byteLength(text));
+    if (req.method === "HEAD") res.end();
+    else res.end(text);
   };
 }

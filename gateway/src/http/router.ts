@@ -54,6 +54,21 @@ export interface RouterOptions {
    * before anything could echo it (the banks' PAN guard). Throws an AppError to refuse.
    */
   beforeValidate?: (op: Operation, parts: { params: unknown; query: unknown; body: unknown }) => void;
+  /**
+   * Operations (by operationId) that may also be served without Express, from node:http: see
+   * hot-path.ts. Each must have a path without parameters that no earlier route matches.
+   */
+  hotOperations?: string[];
+}
+
+/** What the hot path (hot-path.ts) needs of an operation: its route and the router's own steps but the body parser. */
+export interface HotRoute {
+  op: Operation;
+  route: { path: string; methods: Record<string, boolean> };
+  /** Who is calling (the router's step 1). */
+  authenticate: RequestHandler;
+  /** Validate, run the handler, answer (the router's steps 2 to 4); reads `req.body` as the parser left it. */
+  answer: RequestHandler;
 }
 
 function mediaType(req: Request): string | undefined {
@@ -93,7 +108,7 @@ export function authorize(op: Operation, principal: Principal, scheme: string): 
  * path with its handler (looked up by operationId), its declared security and scopes enforced, and
  * its parameters and body validated. Nothing reaches a handler that the contract does not admit.
  */
-export function createApiRouter(opts: RouterOptions): { router: Router; operations: Operation[] } {
+export function createApiRouter(opts: RouterOptions): { router: Router; operations: Operation[]; hot: Map<string, HotRoute> } {
   const operations = compileOperations(opts.spec);
   const missing = operations.filter((op) => !opts.handlers[op.operationId]).map((op) => op.operationId);
   if (missing.length > 0) throw new Error(`No handler for operations: ${missing.join(", ")}`);
@@ -220,8 +235,10 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
         return;
       }
       if (opts.validateResponses) checkResponse(op, result, log);
-      if (result.body === undefined) res.status(result.status).end();
-      else if (op.method === "get") res.status(result.status).json(result.body);
+      if (result.body === undefined) {
+        res.statusCode = result.status;
+        res.end();
+      } else if (op.method === "get") res.status(result.status).json(result.body);
       else sendJson(res, result.status, result.body);
     };
     const chain = [authenticateStep, parseBody, answer];
@@ -229,6 +246,14 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
     routes.push({ op, chain });
   }
   fillDirectRoutes(direct, routes);
+  const hot = new Map<string, HotRoute>();
+  for (const id of opts.hotOperations ?? []) {
+    const found = routes.find((r) => r.op.operationId === id);
+    const key = found ? `${found.op.method.toUpperCase()} ${found.op.path}` : "";
+    const entry = direct.get(key);
+    if (!found || !entry) throw new Error(`${id} cannot be served by the hot path: its path has parameters or an earlier route matches it`);
+    hot.set(key, { op: found.op, route: entry.route, authenticate: found.chain[0]!, answer: found.chain[2]! });
+  }
 
   // A known path with a method the contract does not list: 405 with Allow.
   const allowed = new Map<string, Set<string>>();
@@ -245,7 +270,7 @@ export function createApiRouter(opts: RouterOptions): { router: Router; operatio
       throw httpErrors.make("method-not-allowed", `Allowed: ${[...methods].join(", ")}.`);
     });
   }
-  return { router, operations };
+  return { router, operations, hot };
 }
 
 /** True when the template (`/v1/members/{memberId}`) matches the path, as Express matches: by segment, any case. */
