@@ -261,7 +261,8 @@ async function main() {
       await worker.terminate();
       const lat = r.latencies.sort((a, b) => a - b);
       for (const [status, text] of Object.entries(r.firstErrors)) process.stderr.write(`${phase}: first ${status}: ${text}\n`);
-      const ok = Object.entries(r.statuses).filter(([st]) => Number(st) < 300).reduce((n, [, k]) => n + k, 0);
+      // Status 0: no answer (the connection failed or closed first), not a success.
+      const ok = Object.entries(r.statuses).filter(([st]) => Number(st) >= 200 && Number(st) < 300).reduce((n, [, k]) => n + k, 0);
       return { name: phase, perSec: ok / r.seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: r.statuses, cpu };
     }
 
