@@ -10,7 +10,7 @@
  * Prints a table; the last line is the ratio HTTP earn/s ÷ pgbench tps.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
- *   env: CONCURRENCY (32), DURATION_S (15), MEMBERS (2000), API_PROCESSES (CPUs), API_LOG_LEVEL (info),
+ *   env: CONCURRENCY (32), DURATION_S (15), WARMUP_S (3, per HTTP phase, not counted), MEMBERS (2000), API_PROCESSES (CPUs), API_LOG_LEVEL (info),
  *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof),
  *        PHASES (health,service,earn,burn,pgbench), EARN_BATCH_* (passed to the API)
  */
@@ -46,6 +46,8 @@ if (!url) {
 }
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const DURATION_S = Number(process.env.DURATION_S ?? 15);
+// Seconds of each HTTP phase's load run first and not counted: the API's JIT warms up, as a server does before it takes traffic.
+const WARMUP_S = Number(process.env.WARMUP_S ?? 3);
 const MEMBERS = Number(process.env.MEMBERS ?? 2000);
 // Which phases run (all by default); e.g. PHASES=earn to profile the earn path alone.
 const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench").split(",").map((p) => p.trim()));
@@ -244,17 +246,22 @@ async function main() {
     }
 
     // HTTP load from a thread of its own (see http-load.worker.ts): the server's event loop serves only.
-    async function httpLoad(phase: LoadSpec["phase"]) {
-      const cpu0 = await cpuSnapshot();
-      const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS: DURATION_S };
+    async function httpLoad(phase: LoadSpec["phase"], onMeasuring?: () => Promise<void>) {
+      const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS: DURATION_S, warmupS: WARMUP_S };
       // A TypeScript worker: register tsx's loader in the thread, then load the file.
       const file = new URL("./http-load.worker.ts", import.meta.url).href;
       const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(file)}); })`;
       const worker = new Worker(boot, { eval: true, workerData: spec });
+      // The CPU and the commits are counted from the end of the warm-up, when the worker says so.
+      let measuring: Promise<Awaited<ReturnType<typeof cpuSnapshot>>> | undefined;
       const r = await new Promise<LoadResult>((resolve, reject) => {
-        worker.once("message", resolve);
+        worker.on("message", (m: LoadResult | "measuring") => {
+          if (m === "measuring") measuring = onMeasuring ? onMeasuring().then(cpuSnapshot) : cpuSnapshot();
+          else resolve(m);
+        });
         worker.once("error", reject);
       });
+      const cpu0 = await measuring!;
       // PostgreSQL publishes its counters at most once a second: wait for this phase's.
       await new Promise((r) => setTimeout(r, 1_100));
       const cpu = cpuSince(cpu0, await cpuSnapshot());
@@ -284,8 +291,12 @@ async function main() {
     // Earns per commit (group commit): every event of one transaction carries its transaction id.
     const commits = async () =>
       ((await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted'")).rows as Array<{ n: number }>)[0]!.n;
-    const commitsBefore = await commits();
-    const earn = PHASES.has("earn") ? await httpLoad("earn") : skipped;
+    let commitsBefore = 0;
+    const earn = PHASES.has("earn")
+      ? await httpLoad("earn", async () => {
+          commitsBefore = await commits();
+        })
+      : skipped;
     const earnCommits = (await commits()) - commitsBefore;
     const burn = PHASES.has("burn") ? await httpLoad("burn") : skipped;
     await new Promise<void>((r) => server!.close(() => r()));
@@ -321,7 +332,10 @@ COMMIT;
     );
     const pgbench = async (file: string) => {
       if (!PHASES.has("pgbench")) return { tps: NaN, lat: NaN };
-      const out = (await run("pgbench", ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(DURATION_S), "-f", file, benchUrl], { maxBuffer: 10 << 20 })).stdout;
+      const args = (seconds: number) => ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(seconds), "-f", file, benchUrl];
+      // The same warm-up as the HTTP phases, not counted.
+      if (WARMUP_S > 0) await run("pgbench", args(WARMUP_S), { maxBuffer: 10 << 20 });
+      const out = (await run("pgbench", args(DURATION_S), { maxBuffer: 10 << 20 })).stdout;
       fs.rmSync(file, { force: true });
       return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN), lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
     };

@@ -27,6 +27,8 @@ export interface LoadSpec {
   members: string[];
   concurrency: number;
   durationS: number;
+  /** Seconds of the same load first, not counted (the API's JIT warms up); "measuring" is posted when they end. */
+  warmupS: number;
 }
 
 export interface LoadResult {
@@ -184,15 +186,16 @@ class Connection {
 const spec = workerData as LoadSpec;
 
 async function main(): Promise<LoadResult> {
-  const latencies: number[] = [];
-  const statuses: Record<number, number> = {};
-  const firstErrors: Record<number, string> = {};
+  let latencies: number[] = [];
+  let statuses: Record<number, number> = {};
+  let firstErrors: Record<number, string> = {};
   const connections = Array.from({ length: spec.concurrency }, (_, c) => {
     const url = new URL(spec.bases[c % spec.bases.length]!);
     return new Connection(url.hostname, Number(url.port || 80));
   });
+  // One sequence for warm-up and run: every request has its own Idempotency-Key and transaction id.
   let seq = 0;
-  const until = Date.now() + spec.durationS * 1000;
+  let until = 0;
   const client = async (c: number) => {
     const conn = connections[c]!;
     const url = new URL(spec.bases[c % spec.bases.length]!);
@@ -223,7 +226,16 @@ async function main(): Promise<LoadResult> {
   };
   const watchdog = setTimeout(() => {
     for (const conn of connections) conn.destroy(new Error("no answer 10 s after the run's end"));
-  }, spec.durationS * 1000 + 10_000);
+  }, (spec.warmupS + spec.durationS) * 1000 + 10_000);
+  if (spec.warmupS > 0) {
+    until = Date.now() + spec.warmupS * 1000;
+    await Promise.all(Array.from({ length: spec.concurrency }, (_, c) => client(c)));
+    latencies = [];
+    statuses = {};
+    firstErrors = {};
+  }
+  parentPort!.postMessage("measuring");
+  until = Date.now() + spec.durationS * 1000;
   const started = performance.now();
   await Promise.all(Array.from({ length: spec.concurrency }, (_, c) => client(c)));
   const seconds = (performance.now() - started) / 1000;
