@@ -36,7 +36,7 @@ const schema = z.object({
   // leaves at most this many ms after its first call, and this many batches run at once.
   EARN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
   EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
-  EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(1),
+  EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   // Statements one worker clears at once, and the collect groups a month's collection is dealt
   // into (one pass over the month's ledger per group, the groups at once): about the cores the

@@ -218,7 +218,7 @@ export function createEarnBatch(deps: {
   }
 
   const batcher = createBatcher<EarnCall, HandlerResult>(
-    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 1 },
+    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 2 },
     flush,
   );
 
