@@ -53,8 +53,9 @@ const MEMBERS = Number(process.env.MEMBERS ?? 2000);
 const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench").split(",").map((p) => p.trim()));
 // The API in its own processes (0: in this process), and their log level (production logs at info).
 // Half the cores by default: the API and PostgreSQL share this machine, and the other half is the
-// database's (on 2 cores, one API process with two batches in flight beat two processes: 0.94x
-// against 0.66-0.72x, the batches half as big and the API's CPU per earn ~0.1 ms higher with two).
+// database's. On 2 cores, with two batches in flight per process, two processes earned at about the
+// same rate as one (2,250-2,760 /s against 2,400-2,690 /s, runs alternated) for ~0.1 ms more API and
+// PostgreSQL CPU per earn: their batches are half as big.
 const API_PROCESSES = Number(process.env.API_PROCESSES ?? Math.max(1, Math.floor(os.cpus().length / 2)));
 const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
 // Extra node flags for the API processes, e.g. API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import { httpErrors } from "./problem.ts";
-import type { HotRoute } from "./router.ts";
+import { runSteps, type HotRoute } from "./router.ts";
 
 /** `1mb`, `100kb`, `512b` (config's BODY_LIMIT) in bytes. */
 export function parseByteLimit(limit: string): number {
@@ -56,31 +56,16 @@ export function createHotPath(deps: {
     ext.route = hit.route;
     (res as unknown as { locals: Record<string, unknown> }).locals = {};
 
-    const chain = [...deps.before, hit.authenticate, readJson, hit.answer];
-    let i = 0;
-    const fail = (err: unknown) => {
+    runSteps([...deps.before, hit.authenticate, readJson, hit.answer], req, res, (err) => {
+      // The answer step responds itself; a step that errs ends here, as Express ends in the problem handler.
+      if (err === undefined || err === null) return;
       try {
         deps.onError(err, req, res, () => undefined);
       } catch {
         if (!rawRes.headersSent) rawRes.statusCode = 500;
         rawRes.end();
       }
-    };
-    const step = (err?: unknown): void => {
-      if (err !== undefined && err !== null && err !== "route" && err !== "router") {
-        fail(err);
-        return;
-      }
-      const fn = chain[i++];
-      if (!fn) return;
-      try {
-        const ret = fn(req, res, step) as unknown;
-        if (ret instanceof Promise) ret.then(undefined, (e: unknown) => fail(e ?? new Error("Rejected promise")));
-      } catch (e) {
-        fail(e);
-      }
-    };
-    step();
+    });
   };
 }
 

@@ -300,26 +300,34 @@ function directRoutes(direct: DirectRoutes): RequestHandler {
     }
     (req as { route?: unknown }).route = hit.route;
     req.params = {};
-    let i = 0;
-    const step = (err?: unknown): void => {
-      if (err !== undefined && err !== null) {
-        next(err);
-        return;
-      }
-      const fn = hit.chain[i++];
-      if (!fn) {
-        next();
-        return;
-      }
-      try {
-        const ret = fn(req, res, step) as unknown;
-        if (ret instanceof Promise) ret.then(undefined, (e: unknown) => step(e ?? new Error("Rejected promise")));
-      } catch (e) {
-        step(e);
-      }
-    };
-    step();
+    runSteps(hit.chain, req, res, next);
   };
+}
+
+/**
+ * Runs handlers in order as Express runs a route's: each calls `next()` to go on; an error passed,
+ * thrown or rejected ends the chain with `done(err)`; `done()` once every step called next.
+ */
+export function runSteps(chain: RequestHandler[], req: Request, res: Response, done: (err?: unknown) => void): void {
+  let i = 0;
+  const step = (err?: unknown): void => {
+    if (err !== undefined && err !== null) {
+      done(err);
+      return;
+    }
+    const fn = chain[i++];
+    if (!fn) {
+      done();
+      return;
+    }
+    try {
+      const ret = fn(req, res, step) as unknown;
+      if (ret instanceof Promise) ret.then(undefined, (e: unknown) => step(e ?? new Error("Rejected promise")));
+    } catch (e) {
+      step(e);
+    }
+  };
+  step();
 }
 
 /** The operations that may be reached directly: static paths no earlier route's pattern matches. */
