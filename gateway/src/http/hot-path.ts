@@ -39,9 +39,16 @@ export function createHotPath(deps: {
 }): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = parseByteLimit(deps.bodyLimit);
   const readJson: RequestHandler = (req, _res, next) => readJsonBody(req, next);
+  // Each route's steps, in the order the app runs them, built once.
+  const routes = new Map(
+    [...deps.routes].map(([key, r]): [string, { route: HotRoute["route"]; steps: RequestHandler[] }] => [
+      key,
+      { route: r.route, steps: [...deps.before, r.authenticate, readJson, r.answer] },
+    ]),
+  );
 
   return (rawReq, rawRes) => {
-    const hit = rawReq.url !== undefined && rawReq.url.indexOf("?") === -1 ? deps.routes.get(`${rawReq.method} ${rawReq.url}`) : undefined;
+    const hit = rawReq.url !== undefined && rawReq.url.indexOf("?") === -1 ? routes.get(`${rawReq.method} ${rawReq.url}`) : undefined;
     if (!hit || !plainJson(rawReq, limit)) {
       deps.fallback(rawReq, rawRes);
       return;
@@ -56,7 +63,7 @@ export function createHotPath(deps: {
     ext.route = hit.route;
     (res as unknown as { locals: Record<string, unknown> }).locals = {};
 
-    runSteps([...deps.before, hit.authenticate, readJson, hit.answer], req, res, (err) => {
+    runSteps(hit.steps, req, res, (err) => {
       // The answer step responds itself; a step that errs ends here, as Express ends in the problem handler.
       if (err === undefined || err === null) return;
       try {
