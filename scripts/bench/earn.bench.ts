@@ -6,13 +6,14 @@
  * (production settings; 0: in this process), then drives POST /v1/earn and POST /v1/burn from a
  * thread of its own with CONCURRENCY keep-alive HTTP clients for DURATION_S seconds each, and runs
  * pgbench on the same database with a script doing one equivalent earn per transaction (member row
- * lock, journal entry, two postings, a lot, a balance update) at the same concurrency.
+ * lock, journal entry, two postings, a lot, a balance update) at the same concurrency. Earn and
+ * pgbench take turns (ROUNDS), each phase and turn after VACUUM (ANALYZE) and a CHECKPOINT.
  * Prints a table; the last line is the ratio HTTP earn/s ÷ pgbench tps.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
  *   env: CONCURRENCY (32), DURATION_S (15), WARMUP_S (3, per HTTP phase, not counted), MEMBERS (2000), API_PROCESSES (half the CPUs), API_LOG_LEVEL (info),
  *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof),
- *        PHASES (health,service,earn,burn,pgbench), EARN_BATCH_* (passed to the API)
+ *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_* (passed to the API)
  */
 import { randomBytes } from "node:crypto";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -51,6 +52,8 @@ const WARMUP_S = Number(process.env.WARMUP_S ?? 3);
 const MEMBERS = Number(process.env.MEMBERS ?? 2000);
 // Which phases run (all by default); e.g. PHASES=earn to profile the earn path alone.
 const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench").split(",").map((p) => p.trim()));
+// HTTP earn and pgbench take turns this many times (DURATION_S in all for each).
+const ROUNDS = Math.max(1, Number(process.env.ROUNDS ?? 3));
 // The API in its own processes (0: in this process), and their log level (production logs at info).
 // Half the cores by default: the API and PostgreSQL share this machine, and the other half is the
 // database's. On 2 cores, with two batches in flight per process, two processes earned at about the
@@ -122,7 +125,9 @@ async function main() {
   const u = new URL(url!);
   u.pathname = `/${dbName}`;
   const benchUrl = u.toString();
-  let db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? 40) });
+  // A small pool: the API processes have their own and pgbench needs 32 connections beside them.
+  // With API_PROCESSES=0 this process serves the load itself and needs one per client.
+  let db = await createDb({ url: benchUrl, poolMax: Number(process.env.DATABASE_POOL_MAX ?? (API_PROCESSES > 0 ? 8 : CONCURRENCY + 8)) });
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent");
   const queue = createMemoryQueue(log);
   let server: Server | undefined;
@@ -249,9 +254,29 @@ async function main() {
       return { api: after.api - before.api, pg, load: after.load - before.load, xacts: after.xacts - before.xacts };
     }
 
+    // Every phase starts from the same database state: the previous phase's rows vacuumed and
+    // analyzed (as pgbench vacuums before its own runs), so that autovacuum does not wake for them
+    // during this one; a checkpoint (so that no checkpoint, timed or forced by WAL volume, lands
+    // inside a phase, and each pays the same full-page writes after it); no autovacuum worker busy.
+    async function quiesce(): Promise<void> {
+      await db.raw("VACUUM (ANALYZE)");
+      try {
+        await db.raw("CHECKPOINT");
+      } catch (err) {
+        process.stderr.write(`bench: CHECKPOINT refused (${err instanceof Error ? err.message : String(err)}); phases may overlap a checkpoint\n`);
+      }
+      for (let i = 0; i < 100; i++) {
+        const busy = ((await db.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = ?", [dbName])).rows as Array<{ n: number }>)[0]!.n;
+        if (busy === 0) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+
     // HTTP load from a thread of its own (see http-load.worker.ts): the server's event loop serves only.
-    async function httpLoad(phase: LoadSpec["phase"], onMeasuring?: () => Promise<void>) {
-      const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS: DURATION_S, warmupS: WARMUP_S };
+    // One run of it: `durationS` measured after `warmupS` not counted.
+    async function loadRun(phase: LoadSpec["phase"], durationS: number, warmupS: number, seqFrom: number, onMeasuring?: () => Promise<void>) {
+      await quiesce();
+      const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS, warmupS, seqFrom };
       // A TypeScript worker: register tsx's loader in the thread, then load the file.
       const file = new URL("./http-load.worker.ts", import.meta.url).href;
       const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(file)}); })`;
@@ -266,23 +291,35 @@ async function main() {
         worker.once("error", reject);
       });
       const cpu0 = await measuring!;
-      // PostgreSQL publishes its counters at most once a second: wait for this phase's.
+      // PostgreSQL publishes its counters at most once a second: wait for this run's.
       await new Promise((r) => setTimeout(r, 1_100));
       const cpu = cpuSince(cpu0, await cpuSnapshot());
       await worker.terminate();
-      const lat = r.latencies.sort((a, b) => a - b);
       for (const [status, text] of Object.entries(r.firstErrors)) process.stderr.write(`${phase}: first ${status}: ${text}\n`);
-      // Status 0: no answer (the connection failed or closed first), not a success.
-      const ok = Object.entries(r.statuses).filter(([st]) => Number(st) >= 200 && Number(st) < 300).reduce((n, [, k]) => n + k, 0);
-      return { name: phase, perSec: ok / r.seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses: r.statuses, cpu };
+      return { r, cpu };
     }
+    /** A phase's figures from its runs: rates over the measured seconds, percentiles over every latency. */
+    function summarize(name: string, runs: Array<Awaited<ReturnType<typeof loadRun>>>) {
+      const lat = runs.flatMap(({ r }) => r.latencies).sort((a, b) => a - b);
+      const statuses: Record<number, number> = {};
+      for (const { r } of runs) for (const [st, n] of Object.entries(r.statuses)) statuses[Number(st)] = (statuses[Number(st)] ?? 0) + n;
+      const seconds = runs.reduce((s, { r }) => s + r.seconds, 0);
+      const cpu = runs.reduce<CpuSplit>((s, { cpu: c }) => ({ api: s.api + c.api, pg: s.pg + c.pg, load: s.load + c.load, xacts: s.xacts + c.xacts }), { api: 0, pg: 0, load: 0, xacts: 0 });
+      // Status 0: no answer (the connection failed or closed first), not a success.
+      const ok = Object.entries(statuses).filter(([st]) => Number(st) >= 200 && Number(st) < 300).reduce((n, [, k]) => n + k, 0);
+      return { name, perSec: ok / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses, cpu };
+    }
+    const httpLoad = async (phase: LoadSpec["phase"]) => summarize(phase, [await loadRun(phase, DURATION_S, WARMUP_S, 0)]);
 
     // Where the time goes: the HTTP stack alone (no database), and the earn service without HTTP.
     const health = PHASES.has("health") ? await httpLoad("health") : skipped;
-    const ledger = createLedger({ db });
-    const idem = createIdempotency({ db });
-    const earnService = createEarnService({ db, clock: systemClock, log, ledger, members: createMemberAccess() });
+    // The service phase has a pool of its own, closed after it: pgbench needs its connections later.
+    const svcDb = PHASES.has("service") ? await createDb({ url: benchUrl, poolMax: CONCURRENCY + 2 }) : db;
+    const ledger = createLedger({ db: svcDb });
+    const idem = createIdempotency({ db: svcDb });
+    const earnService = createEarnService({ db: svcDb, clock: systemClock, log, ledger, members: createMemberAccess() });
     let svc = 0;
+    if (PHASES.has("service")) await quiesce();
     const service = !PHASES.has("service") ? skipped : await timed("service", async () => {
       const i = ++svc;
       const body = { member_id: members[(i * 104729) % members.length]!, partner_transaction_id: `s-${i}`, amount_minor: 12_345, currency: "EUR" };
@@ -292,24 +329,7 @@ async function main() {
       }));
       return r.status;
     });
-    // Earns per commit (group commit): every event of one transaction carries its transaction id.
-    const commits = async () =>
-      ((await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted'")).rows as Array<{ n: number }>)[0]!.n;
-    let commitsBefore = 0;
-    const earn = PHASES.has("earn")
-      ? await httpLoad("earn", async () => {
-          commitsBefore = await commits();
-        })
-      : skipped;
-    const earnCommits = (await commits()) - commitsBefore;
-    const burn = PHASES.has("burn") ? await httpLoad("burn") : skipped;
-    await new Promise<void>((r) => server!.close(() => r()));
-    server.closeAllConnections();
-    server = undefined;
-    // pgbench needs its 32 connections: the API processes and this pool let theirs go first.
-    await stopChildren();
-    await db.destroy();
-    db = await createDb({ url: benchUrl, poolMax: 2 });
+    if (svcDb !== db) await svcDb.destroy();
 
     // The same earn in raw SQL, on plain tables shaped like the ledger's (no triggers, no API).
     await db.raw(`
@@ -320,7 +340,8 @@ async function main() {
       CREATE TABLE pgb_lots (id bigserial PRIMARY KEY, member_id text NOT NULL, entry_id bigint NOT NULL REFERENCES pgb_entries(id), earned_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, amount bigint NOT NULL, remaining bigint NOT NULL);
       CREATE INDEX ON pgb_lots (member_id, expires_at) WHERE remaining > 0;
       INSERT INTO pgb_accounts (id, member_id) SELECT 'pts_' || g, 'm' || g FROM generate_series(1, ${MEMBERS}) g;
-      INSERT INTO pgb_accounts (id, member_id) VALUES ('issuance', '-');`);
+      INSERT INTO pgb_accounts (id, member_id) VALUES ('issuance', '-');
+      ANALYZE pgb_accounts;`);
     const script = path.join(os.tmpdir(), `${dbName}.sql`);
     fs.writeFileSync(
       script,
@@ -334,23 +355,61 @@ UPDATE pgb_accounts SET balance = balance + 12 WHERE id = 'pts_' || :m;
 COMMIT;
 `,
     );
-    const pgbench = async (file: string) => {
-      if (!PHASES.has("pgbench")) return { tps: NaN, lat: NaN };
-      const args = (seconds: number) => ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(seconds), "-f", file, benchUrl];
-      // The same warm-up as the HTTP phases, not counted.
-      if (WARMUP_S > 0) await run("pgbench", args(WARMUP_S), { maxBuffer: 10 << 20 });
-      const out = (await run("pgbench", args(DURATION_S), { maxBuffer: 10 << 20 })).stdout;
-      fs.rmSync(file, { force: true });
-      return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN), lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
+    /** One pgbench run of `file`: `seconds` measured after `warmupS` not counted. */
+    const pgbenchRun = async (file: string, seconds: number, warmupS: number) => {
+      await quiesce();
+      const args = (s: number) => ["-n", "-c", String(CONCURRENCY), "-j", "2", "-T", String(s), "-f", file, benchUrl];
+      if (warmupS > 0) await run("pgbench", args(warmupS), { maxBuffer: 10 << 20 });
+      const out = (await run("pgbench", args(seconds), { maxBuffer: 10 << 20 })).stdout;
+      const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+      const n = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
+      return { tps, n, lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN) };
     };
-    const { tps, lat: pgLat } = await pgbench(script);
+    /** Runs merged: transactions over seconds, the latency weighted by transactions. */
+    const pgbenchSum = (runs: Array<Awaited<ReturnType<typeof pgbenchRun>>>) => {
+      const n = runs.reduce((s, r) => s + r.n, 0);
+      return { tps: n / runs.reduce((s, r) => s + r.n / r.tps, 0), lat: runs.reduce((s, r) => s + r.lat * r.n, 0) / n };
+    };
+
+    // HTTP earn and pgbench take turns, ROUNDS times each, DURATION_S in all for each: this machine's
+    // speed drifts by tens of percent over a minute (other tenants), and the ratio should compare
+    // the two under the same conditions, not one minute's against the next.
+    const roundS = Math.max(1, Math.round(DURATION_S / ROUNDS));
+    const earnRuns: Array<Awaited<ReturnType<typeof loadRun>>> = [];
+    const pgbenchRuns: Array<Awaited<ReturnType<typeof pgbenchRun>>> = [];
+    // Earns per commit (group commit): every event of one transaction carries its transaction id.
+    const commits = async () =>
+      ((await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted'")).rows as Array<{ n: number }>)[0]!.n;
+    let earnCommits = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // The first turn of each warms up for WARMUP_S; later ones for a second (new connections).
+      const warmupS = round === 0 ? WARMUP_S : Math.min(WARMUP_S, 1);
+      if (PHASES.has("earn")) {
+        let before = 0;
+        earnRuns.push(await loadRun("earn", roundS, warmupS, round * 10_000_000, async () => void (before = await commits())));
+        earnCommits += (await commits()) - before;
+      }
+      if (PHASES.has("pgbench")) pgbenchRuns.push(await pgbenchRun(script, roundS, warmupS));
+    }
+    const earn = earnRuns.length > 0 ? summarize("earn", earnRuns) : skipped;
+    const { tps, lat: pgLat } = pgbenchRuns.length > 0 ? pgbenchSum(pgbenchRuns) : { tps: NaN, lat: NaN };
+    fs.rmSync(script, { force: true });
+
+    const burn = PHASES.has("burn") ? await httpLoad("burn") : skipped;
+    await new Promise<void>((r) => server!.close(() => r()));
+    server.closeAllConnections();
+    server = undefined;
+    await stopChildren();
+    await db.destroy();
+    db = await createDb({ url: benchUrl, poolMax: 2 });
 
     // The same earn in raw SQL on the hub's own ledger tables: triggers keep the balance and check
     // the entry at commit, so this row shows what the database-enforced invariants cost.
     await db.raw(`
       CREATE SEQUENCE pgb_seq;
       INSERT INTO ledger_accounts (id, kind, asset, member_id, balance, floor)
-        SELECT 'acc_pts_' || m.id, 'member_points', 'PTS', m.id, 0, 0 FROM members m ON CONFLICT DO NOTHING;`);
+        SELECT 'acc_pts_' || m.id, 'member_points', 'PTS', m.id, 0, 0 FROM members m ON CONFLICT DO NOTHING;
+      INSERT INTO ledger_accounts (id, kind, asset, partner_id) VALUES ('acc_iss_${partnerId}', 'partner_issuance', 'PTS', '${partnerId}') ON CONFLICT DO NOTHING;`);
     const script2 = path.join(os.tmpdir(), `${dbName}-ledger.sql`);
     fs.writeFileSync(
       script2,
@@ -365,7 +424,8 @@ WITH e AS (INSERT INTO ledger_entries (id, kind, partner_id, member_id, occurred
 COMMIT;
 `,
     );
-    const onLedger = await pgbench(script2);
+    const onLedger = PHASES.has("pgbench") ? pgbenchSum([await pgbenchRun(script2, DURATION_S, WARMUP_S)]) : { tps: NaN, lat: NaN };
+    fs.rmSync(script2, { force: true });
 
     const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "-");
     const rows = [

@@ -29,6 +29,8 @@ export interface LoadSpec {
   durationS: number;
   /** Seconds of the same load first, not counted (the API's JIT warms up); "measuring" is posted when they end. */
   warmupS: number;
+  /** Requests are numbered from here (Idempotency-Keys and transaction ids): a later round of the same phase never replays an earlier one's. */
+  seqFrom?: number;
 }
 
 export interface LoadResult {
@@ -194,7 +196,7 @@ async function main(): Promise<LoadResult> {
     return new Connection(url.hostname, Number(url.port || 80));
   });
   // One sequence for warm-up and run: every request has its own Idempotency-Key and transaction id.
-  let seq = 0;
+  let seq = spec.seqFrom ?? 0;
   let until = 0;
   const client = async (c: number) => {
     const conn = connections[c]!;
