@@ -52,7 +52,7 @@ const WARMUP_S = Number(process.env.WARMUP_S ?? 3);
 const MEMBERS = Number(process.env.MEMBERS ?? 2000);
 // Which phases run (all by default); e.g. PHASES=earn to profile the earn path alone.
 const PHASES = new Set((process.env.PHASES ?? "health,service,earn,burn,pgbench").split(",").map((p) => p.trim()));
-// HTTP earn and pgbench take turns this many times (DURATION_S in all for each).
+// HTTP earn and pgbench take turns this many times, DURATION_S ÷ ROUNDS seconds a turn (rounded, at least one).
 const ROUNDS = Math.max(1, Number(process.env.ROUNDS ?? 3));
 // The API in its own processes (0: in this process), and their log level (production logs at info).
 // Half the cores by default: the API and PostgreSQL share this machine, and the other half is the
@@ -371,7 +371,7 @@ COMMIT;
       return { tps: n / runs.reduce((s, r) => s + r.n / r.tps, 0), lat: runs.reduce((s, r) => s + r.lat * r.n, 0) / n };
     };
 
-    // HTTP earn and pgbench take turns, ROUNDS times each, DURATION_S in all for each: this machine's
+    // HTTP earn and pgbench take turns, ROUNDS times each, about DURATION_S in all for each: this machine's
     // speed drifts by tens of percent over a minute (other tenants), and the ratio should compare
     // the two under the same conditions, not one minute's against the next.
     const roundS = Math.max(1, Math.round(DURATION_S / ROUNDS));
