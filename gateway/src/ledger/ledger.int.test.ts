@@ -155,6 +155,134 @@ describe("the ledger", () => {
     await expect(db("ledger_entries").where({ id: entryId }).delete()).rejects.toThrow(/append-only/);
   });
 
+  // Migration 20261201200000: the references of ledger rows are checked once per statement, not by
+  // row-level foreign keys. The database must refuse exactly what the foreign keys refused.
+  it("refuses, in the database, a ledger row naming a member, partner, contract version, account or entry that does not exist", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const { entryId } = await earn(m, 10n);
+    const refused = async (write: (trx: Db) => Promise<unknown>, constraint: string) => {
+      const err = await db.transaction(write).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, constraint).toMatchObject({ code: "23503", constraint });
+    };
+    const entry = (over: Record<string, unknown>) => ({ id: `ent_r${Math.random()}`, kind: "adjust", occurred_at: now, ...over });
+    await refused((trx) => trx("ledger_entries").insert(entry({ member_id: "mem_nobody" })), "ledger_entries_member_id_foreign");
+    await refused((trx) => trx("ledger_entries").insert(entry({ partner_id: "ptn_nobody" })), "ledger_entries_partner_id_foreign");
+    await refused((trx) => trx("ledger_entries").insert(entry({ contract_version_id: "ctr_nobody" })), "ledger_entries_contract_version_id_foreign");
+    // One bad row among good ones refuses the whole statement.
+    await refused(
+      (trx) => trx("ledger_entries").insert([entry({ member_id: m, partner_id: partnerId }), entry({ member_id: m, partner_id: "ptn_nobody" })]),
+      "ledger_entries_partner_id_foreign",
+    );
+    await refused(
+      (trx) =>
+        trx("ledger_postings").insert([
+          { entry_id: "ent_nobody", account_id: accountIds.points(m), asset: POINTS, amount: "1" },
+          { entry_id: "ent_nobody", account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "-1" },
+        ]),
+      "ledger_postings_entry_id_foreign",
+    );
+    await refused(async (trx) => {
+      await trx("ledger_entries").insert({ id: "ent_acc", kind: "adjust", occurred_at: now });
+      await trx("ledger_postings").insert([
+        { entry_id: "ent_acc", account_id: accountIds.points(m), asset: "EUR", amount: "1" },
+        { entry_id: "ent_acc", account_id: accountIds.issuance(partnerId), asset: "EUR", amount: "-1" },
+      ]);
+    }, "ledger_postings_account_id_asset_foreign");
+    const lot = (over: Record<string, unknown>) => ({
+      id: `lot_r${Math.random()}`,
+      member_id: m,
+      account_id: accountIds.points(m),
+      issuing_partner_id: partnerId,
+      entry_id: entryId,
+      earned_at: now,
+      expires_at: later,
+      amount: "1",
+      remaining: "1",
+      funded_by: `partner:${partnerId}`,
+      ...over,
+    });
+    await refused((trx) => trx("ledger_lots").insert(lot({ member_id: "mem_nobody" })), "ledger_lots_member_id_foreign");
+    await refused((trx) => trx("ledger_lots").insert(lot({ account_id: "acc_nobody" })), "ledger_lots_account_id_foreign");
+    await refused((trx) => trx("ledger_lots").insert(lot({ issuing_partner_id: "ptn_nobody" })), "ledger_lots_issuing_partner_id_foreign");
+    await refused((trx) => trx("ledger_lots").insert(lot({ contract_version_id: "ctr_nobody" })), "ledger_lots_contract_version_id_foreign");
+    await refused((trx) => trx("ledger_lots").insert(lot({ entry_id: "ent_nobody" })), "ledger_lots_entry_id_foreign");
+    const seller = (await createPartner(db)).id;
+    const contract = await createContract(db, seller);
+    const txn = (over: Record<string, unknown>) => ({
+      id: `txn_r${Math.random()}`,
+      partner_id: seller,
+      partner_transaction_id: `r${Math.random()}`,
+      kind: "earn",
+      member_id: m,
+      amount_minor: "100",
+      currency: "EUR",
+      occurred_at: now,
+      contract_version_id: contract.id,
+      ledger_ref_type: "transaction",
+      ledger_ref_id: "x",
+      ...over,
+    });
+    await refused((trx) => trx("point_transactions").insert(txn({ partner_id: "ptn_nobody" })), "point_transactions_partner_id_foreign");
+    await refused((trx) => trx("point_transactions").insert(txn({ member_id: "mem_nobody" })), "point_transactions_member_id_foreign");
+    await refused((trx) => trx("point_transactions").insert(txn({ contract_version_id: "ctr_nobody" })), "point_transactions_contract_version_id_foreign");
+    await refused(
+      (trx) => trx("events").insert({ id: `evt_r${Math.random()}`, type: "test", partner_id: "ptn_nobody", occurred_at: now, data: {} }),
+      "events_partner_id_foreign",
+    );
+    // What names existing rows is written; nothing refused above was.
+    await db("point_transactions").insert(txn({}));
+    expect((await ledger.balances(db, m)).points).toBe(10n);
+    expect(await ledger.checkInvariants()).toEqual([]);
+  });
+
+  it("never deletes a partner, member or account that ledger rows may name, nor changes its key or a lot's provenance", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const { lotId } = await earn(m, 10n);
+    const other = (await createPartner(db)).id;
+    await expect(db("partners").where({ id: other }).delete()).rejects.toMatchObject({ code: "23503" });
+    await expect(db("members").where({ id: m }).delete()).rejects.toMatchObject({ code: "23503" });
+    await expect(db("ledger_accounts").where({ id: accountIds.points(m) }).delete()).rejects.toMatchObject({ code: "23503" });
+    await expect(db.raw("TRUNCATE partners CASCADE")).rejects.toMatchObject({ code: "23503" });
+    await expect(db("partners").where({ id: other }).update({ id: "ptn_renamed" })).rejects.toThrow(/partners\.id of .* cannot change/);
+    await expect(db("members").where({ id: m }).update({ id: "mem_renamed" })).rejects.toThrow(/cannot change/);
+    await expect(db("ledger_accounts").where({ id: accountIds.points(m) }).update({ asset: "EUR" })).rejects.toThrow(/cannot change/);
+    await expect(db("ledger_lots").where({ id: lotId }).update({ issuing_partner_id: other })).rejects.toThrow(/issuing_partner_id .* cannot change/);
+    // Other columns still change as before.
+    await db("partners").where({ id: other }).update({ name: "Renamed", id: other });
+    expect((await db("partners").where({ id: other }).first("name")).name).toBe("Renamed");
+    expect((await ledger.balances(db, m)).points).toBe(10n);
+  });
+
+  it("deletes a draft contract version only if no ledger row names it, waiting for transactions still writing", async () => {
+    const m = (await createMember(db, partnerId)).id;
+    const draft = await createContract(db, partnerId, { version: 91, effective_from: new Date("2099-01-01T00:00:00Z") });
+    const unused = await createContract(db, partnerId, { version: 92, effective_from: new Date("2099-06-01T00:00:00Z") });
+    await db("contract_versions").where({ id: unused.id }).delete();
+    expect(await db("contract_versions").where({ id: unused.id }).first()).toBeUndefined();
+
+    // A writer names the draft and has not committed yet: the delete waits for it, then refuses.
+    const writer = await db.transaction();
+    await writer("ledger_entries").insert({ id: `ent_draft_${m}`, kind: "adjust", member_id: m, contract_version_id: draft.id, occurred_at: now });
+    let settled = false;
+    const deleting = db("contract_versions")
+      .where({ id: draft.id })
+      .delete()
+      .finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(settled).toBe(false);
+    // The entry needs its postings before commit (an entry balances); a zero-sum pair will do.
+    await writer("ledger_postings").insert([
+      { entry_id: `ent_draft_${m}`, account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "1" },
+      { entry_id: `ent_draft_${m}`, account_id: accountIds.issuance(partnerId), asset: POINTS, amount: "-1" },
+    ]);
+    await writer.commit();
+    await expect(deleting).rejects.toThrow(/contract version .* is named by ledger rows: DELETE refused/);
+    expect(await db("contract_versions").where({ id: draft.id }).first()).toBeDefined();
+  });
+
   it("holds, captures part and gives the rest back to the same lots", async () => {
     const m = (await createMember(db, partnerId)).id;
     const a = await earn(m, 60n, new Date("2027-01-01T00:00:00Z"));
