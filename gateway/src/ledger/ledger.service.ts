@@ -246,7 +246,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
    * Writes one journal entry, its postings and (for an earn) its lot in one statement. The database
    * checks that it balances when the statement ends.
    */
-  async function post(trx: Trx, entry: NewEntry, lots: NewLot[] = []): Promise<string> {
+  async function post(trx: Trx, entry: NewEntry, lots: NewLot[] = [], moves: LotMovement[] = []): Promise<string> {
     const postings = entry.postings.filter((p) => p.amount !== 0n);
     const sums = new Map<string, bigint>();
     for (const p of postings) sums.set(p.asset, (sums.get(p.asset) ?? 0n) + p.amount);
@@ -284,6 +284,13 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         );
       }
     }
+    // The lots the entry consumes (a burn, a hold), and the record of it: the same statement.
+    if (moves.length > 0) {
+      sql += `, u AS (UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${moves.map(() => "(?, ?::bigint)").join(", ")}) AS v(id, amount) WHERE l.id = v.id),
+             m AS (INSERT INTO ledger_lot_movements (lot_id, entry_id, amount) VALUES ${moves.map(() => "(?, ?, ?::bigint)").join(", ")})`;
+      for (const mv of moves) binds.push(mv.lotId, mv.amount.toString());
+      for (const mv of moves) binds.push(mv.lotId, id, mv.amount.toString());
+    }
     sql += ` INSERT INTO ledger_postings (entry_id, account_id, asset, amount) VALUES ${postings.map(() => "(?, ?, ?, ?::bigint)").join(", ")}`;
     for (const p of postings) binds.push(id, p.accountId, p.asset, p.amount.toString());
     await trx.raw(sql, binds);
@@ -294,8 +301,12 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     if (moves.length === 0) return;
     const vals = moves.map(() => "(?, ?::bigint)").join(", ");
     const binds = moves.flatMap((m) => [m.lotId, m.amount.toString()]);
-    await trx.raw(`UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${vals}) AS v(id, amount) WHERE l.id = v.id`, binds);
-    await trx("ledger_lot_movements").insert(moves.map((m) => ({ lot_id: m.lotId, entry_id: entryId, amount: m.amount.toString() })));
+    // The lots and the record of the move, in one statement (one round trip).
+    await trx.raw(
+      `WITH u AS (UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${vals}) AS v(id, amount) WHERE l.id = v.id)
+       INSERT INTO ledger_lot_movements (lot_id, entry_id, amount) VALUES ${moves.map(() => "(?, ?, ?::bigint)").join(", ")}`,
+      [...binds, ...moves.flatMap((m) => [m.lotId, entryId, m.amount.toString()])],
+    );
   }
 
   /** Picks lots to consume: the preferred ones first, then soonest-expiring first. */
@@ -781,6 +792,8 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     const expired = await expireDueLocked(trx, input.memberId, input.now);
     if (expired.total > 0n) bal = { ...bal, points: bal.points - expired.total };
     if (bal.points < input.points) throw insufficient(bal.points, input.points);
+    // The member is locked: its lots stay as read until the entry that consumes them is written.
+    const lots = await pickLots(trx, input.memberId, input.points);
     const entryId = await post(trx, {
       kind,
       partnerId: input.partnerId,
@@ -797,9 +810,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
           amount: input.points,
         },
       ],
-    });
-    const lots = await pickLots(trx, input.memberId, input.points);
-    await moveLots(trx, entryId, lots);
+    }, [], lots);
     const balances = { ...bal, points: bal.points - input.points, held: bal.held + (kind === "hold" ? input.points : 0n) };
     return { entryId, lots, balances };
   }
