@@ -316,6 +316,11 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
       .andWhere("remaining", ">", 0)
       .select("id", "remaining")
       .orderByRaw(`${preferLotIds.length > 0 ? "(id = ANY(?)) DESC, " : ""}expires_at, id`, preferLotIds.length > 0 ? [preferLotIds] : []);
+    return pickFrom(rows, memberId, points);
+  }
+
+  /** Takes `points` from `rows` in their order. */
+  function pickFrom(rows: Array<{ id: string; remaining: bigint | string }>, memberId: string, points: bigint): LotMovement[] {
     const moves: LotMovement[] = [];
     let left = points;
     for (const r of rows) {
@@ -386,13 +391,16 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     return moves;
   }
 
-  async function expireDueLocked(trx: Trx, memberId: string, now: Date): Promise<ExpiredLots> {
-    const rows: LotRow[] = await trx("ledger_lots")
-      .where({ member_id: memberId })
-      .andWhere("remaining", ">", 0)
-      .andWhere("expires_at", "<=", now)
-      .orderBy([{ column: "expires_at" }, { column: "id" }])
-      .select("*");
+  async function expireDueLocked(trx: Trx, memberId: string, now: Date, open?: LotRow[]): Promise<ExpiredLots> {
+    // `open`: the member's open lots, read already under its lock (a spend reads them once).
+    const rows: LotRow[] = open
+      ? open.filter((r) => new Date(r.expires_at).getTime() <= now.getTime())
+      : await trx("ledger_lots")
+          .where({ member_id: memberId })
+          .andWhere("remaining", ">", 0)
+          .andWhere("expires_at", "<=", now)
+          .orderBy([{ column: "expires_at" }, { column: "id" }])
+          .select("*");
     if (rows.length === 0) return { entryId: null, total: 0n, lots: [] };
     const lots = rows.map(toLot);
     const total = lots.reduce((s, l) => s + l.remaining, 0n);
@@ -406,12 +414,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         { accountId: accountIds.points(memberId), asset: POINTS, amount: -total },
         { accountId: accountIds.breakage, asset: POINTS, amount: total },
       ],
-    });
-    await moveLots(
-      trx,
-      entryId,
-      lots.map((l) => ({ lotId: l.id, amount: l.remaining })),
-    );
+    }, [], lots.map((l) => ({ lotId: l.id, amount: l.remaining })));
     return { entryId, total, lots: lots.map((l) => ({ lotId: l.id, issuingPartnerId: l.issuingPartnerId, points: l.remaining, expiresAt: l.expiresAt })) };
   }
 
@@ -789,11 +792,22 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
   async function spend(trx: Trx, input: SpendInput, kind: "burn" | "hold"): Promise<{ entryId: string; lots: LotMovement[]; balances: MemberBalances }> {
     if (input.points <= 0n) throw new Error(`${kind} of ${input.points} points`);
     let bal = await lockMember(trx, input.memberId, [input.partnerId]);
-    const expired = await expireDueLocked(trx, input.memberId, input.now);
+    // The member is locked: its open lots stay as read until the entries that consume them are
+    // written. One read serves both: the lots past their date expire first, the rest are spent.
+    const open: LotRow[] = await trx("ledger_lots")
+      .where({ member_id: input.memberId })
+      .andWhere("remaining", ">", 0)
+      .orderBy([{ column: "expires_at" }, { column: "id" }])
+      .select("*");
+    const expired = await expireDueLocked(trx, input.memberId, input.now, open);
     if (expired.total > 0n) bal = { ...bal, points: bal.points - expired.total };
     if (bal.points < input.points) throw insufficient(bal.points, input.points);
-    // The member is locked: its lots stay as read until the entry that consumes them is written.
-    const lots = await pickLots(trx, input.memberId, input.points);
+    const gone = new Set(expired.lots.map((l) => l.lotId));
+    const lots = pickFrom(
+      open.filter((r) => !gone.has(r.id)),
+      input.memberId,
+      input.points,
+    );
     const entryId = await post(trx, {
       kind,
       partnerId: input.partnerId,

@@ -38,19 +38,21 @@ export function createMemberAccess(deps: { resolveCard?: CardResolver } = {}) {
         }
         memberId = card.memberId;
       } else if (ref.member_id !== undefined) {
-        const linked = await trx("member_partner_links").where({ member_id: ref.member_id, partner_id: partnerId }).first("member_id");
-        if (!linked) throw memberAccessErrors.make("member-not-found", `No member ${ref.member_id}.`);
         memberId = ref.member_id;
       }
       if (!memberId) throw validationError([{ field: "body/member_id", reason: "is required (or card_number)" }]);
-      // One query: the member, and whether it is in the partner's network (sandbox or live) — a
-      // sandbox partner never reaches a live member, nor a live partner a sandbox one.
-      const found = await trx.raw<{ rows: Array<{ id: string; status: string; same_network: boolean }> }>(
-        "SELECT m.id, m.status, (m.sandbox = p.sandbox) AS same_network FROM members m JOIN partners p ON p.id = ? WHERE m.id = ?",
+      // One query: the member, whether it is in the partner's network (sandbox or live) — a sandbox
+      // partner never reaches a live member, nor a live partner a sandbox one — and, named by
+      // member_id, whether the partner knows it (a link); a card is proof enough.
+      const found = await trx.raw<{ rows: Array<{ id: string; status: string; same_network: boolean; linked: boolean }> }>(
+        `SELECT m.id, m.status, (m.sandbox = p.sandbox) AS same_network,
+                EXISTS (SELECT 1 FROM member_partner_links l WHERE l.member_id = m.id AND l.partner_id = p.id) AS linked
+           FROM members m JOIN partners p ON p.id = ? WHERE m.id = ?`,
         [partnerId, memberId],
       );
       const member = found.rows[0];
-      if (!member || !member.same_network) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
+      const byCard = ref.card_number !== undefined;
+      if (!member || !member.same_network || (!byCard && !member.linked)) throw memberAccessErrors.make("member-not-found", `No member ${memberId}.`);
       if (member.status !== "active") throw memberAccessErrors.make("member-not-active", `Member ${memberId} is ${member.status}.`);
       if (opts.link) await linkMember(trx, memberId, partnerId, "used");
       return { memberId };
