@@ -8,9 +8,10 @@ import type { Knex } from "knex";
  * INSERTs; their foreign keys ran 16 row-level checks per earn — each one an executor started and
  * stopped for `SELECT 1 … FOR KEY SHARE`, and a row lock written on the parent (the one partner's
  * row, by every earn of the network). Measured on a fresh 2,000-member database, one connection,
- * batches of 11 earns, runs alternated: 9.5–9.9 ms a batch with the foreign keys, 7.1 ms without —
- * a quarter of PostgreSQL's time per earn. The same move clearing made for its items
- * (20261201090000).
+ * batches of 11 earns, runs alternated: 9.5–9.9 ms a batch with the foreign keys, 7.1 ms with none
+ * at all — a quarter of PostgreSQL's time per earn; with the statement checks below in their place,
+ * 8.8 -> 7.7 ms of backend CPU a batch (medians of 8 runs). The same move clearing made for its
+ * items (20261201090000).
  *
  * What holds instead, in the database, whatever writes the rows:
  * - after every INSERT into `ledger_entries`, `ledger_postings`, `ledger_lots`,
@@ -32,23 +33,6 @@ import type { Knex } from "knex";
  * The foreign keys of `ledger_accounts` (member, partner) stay: an account is written once, on a
  * member's or partner's first posting.
  */
-const DROPPED = [
-  { table: "ledger_entries", column: "member_id", ref: "members(id)" },
-  { table: "ledger_entries", column: "partner_id", ref: "partners(id)" },
-  { table: "ledger_entries", column: "contract_version_id", ref: "contract_versions(id)" },
-  { table: "ledger_postings", column: "entry_id", ref: "ledger_entries(id)" },
-  { table: "ledger_postings", column: "account_id_asset", columns: "account_id, asset", ref: "ledger_accounts(id, asset)" },
-  { table: "ledger_lots", column: "member_id", ref: "members(id)" },
-  { table: "ledger_lots", column: "account_id", ref: "ledger_accounts(id)" },
-  { table: "ledger_lots", column: "issuing_partner_id", ref: "partners(id)" },
-  { table: "ledger_lots", column: "contract_version_id", ref: "contract_versions(id)" },
-  { table: "ledger_lots", column: "entry_id", ref: "ledger_entries(id)" },
-  { table: "point_transactions", column: "partner_id", ref: "partners(id)" },
-  { table: "point_transactions", column: "member_id", ref: "members(id)" },
-  { table: "point_transactions", column: "contract_version_id", ref: "contract_versions(id)" },
-  { table: "events", column: "partner_id", ref: "partners(id)" },
-];
-
 /** A reference to check: the new rows' column(s), the parent and its key, the constraint it stands for. */
 interface Ref {
   column: string;
@@ -81,6 +65,16 @@ const CHECKS: Record<string, Ref[]> = {
   ],
   events: [{ column: "partner_id", parent: "partners" }],
 };
+
+/** The row-level foreign keys the checks replace: one per reference, named as the checks name it. */
+const DROPPED = Object.entries(CHECKS).flatMap(([table, refs]) =>
+  refs.map((r) => ({
+    table,
+    name: constraintName(table, r),
+    columns: r.also ? `${r.column}, ${r.also}` : r.column,
+    ref: `${r.parent}(id${r.also ? `, ${r.also}` : ""})`,
+  })),
+);
 
 /** Columns whose change an UPDATE may not make (the rows are otherwise updatable). */
 const FROZEN: Record<string, string[]> = {
@@ -128,7 +122,7 @@ function checkFunction(table: string, refs: Ref[]) {
 }
 
 export async function up(knex: Knex): Promise<void> {
-  for (const fk of DROPPED) await knex.raw(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${fk.table}_${fk.column}_foreign`);
+  for (const fk of DROPPED) await knex.raw(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${fk.name}`);
 
   for (const [table, refs] of Object.entries(CHECKS)) {
     await knex.raw(checkFunction(table, refs));
@@ -204,6 +198,6 @@ export async function down(knex: Knex): Promise<void> {
     await knex.raw(`DROP FUNCTION ${table}_check_references()`);
   }
   for (const fk of DROPPED) {
-    await knex.raw(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${fk.table}_${fk.column}_foreign FOREIGN KEY (${fk.columns ?? fk.column}) REFERENCES ${fk.ref}`);
+    await knex.raw(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${fk.name} FOREIGN KEY (${fk.columns}) REFERENCES ${fk.ref}`);
   }
 }
