@@ -284,12 +284,11 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
         );
       }
     }
-    // The lots the entry consumes (a burn, a hold), and the record of it: the same statement.
+    // The lots the entry consumes (a burn, a hold, an expiry), and the record of it: the same statement.
     if (moves.length > 0) {
-      sql += `, u AS (UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${moves.map(() => "(?, ?::bigint)").join(", ")}) AS v(id, amount) WHERE l.id = v.id),
-             m AS (INSERT INTO ledger_lot_movements (lot_id, entry_id, amount) VALUES ${moves.map(() => "(?, ?, ?::bigint)").join(", ")})`;
-      for (const mv of moves) binds.push(mv.lotId, mv.amount.toString());
-      for (const mv of moves) binds.push(mv.lotId, id, mv.amount.toString());
+      const m = lotMoves(id, moves);
+      sql += `, ${m.ctes}`;
+      binds.push(...m.binds);
     }
     sql += ` INSERT INTO ledger_postings (entry_id, account_id, asset, amount) VALUES ${postings.map(() => "(?, ?, ?, ?::bigint)").join(", ")}`;
     for (const p of postings) binds.push(id, p.accountId, p.asset, p.amount.toString());
@@ -299,14 +298,27 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
 
   async function moveLots(trx: Trx, entryId: string, moves: LotMovement[]): Promise<void> {
     if (moves.length === 0) return;
-    const vals = moves.map(() => "(?, ?::bigint)").join(", ");
-    const binds = moves.flatMap((m) => [m.lotId, m.amount.toString()]);
-    // The lots and the record of the move, in one statement (one round trip).
-    await trx.raw(
-      `WITH u AS (UPDATE ledger_lots l SET remaining = l.remaining - v.amount FROM (VALUES ${vals}) AS v(id, amount) WHERE l.id = v.id)
-       INSERT INTO ledger_lot_movements (lot_id, entry_id, amount) VALUES ${moves.map(() => "(?, ?, ?::bigint)").join(", ")}`,
-      [...binds, ...moves.flatMap((m) => [m.lotId, entryId, m.amount.toString()])],
-    );
+    const m = lotMoves(entryId, moves);
+    await trx.raw(`WITH ${m.ctes} SELECT 1`, m.binds);
+  }
+
+  /** The lots' new remainders and the record of the moves, as two CTEs: one round trip with whatever statement carries them. */
+  function lotMoves(entryId: string, moves: LotMovement[]): { ctes: string; binds: string[] } {
+    return {
+      ctes: `lots_moved AS (UPDATE ledger_lots l SET remaining = l.remaining - v.amount
+                              FROM (VALUES ${moves.map(() => "(?, ?::bigint)").join(", ")}) AS v(id, amount) WHERE l.id = v.id),
+             moves_recorded AS (INSERT INTO ledger_lot_movements (lot_id, entry_id, amount) VALUES ${moves.map(() => "(?, ?, ?::bigint)").join(", ")})`,
+      binds: [...moves.flatMap((m) => [m.lotId, m.amount.toString()]), ...moves.flatMap((m) => [m.lotId, entryId, m.amount.toString()])],
+    };
+  }
+
+  /** The member's open lots, soonest-expiring first (call under the member's lock). */
+  function openLots(trx: Trx, memberId: string) {
+    return trx<LotRow>("ledger_lots")
+      .where({ member_id: memberId })
+      .andWhere("remaining", ">", 0)
+      .orderBy([{ column: "expires_at" }, { column: "id" }])
+      .select("*");
   }
 
   /** Picks lots to consume: the preferred ones first, then soonest-expiring first. */
@@ -395,12 +407,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     // `open`: the member's open lots, read already under its lock (a spend reads them once).
     const rows: LotRow[] = open
       ? open.filter((r) => new Date(r.expires_at).getTime() <= now.getTime())
-      : await trx("ledger_lots")
-          .where({ member_id: memberId })
-          .andWhere("remaining", ">", 0)
-          .andWhere("expires_at", "<=", now)
-          .orderBy([{ column: "expires_at" }, { column: "id" }])
-          .select("*");
+      : await openLots(trx, memberId).andWhere("expires_at", "<=", now);
     if (rows.length === 0) return { entryId: null, total: 0n, lots: [] };
     const lots = rows.map(toLot);
     const total = lots.reduce((s, l) => s + l.remaining, 0n);
@@ -794,11 +801,7 @@ export function createLedger(deps: { db: Db; log?: Logger }) {
     let bal = await lockMember(trx, input.memberId, [input.partnerId]);
     // The member is locked: its open lots stay as read until the entries that consume them are
     // written. One read serves both: the lots past their date expire first, the rest are spent.
-    const open: LotRow[] = await trx("ledger_lots")
-      .where({ member_id: input.memberId })
-      .andWhere("remaining", ">", 0)
-      .orderBy([{ column: "expires_at" }, { column: "id" }])
-      .select("*");
+    const open: LotRow[] = await openLots(trx, input.memberId);
     const expired = await expireDueLocked(trx, input.memberId, input.now, open);
     if (expired.total > 0n) bal = { ...bal, points: bal.points - expired.total };
     if (bal.points < input.points) throw insufficient(bal.points, input.points);
