@@ -1,7 +1,6 @@
 import type { DbOrTrx } from "../infra/db.ts";
 import { newId } from "../infra/ids.ts";
-import { enqueueManyInTx } from "../infra/outbox/outbox.ts";
-import type { QueueJobs } from "../infra/queue/queue.types.ts";
+import { enqueueManyInTx, enqueueWithInTx } from "../infra/outbox/outbox.ts";
 
 /**
  * The catalogue of event types. Payloads carry ids and amounts, never personal data.
@@ -51,12 +50,15 @@ export interface NewEvent {
 export async function recordEvent(trx: DbOrTrx, event: NewEvent): Promise<string> {
   const id = newId("evt");
   // Fan-out to webhook endpoints happens in the workers, from the outbox: only committed events.
-  // The event and its outbox job (as enqueueInTx writes it) in one statement: one round trip.
-  const job: QueueJobs["events.dispatch"] = { eventId: id };
-  await trx.raw(
-    `WITH ev AS (INSERT INTO events (id, type, partner_id, occurred_at, data) VALUES (?, ?, ?, ?::timestamptz, ?::jsonb))
-     INSERT INTO outbox (queue, job_id, payload) VALUES ('events.dispatch', ?, ?::jsonb)`,
-    [id, event.type, event.partnerId, event.occurredAt.toISOString(), JSON.stringify(event.data), `evt:${id}`, JSON.stringify(job)],
+  await enqueueWithInTx(
+    trx,
+    {
+      sql: "INSERT INTO events (id, type, partner_id, occurred_at, data) VALUES (?, ?, ?, ?::timestamptz, ?::jsonb)",
+      bindings: [id, event.type, event.partnerId, event.occurredAt.toISOString(), JSON.stringify(event.data)],
+    },
+    "events.dispatch",
+    { eventId: id },
+    { jobId: `evt:${id}` },
   );
   return id;
 }
