@@ -13,7 +13,8 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
  *   env: CONCURRENCY (32), DURATION_S (15), WARMUP_S (3, per HTTP phase, not counted), MEMBERS (2000), API_PROCESSES (half the CPUs), API_LOG_LEVEL (info),
  *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof),
- *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_* (passed to the API)
+ *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_* (passed to the API),
+ *        TAIL (1: print, per turn, when the answers slower than 40 ms were sent), KEEP_DB (1: keep the database, to look into it after)
  */
 import { randomBytes } from "node:crypto";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -61,6 +62,9 @@ const ROUNDS = Math.max(1, Number(process.env.ROUNDS ?? 3));
 // PostgreSQL CPU per earn: their batches are half as big.
 const API_PROCESSES = Number(process.env.API_PROCESSES ?? Math.max(1, Math.floor(os.cpus().length / 2)));
 const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
+// Diagnoses: when the slow answers came (a stall of the whole pipeline shows as all clients at once); the database kept.
+const TAIL = Boolean(process.env.TAIL);
+const KEEP_DB = Boolean(process.env.KEEP_DB);
 // Extra node flags for the API processes, e.g. API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
 const API_NODE_ARGS = (process.env.API_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const root = path.resolve(import.meta.dirname, "../..");
@@ -296,6 +300,13 @@ async function main() {
       const cpu = cpuSince(cpu0, await cpuSnapshot());
       await worker.terminate();
       for (const [status, text] of Object.entries(r.firstErrors)) process.stderr.write(`${phase}: first ${status}: ${text}\n`);
+      if (TAIL) {
+        // When the slow answers were sent: counts of answers over 40 ms per 250 ms of the run, and the slowest.
+        const buckets = new Map<number, number>();
+        for (const [at] of r.slow) buckets.set(Math.floor(at / 250), (buckets.get(Math.floor(at / 250)) ?? 0) + 1);
+        const worst = [...r.slow].sort((a, b) => b[1] - a[1]).slice(0, 8);
+        process.stderr.write(`${phase}: ${r.latencies.length} answers, ${r.slow.length} over 40 ms; per 250 ms: ${[...buckets].map(([b, n]) => `${b * 0.25}s:${n}`).join(" ")}; slowest (sent at ms, took ms): ${JSON.stringify(worst)}\n`);
+      }
       return { r, cpu };
     }
     /** A phase's figures from its runs: rates over the measured seconds, percentiles over every latency. */
@@ -457,7 +468,8 @@ COMMIT;
     if (server) server.close();
     await queue.close();
     await db.destroy();
-    await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    if (!KEEP_DB) await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    else process.stderr.write(`kept database ${dbName}\n`);
     await admin.destroy();
   }
 }

@@ -40,6 +40,8 @@ export interface LoadResult {
   /** The first answer's body (up to 300 characters) for each status >= 300, and the first failure's message under 0. */
   firstErrors: Record<number, string>;
   seconds: number;
+  /** The answers slower than 40 ms: when each was sent (ms after the measured run began) and how long it took. */
+  slow: Array<[number, number]>;
 }
 
 /** An answer: its status and body bytes (status 0: no answer, body the reason). */
@@ -191,6 +193,8 @@ async function main(): Promise<LoadResult> {
   let latencies: number[] = [];
   let statuses: Record<number, number> = {};
   let firstErrors: Record<number, string> = {};
+  let slow: Array<[number, number]> = [];
+  let origin = performance.now();
   const connections = Array.from({ length: spec.concurrency }, (_, c) => {
     const url = new URL(spec.bases[c % spec.bases.length]!);
     return new Connection(url.hostname, Number(url.port || 80));
@@ -219,7 +223,9 @@ async function main(): Promise<LoadResult> {
         request = `${head}idempotency-key: ${spec.phase}-${i}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
       }
       const res = await conn.send(request);
-      latencies.push(performance.now() - t0);
+      const took = performance.now() - t0;
+      latencies.push(took);
+      if (took > 40) slow.push([Math.round(t0 - origin), Math.round(took)]);
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       if ((res.status >= 300 || res.status === 0) && !(res.status in firstErrors)) firstErrors[res.status] = res.body.toString("utf8").slice(0, 300);
       // A failed connection: don't spin on a server that refuses them.
@@ -235,15 +241,17 @@ async function main(): Promise<LoadResult> {
     latencies = [];
     statuses = {};
     firstErrors = {};
+    slow = [];
   }
   parentPort!.postMessage("measuring");
   until = Date.now() + spec.durationS * 1000;
   const started = performance.now();
+  origin = started;
   await Promise.all(Array.from({ length: spec.concurrency }, (_, c) => client(c)));
   const seconds = (performance.now() - started) / 1000;
   clearTimeout(watchdog);
   for (const conn of connections) conn.destroy();
-  return { latencies, statuses, firstErrors, seconds };
+  return { latencies, statuses, firstErrors, seconds, slow };
 }
 
 main().then(

@@ -139,8 +139,9 @@ describe("the batched earn (group commit)", () => {
     const log = createLogger("silent");
     const idempotency = createIdempotency({ db });
     const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    // The batch leaves when its 12th call arrives (the wait is long), whatever the machine's load.
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 12, maxWaitMs: 10_000 } });
+    // The batch leaves when its 12th call arrives (the wait is long), whatever the machine's load; one slot, so that
+    // the twelve are not shared out over two batches.
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 12, maxWaitMs: 10_000, maxInFlight: 1 } });
     const members = [s.member.id, ...(await Promise.all(Array.from({ length: 3 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id)];
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => {
@@ -171,7 +172,7 @@ describe("the batched earn (group commit)", () => {
     const log = createLogger("silent");
     const idempotency = createIdempotency({ db });
     const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 4, maxWaitMs: 10_000 } });
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 4, maxWaitMs: 10_000, maxInFlight: 1 } });
     const other = (await createMember(hub.db, s.partner.id)).id;
     // 12 points (all to the debt), 25 (18 to the debt, 7 credited), 5 (credited), and another member's 9.
     const calls = [
@@ -250,7 +251,7 @@ describe("the batched earn (group commit)", () => {
     const earn = createEarnService({ db, clock: hub.clock, log, ledger, members: createMemberAccess() });
     // Rules whose condition fails in the database: the whole check read fails.
     const broken = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency, options: { maxWaitMs: 20 } });
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency, options: { maxWaitMs: 20, maxInFlight: 1 } });
     const results = await Promise.all(
       [11_000, 12_000, 13_000].map((amount, i) => {
         const input = earnBody(s.member.id, amount, `x-${i}`);

@@ -3,7 +3,8 @@
  * items are handed to `flush` together. A batch leaves when `maxItems` are waiting, or `maxWaitMs`
  * after its first item arrived (0: at once when a slot is free), and at most `maxInFlight` batches
  * run at a time — while they run, the next batch fills up, so batches grow with the load and an
- * idle caller waits for nobody.
+ * idle caller waits for nobody. A batch takes its share of the items in the system — those waiting
+ * and those in flight, over `maxInFlight` — so that the batches in flight stay about the same size.
  *
  * `flush` answers item by item: one item's failure is that caller's alone. If `flush` itself throws,
  * every caller of that batch gets the error.
@@ -28,6 +29,7 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
   let waiting: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
   let timer: NodeJS.Timeout | undefined;
   let inFlight = 0;
+  let inFlightItems = 0;
   let batches = 0;
   let items = 0;
 
@@ -43,10 +45,20 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
   function send(): void {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (waiting.length === 0 || inFlight >= maxInFlight) return;
-    const batch = waiting.slice(0, maxItems);
+    // Everything waiting now has waited long enough: it leaves in as many batches as slots are free.
+    while (waiting.length > 0 && inFlight < maxInFlight) dispatch();
+  }
+
+  function dispatch(): void {
+    // Each batch takes its share of the items in the system (waiting and in flight), not all that
+    // wait: a batch leaving beside one in flight would otherwise take everything, and the two would
+    // settle into one large slow batch and one small quick one that pays a batch's fixed cost for a
+    // few items — the large one's callers waiting twice as long as they need to.
+    const share = Math.ceil((waiting.length + inFlightItems) / maxInFlight);
+    const batch = waiting.slice(0, Math.min(maxItems, Math.max(1, share)));
     waiting = waiting.slice(batch.length);
     inFlight++;
+    inFlightItems += batch.length;
     batches++;
     items += batch.length;
     flush(batch.map((b) => b.item)).then(
@@ -63,10 +75,10 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
       },
     ).finally(() => {
       inFlight--;
-      // What queued up meanwhile has waited long enough: it leaves now, as one batch.
+      inFlightItems -= batch.length;
+      // What queued up meanwhile has waited long enough: it leaves now.
       if (waiting.length > 0) send();
     });
-    if (waiting.length > 0) schedule();
   }
 
   return {
