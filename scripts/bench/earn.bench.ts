@@ -12,9 +12,10 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench
  *   env: CONCURRENCY (32), DURATION_S (15), WARMUP_S (3, per HTTP phase, not counted), MEMBERS (2000), API_PROCESSES (half the CPUs), API_LOG_LEVEL (info),
- *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof),
+ *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof), API_STDOUT (1: the API processes' standard output
+ *        on this one's, e.g. with API_NODE_ARGS=--trace-gc and API_LOG_LEVEL=warn),
  *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_* (passed to the API),
- *        TAIL (1: print, per turn, when the answers slower than 40 ms were sent), KEEP_DB (1: keep the database, to look into it after)
+ *        TAIL (1: print, per turn, when the answers slower than 40 ms were sent, and the load generator's own event-loop delay), KEEP_DB (1: keep the database, to look into it after)
  */
 import { randomBytes } from "node:crypto";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -65,7 +66,9 @@ const API_LOG_LEVEL = process.env.API_LOG_LEVEL ?? "info";
 // Diagnoses: when the slow answers came (a stall of the whole pipeline shows as all clients at once); the database kept.
 const TAIL = Boolean(process.env.TAIL);
 const KEEP_DB = Boolean(process.env.KEEP_DB);
-// Extra node flags for the API processes, e.g. API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+// Extra node flags for the API processes, e.g. API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof";
+// API_STDOUT=1 shows what they print (their logs, --trace-gc).
+const API_STDOUT = Boolean(process.env.API_STDOUT);
 const API_NODE_ARGS = (process.env.API_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const root = path.resolve(import.meta.dirname, "../..");
 const children: ChildProcess[] = [];
@@ -231,7 +234,7 @@ async function main() {
         const child = spawn(process.execPath, [...API_NODE_ARGS, "--import", "tsx", path.join(root, "gateway/src/main.ts"), "api"], {
           cwd: root,
           env,
-          stdio: ["ignore", "ignore", "inherit"],
+          stdio: ["ignore", API_STDOUT ? "inherit" : "ignore", "inherit"],
         });
         children.push(child);
         bases.push(`http://127.0.0.1:${port}`);
@@ -278,18 +281,19 @@ async function main() {
 
     // HTTP load from a thread of its own (see http-load.worker.ts): the server's event loop serves only.
     // One run of it: `durationS` measured after `warmupS` not counted.
-    async function loadRun(phase: LoadSpec["phase"], durationS: number, warmupS: number, seqFrom: number, onMeasuring?: () => Promise<void>) {
+    async function loadRun(phase: LoadSpec["phase"], durationS: number, warmupS: number, seqFrom: number) {
       await quiesce();
       const spec: LoadSpec = { bases, phase, tokens, members, concurrency: CONCURRENCY, durationS, warmupS, seqFrom };
       // A TypeScript worker: register tsx's loader in the thread, then load the file.
       const file = new URL("./http-load.worker.ts", import.meta.url).href;
       const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(file)}); })`;
       const worker = new Worker(boot, { eval: true, workerData: spec });
-      // The CPU and the commits are counted from the end of the warm-up, when the worker says so.
+      // The CPU is counted from the end of the warm-up, when the worker says so (nothing heavier: a
+      // query here would run beside the measured load).
       let measuring: Promise<Awaited<ReturnType<typeof cpuSnapshot>>> | undefined;
       const r = await new Promise<LoadResult>((resolve, reject) => {
         worker.on("message", (m: LoadResult | "measuring") => {
-          if (m === "measuring") measuring = onMeasuring ? onMeasuring().then(cpuSnapshot) : cpuSnapshot();
+          if (m === "measuring") measuring = cpuSnapshot();
           else resolve(m);
         });
         worker.once("error", reject);
@@ -305,7 +309,7 @@ async function main() {
         const buckets = new Map<number, number>();
         for (const [at] of r.slow) buckets.set(Math.floor(at / 250), (buckets.get(Math.floor(at / 250)) ?? 0) + 1);
         const worst = [...r.slow].sort((a, b) => b[1] - a[1]).slice(0, 8);
-        process.stderr.write(`${phase}: ${r.latencies.length} answers, ${r.slow.length} over 40 ms; per 250 ms: ${[...buckets].map(([b, n]) => `${b * 0.25}s:${n}`).join(" ")}; slowest (sent at ms, took ms): ${JSON.stringify(worst)}\n`);
+        process.stderr.write(`${phase}: ${r.latencies.length} answers, ${r.slow.length} over 40 ms; per 250 ms: ${[...buckets].map(([b, n]) => `${b * 0.25}s:${n}`).join(" ")}; slowest (sent at ms, took ms): ${JSON.stringify(worst)}; the load generator's own event-loop delay p99 ${r.loopDelay[0].toFixed(1)} ms, max ${r.loopDelay[1].toFixed(1)} ms\n`);
       }
       return { r, cpu };
     }
@@ -406,16 +410,23 @@ COMMIT;
     const earnRuns: Array<Awaited<ReturnType<typeof loadRun>>> = [];
     const pgbenchRuns: Array<Awaited<ReturnType<typeof pgbenchRun>>> = [];
     // Earns per commit (group commit): every event of one transaction carries its transaction id.
-    const commits = async () =>
-      ((await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted'")).rows as Array<{ n: number }>)[0]!.n;
+    // Counted after the turn, over the events of its measured part (the worker's window), so that
+    // the count's scan of the events table never runs beside the measured load.
+    const commits = async (r: LoadResult) =>
+      (
+        (await db.raw("SELECT count(DISTINCT tx_id)::int AS n FROM events WHERE type = 'earn.posted' AND occurred_at >= ? AND occurred_at <= ?", [
+          new Date(r.window[0]),
+          new Date(r.window[1]),
+        ])).rows as Array<{ n: number }>
+      )[0]!.n;
     let earnCommits = 0;
     for (let round = 0; round < ROUNDS; round++) {
       // The first turn of each warms up for WARMUP_S; later ones for a second (new connections).
       const warmupS = round === 0 ? WARMUP_S : Math.min(WARMUP_S, 1);
       if (PHASES.has("earn")) {
-        let before = 0;
-        earnRuns.push(await loadRun("earn", roundS, warmupS, round * 10_000_000, async () => void (before = await commits())));
-        earnCommits += (await commits()) - before;
+        const run = await loadRun("earn", roundS, warmupS, round * 10_000_000);
+        earnRuns.push(run);
+        earnCommits += await commits(run.r);
       }
       if (PHASES.has("pgbench")) pgbenchRuns.push(await pgbenchRun(script, roundS, warmupS));
     }

@@ -17,6 +17,7 @@
  * the run's end are failed that way too, so a stuck server cannot hang the bench.
  */
 import net from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 
 export interface LoadSpec {
@@ -42,6 +43,10 @@ export interface LoadResult {
   seconds: number;
   /** The answers slower than 40 ms: when each was sent (ms after the measured run began) and how long it took. */
   slow: Array<[number, number]>;
+  /** The measured part's start and end (epoch ms): after the warm-up's last answer, and after the run's. */
+  window: [number, number];
+  /** This thread's own event-loop delay over the measured run, ms (p99, max): a stall here would stretch every answer's time at once. */
+  loopDelay: [number, number];
 }
 
 /** An answer: its status and body bytes (status 0: no answer, body the reason). */
@@ -243,15 +248,20 @@ async function main(): Promise<LoadResult> {
     firstErrors = {};
     slow = [];
   }
+  const from = Date.now();
   parentPort!.postMessage("measuring");
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   until = Date.now() + spec.durationS * 1000;
   const started = performance.now();
   origin = started;
   await Promise.all(Array.from({ length: spec.concurrency }, (_, c) => client(c)));
   const seconds = (performance.now() - started) / 1000;
+  loop.disable();
+  const loopDelay: [number, number] = [loop.percentile(99) / 1e6, loop.max / 1e6];
   clearTimeout(watchdog);
   for (const conn of connections) conn.destroy();
-  return { latencies, statuses, firstErrors, seconds, slow };
+  return { latencies, statuses, firstErrors, seconds, slow, loopDelay, window: [from, Date.now()] };
 }
 
 main().then(
