@@ -20,6 +20,7 @@ import { createIdempotency } from "./idempotency/idempotency.service.ts";
 import { createEarnService } from "./earn/earn.service.ts";
 import { earnRoutes } from "./earn/earn.routes.ts";
 import { createEarnBatch } from "./earn/earn.batch.ts";
+import { createDirectBurn } from "./earn/burn.direct.ts";
 import { registerEarnJobs } from "./earn/earn.jobs.ts";
 import { createAuth, type Auth } from "./auth/auth.module.ts";
 import { authRoutes } from "./auth/auth.routes.ts";
@@ -133,6 +134,7 @@ export function createHub(deps: HubDeps): Hub {
           options: { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT },
         })
       : undefined;
+  const directBurn = config.BURN_ONE_STATEMENT ? createDirectBurn({ db: deps.db, clock: deps.clock, log, earn, idempotency }) : undefined;
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });
@@ -156,7 +158,7 @@ export function createHub(deps: HubDeps): Hub {
     ...cardsRoutes(cards),
 
     // --- handlers: ledger ---
-    ...earnRoutes({ earn, idempotency, ...(earnBatch ? { batch: earnBatch } : {}) }),
+    ...earnRoutes({ earn, idempotency, ...(earnBatch ? { batch: earnBatch } : {}), ...(directBurn ? { directBurn } : {}) }),
 
     // --- handlers: webhooks ---
     ...eventsRoutes({ feed: createEventFeed(deps) }),

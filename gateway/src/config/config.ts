@@ -37,6 +37,8 @@ const schema = z.object({
   EARN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
   EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
   EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
+  // A burn by member id in one statement when nothing unusual is in the way (false: every burn one by one).
+  BURN_ONE_STATEMENT: bool.default(true),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   // Statements one worker clears at once, and the collect groups a month's collection is dealt
   // into (one pass over the month's ledger per group, the groups at once): about the cores the
