@@ -4,7 +4,7 @@ import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
 import type { HandlerResult } from "../http/router.ts";
 import { requestHash, type Idempotency, type IdempotentRequest } from "../idempotency/idempotency.service.ts";
-import type { BurnInput, EarnService } from "./earn.service.ts";
+import { burnAnswer, type BurnInput, type EarnService } from "./earn.service.ts";
 
 export interface BurnCall {
   partnerId: string;
@@ -52,16 +52,8 @@ export function createDirectBurn(deps: { db: Db; clock: Clock; log: Logger; earn
       const occurredAt = input.occurred_at ? new Date(input.occurred_at) : now;
       const transactionId = newId("txn");
       const memberId = input.member_id!;
-      // The answer's head as earn.burn builds it, key for key; the balance comes from the write.
-      const body: Record<string, unknown> = {
-        transaction_id: transactionId,
-        partner_transaction_id: input.partner_transaction_id,
-        member_id: memberId,
-        points_burned: input.points,
-        amount_minor: input.amount_minor,
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-      };
+      // The answer's head as earn.burn builds it; the balance comes from the write.
+      const body: Record<string, unknown> = burnAnswer({ transactionId, input, memberId, occurredAt });
       let row: BurnRow | undefined;
       try {
         [row] = await namedQuery<BurnRow>(db, "points_burn", "SELECT * FROM points_burn(?::jsonb)", [

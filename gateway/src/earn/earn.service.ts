@@ -174,6 +174,19 @@ export function earnAnswer<Id extends string | null>(a: {
   };
 }
 
+/** The head of a burn's answer, key for key, whichever path wrote it (one by one, one statement); the balance follows. */
+export function burnAnswer(a: { transactionId: string; input: Pick<BurnInput, "partner_transaction_id" | "points" | "amount_minor" | "currency">; memberId: string; occurredAt: Date }) {
+  return {
+    transaction_id: a.transactionId,
+    partner_transaction_id: a.input.partner_transaction_id,
+    member_id: a.memberId,
+    points_burned: a.input.points,
+    amount_minor: a.input.amount_minor,
+    currency: a.input.currency,
+    occurred_at: a.occurredAt.toISOString(),
+  };
+}
+
 export function redemptionView(r: RedemptionRow) {
   return {
     id: r.id,
@@ -377,16 +390,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
         occurredAt,
         data: { transaction_id: id, member_id: memberId, points: input.points, partner_transaction_id: input.partner_transaction_id },
       });
-      return {
-        transaction_id: id,
-        partner_transaction_id: input.partner_transaction_id,
-        member_id: memberId,
-        points_burned: input.points,
-        amount_minor: input.amount_minor,
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-        balance: view(burned.balances),
-      };
+      return { ...burnAnswer({ transactionId: id, input, memberId, occurredAt }), balance: view(burned.balances) };
     },
 
     /**
