@@ -141,10 +141,11 @@ async function main() {
   try {
     await migrateLatest(db);
     // Production settings: responses are not re-validated against the contract.
-    const batchEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_") || k === "BURN_ONE_STATEMENT"));
+    // The earn batch's and the burn's settings, passed to the API (in this process and in its own).
+    const tuningEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_") || k === "BURN_ONE_STATEMENT"));
     // One session key for the bench's API processes, as production requires of every API process.
     const portalSecret = randomBytes(32).toString("hex");
-    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: portalSecret, ...batchEnv });
+    const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: portalSecret, ...tuningEnv });
     const hub = createHub({ config, db, queue, log, clock: systemClock });
     await hub.init();
     server = hub.listen(0, "127.0.0.1");
@@ -219,7 +220,7 @@ async function main() {
         const port = await freePort();
         const env: NodeJS.ProcessEnv = {
           ...process.env,
-          ...batchEnv,
+          ...tuningEnv,
           NODE_ENV: "production",
           LOG_LEVEL: API_LOG_LEVEL,
           DATABASE_URL: benchUrl,

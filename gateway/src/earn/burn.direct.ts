@@ -79,9 +79,11 @@ export function createDirectBurn(deps: { db: Db; clock: Clock; log: Logger; earn
           }),
         ]);
       } catch (err) {
-        // 40001 (a key or transaction id taken meanwhile), a lost connection: nothing committed, or
-        // it did and the one-by-one path finds the key and replays its answer.
-        log.warn({ err }, "direct burn failed; the call goes one by one");
+        // 40001 (a key or transaction id taken meanwhile: a client's retry racing its first try, an
+        // expected event), a lost connection: nothing committed, or it did and the one-by-one path
+        // finds the key and replays its answer.
+        const raced = (err as { code?: string }).code === "40001";
+        log[raced ? "debug" : "warn"]({ err }, "direct burn failed; the call goes one by one");
         return slow(call);
       }
       if (!row?.ok) {
