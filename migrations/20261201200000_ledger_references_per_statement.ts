@@ -34,14 +34,14 @@ import type { Knex } from "knex";
  * member's or partner's first posting.
  */
 /** A reference to check: the new rows' column(s), the parent and its key, the constraint it stands for. */
-interface Ref {
+export interface Ref {
   column: string;
   parent: string;
   /** Extra parent key column matched to a new rows' column of the same name (the account's asset). */
   also?: string;
 }
 
-const CHECKS: Record<string, Ref[]> = {
+export const CHECKS: Record<string, Ref[]> = {
   ledger_entries: [
     { column: "member_id", parent: "members" },
     { column: "partner_id", parent: "partners" },
@@ -89,7 +89,7 @@ const UNDELETABLE: Record<string, string[]> = {
   ledger_accounts: ["id", "asset"],
 };
 
-function constraintName(table: string, ref: Ref) {
+export function constraintName(table: string, ref: Ref) {
   return `${table}_${ref.column}${ref.also ? `_${ref.also}` : ""}_foreign`;
 }
 
@@ -98,7 +98,7 @@ function constraintName(table: string, ref: Ref) {
  * parent by key, UNION ALL, stopping at the first row that names a missing parent. (Anti-joins, not
  * NOT EXISTS under OR: that form hashes the whole parent table.)
  */
-function checkFunction(table: string, refs: Ref[]) {
+export function checkFunction(table: string, refs: Ref[]) {
   const branches = refs.map((r) => {
     const match = `p.id = n.${r.column}${r.also ? ` AND p.${r.also} = n.${r.also}` : ""}`;
     const value = r.also ? `(n.${r.column}, n.${r.also})::text` : `n.${r.column}::text`;
