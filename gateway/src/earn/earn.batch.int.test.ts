@@ -99,6 +99,9 @@ describe("the batched earn (group commit)", () => {
     const s = await ledgerScenario(hub);
     const other = await ledgerScenario(hub);
     const second = await createMember(hub.db, s.partner.id);
+    // A sandbox member linked to this live partner: no API call makes such a link, but if one
+    // existed the batch must refuse it as members.resolve does — another network's member is unknown.
+    const sandboxMember = await createMember(hub.db, s.partner.id, { sandbox: true });
     expect((await s.post("/v1/earn", earnBody(s.member.id, 1_000, "used"), "first-use")).status).toBe(201);
 
     const calls = [
@@ -106,6 +109,7 @@ describe("the batched earn (group commit)", () => {
       { name: "good2", body: earnBody(second.id, 70_000, "g-2"), key: "b-good2" },
       { name: "duplicate", body: earnBody(s.member.id, 5_000, "used"), key: "b-dup" },
       { name: "not-linked", body: earnBody(other.member.id, 5_000, "g-3"), key: "b-404" },
+      { name: "other-network", body: earnBody(sandboxMember.id, 5_000, "g-6"), key: "b-sandbox" },
       { name: "currency", body: earnBody(second.id, 5_000, "g-4", "USD"), key: "b-usd" },
       { name: "twin-a", body: earnBody(second.id, 2_000, "twin"), key: "b-twin-a" },
       { name: "twin-b", body: earnBody(second.id, 2_000, "twin"), key: "b-twin-b" },
@@ -117,6 +121,8 @@ describe("the batched earn (group commit)", () => {
     expect(by["no-points"]).toMatchObject({ status: 201, body: { points_earned: 0, lot: null } });
     expect(by.duplicate).toMatchObject({ status: 409, body: { code: "duplicate-transaction" } });
     expect(by["not-linked"]).toMatchObject({ status: 404, body: { code: "member-not-found" } });
+    expect(by["other-network"]).toMatchObject({ status: 404, body: { code: "member-not-found" } });
+    expect((await hub.db("point_transactions").where({ member_id: sandboxMember.id }).first("id"))).toBeUndefined();
     expect(by.currency).toMatchObject({ status: 422, body: { code: "currency-mismatch", expected_currency: "EUR" } });
     expect([by["twin-a"]!.status, by["twin-b"]!.status].sort()).toEqual([201, 409]);
     expect(by.good2!.status).toBe(201);

@@ -23,6 +23,8 @@ interface CheckRow {
   partner_status: string | null;
   linked: boolean;
   member_status: string | null;
+  /** The member is in the partner's network (sandbox or live), as members.resolve requires. */
+  same_network: boolean | null;
   contract_only: boolean;
   id: string | null;
 }
@@ -44,7 +46,8 @@ interface WrittenRow {
  * trips serve the whole batch instead of ~14 statements per earn:
  *
  * 1. one read checks every call at once: partner active, contract in force at its instant, member
- *    linked to the partner and active, and no rule or tier that needs the database (the rules'
+ *    in the partner's network (sandbox or live), linked to it and active, and no rule or tier that
+ *    needs the database (the rules'
  *    `contractOnly.whenSql`);
  * 2. Node prices each call by the contract (`contractOnly.compute`) and builds its answer;
  * 3. `points_earn_batch` sets aside the calls whose Idempotency-Key or partner transaction id is
@@ -76,12 +79,12 @@ export function createEarnBatch(deps: {
   // Each lookup is a LATERAL … LIMIT 1 by primary key: the planner guesses 100 rows for
   // jsonb_to_recordset and would otherwise hash-join whole tables (members, links) per batch, a
   // cost that grows with the network. A named statement: PostgreSQL plans it once per connection.
-  const checksSql = `SELECT i.idx, p.status AS partner_status, m.status AS member_status, coalesce(lk.linked, false) AS linked,
+  const checksSql = `SELECT i.idx, p.status AS partner_status, m.status AS member_status, (m.sandbox = p.sandbox) AS same_network, coalesce(lk.linked, false) AS linked,
                   (${contractOnly?.whenSql("i.at") ?? "false"}) AS contract_only,
                   c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
              FROM jsonb_to_recordset(?::jsonb) AS i(idx integer, partner_id text, member_id text, at timestamptz)
-             LEFT JOIN LATERAL (SELECT p.status FROM partners p WHERE p.id = i.partner_id LIMIT 1) p ON true
-             LEFT JOIN LATERAL (SELECT m.status FROM members m WHERE m.id = i.member_id LIMIT 1) m ON true
+             LEFT JOIN LATERAL (SELECT p.status, p.sandbox FROM partners p WHERE p.id = i.partner_id LIMIT 1) p ON true
+             LEFT JOIN LATERAL (SELECT m.status, m.sandbox FROM members m WHERE m.id = i.member_id LIMIT 1) m ON true
              LEFT JOIN LATERAL (SELECT true AS linked FROM member_partner_links l
                                  WHERE l.member_id = i.member_id AND l.partner_id = i.partner_id LIMIT 1) lk ON true
              LEFT JOIN LATERAL (SELECT cv.* FROM contract_versions cv WHERE cv.partner_id = i.partner_id AND cv.effective_from <= i.at
@@ -135,6 +138,7 @@ export function createEarnBatch(deps: {
         !row.id ||
         !row.linked ||
         row.member_status !== "active" ||
+        row.same_network !== true ||
         !row.contract_only ||
         row.currency !== input.currency
       ) {
