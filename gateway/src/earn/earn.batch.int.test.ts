@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../../../test/harness.ts";
 import { json } from "../../../test/http.ts";
-import { createMember } from "../../../test/factories/network.ts";
+import { createContract, createMember } from "../../../test/factories/network.ts";
 import { ledgerScenario } from "../../../test/factories/ledger.ts";
 import { createLogger } from "../infra/logger.ts";
 import { createLedger } from "../ledger/ledger.service.ts";
@@ -246,6 +246,40 @@ describe("the batched earn (group commit)", () => {
     expect(rows.map((r) => r.partner_transaction_id).sort()).toEqual(["race-a", "race-b", "race-twin"]);
     expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(21);
     for (const [i, m] of others.entries()) expect((await json(await s.get(`/v1/members/${m}/balance`))).available).toBe(5 + i);
+  });
+
+  it("prices by the contract version in force: one that took effect after the batch read its versions is caught by the write's checks", async () => {
+    const s = await ledgerScenario(hub);
+    const db = hub.db;
+    const log = createLogger("silent");
+    const idempotency = createIdempotency({ db });
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 1, maxWaitMs: 0, maxInFlight: 1 } });
+    let n = 0;
+    const submit = () => {
+      const input = { ...earnBody(s.member.id, 10_000, `cv-${++n}`), occurred_at: new Date().toISOString() };
+      return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `cv-${n}`, method: "POST", path: "/v1/earn", body: input } });
+    };
+    const body = (r: { body?: unknown }) => r.body as { points_earned: number; computation: { contract_version: number } };
+
+    // Version 1 (1 point per 1,000) is read and cached by the first batch, which writes the earn.
+    const first = await submit();
+    expect(body(first)).toMatchObject({ points_earned: 10, computation: { contract_version: 1 } });
+    expect(batch.stats().written).toBe(1);
+
+    // Version 2 (3 points per 1,000) takes effect: the next call, priced by the cached version 1,
+    // is refused by the write's checks and answered one by one with version 2's points.
+    await createContract(db, s.partner.id, { version: 2, effective_from: new Date(Date.now() - 1_000), earn_points: 3n });
+    const second = await submit();
+    expect(body(second)).toMatchObject({ points_earned: 30, computation: { contract_version: 2 } });
+    expect(batch.stats()).toMatchObject({ batches: 2, written: 1 });
+
+    // The partner's versions were read again: the batch now prices and writes by version 2 itself.
+    const third = await submit();
+    expect(body(third)).toMatchObject({ points_earned: 30, computation: { contract_version: 2 } });
+    expect(batch.stats()).toMatchObject({ batches: 3, written: 2 });
+    const stored = await db("point_transactions").whereIn("partner_transaction_id", ["cv-1", "cv-2", "cv-3"]).where({ partner_id: s.partner.id }).orderBy("partner_transaction_id").select("points_earned");
+    expect(stored.map((r: { points_earned: string }) => Number(r.points_earned))).toEqual([10, 30, 30]);
   });
 
   it("answers every call one by one when the batch's checks cannot run", async () => {

@@ -18,16 +18,8 @@ export interface EarnCall {
   request: IdempotentRequest;
 }
 
-interface CheckRow {
-  idx: number;
-  partner_status: string | null;
-  linked: boolean;
-  member_status: string | null;
-  /** The member is in the partner's network (sandbox or live), as members.resolve requires. */
-  same_network: boolean | null;
-  contract_only: boolean;
-  id: string | null;
-}
+/** A contract version in force when read: frozen by the database, its terms never change under the cache. */
+type CachedContract = ContractRow & { effective_from: Date };
 
 interface WrittenRow {
   idx: number;
@@ -42,26 +34,30 @@ interface WrittenRow {
 
 /**
  * The batched earn (group commit). Concurrent `POST /v1/earn` calls are collected for up to
- * `maxWaitMs` (or `maxItems`) and written together, so one commit — one WAL flush — and two round
- * trips serve the whole batch instead of ~14 statements per earn:
+ * `maxWaitMs` (or `maxItems`) and written together, so one commit — one WAL flush — and one round
+ * trip serve the whole batch instead of ~14 statements per earn:
  *
- * 1. one read checks every call at once: partner active, contract in force at its instant, member
- *    in the partner's network (sandbox or live), linked to it and active, and no rule or tier that
- *    needs the database (the rules'
- *    `contractOnly.whenSql`);
- * 2. Node prices each call by the contract (`contractOnly.compute`) and builds its answer;
- * 3. `points_earn_batch` sets aside the calls whose Idempotency-Key or partner transaction id is
- *    taken (committed already, or twice in this batch), then writes all the others set-based, one
+ * 1. Node prices each call by the partner's contract version in force at the call's instant, from a
+ *    per-process cache of the versions already in force when read — which the database freezes
+ *    (`contract_version_frozen`), so their terms cannot change under it — and builds its answer;
+ * 2. one statement checks every call and writes those that pass: partner active, the version priced
+ *    with still the one in force at the call's instant, member in the partner's network (sandbox or
+ *    live), linked to it and active, and no rule or tier that needs the database (the rules'
+ *    `contractOnly.whenSql`) — in the same snapshot as the write; then `points_earn_batch` sets
+ *    aside the calls the checks refused and those whose Idempotency-Key or partner transaction id is
+ *    taken (committed already, or twice in this batch), and writes all the others set-based, one
  *    INSERT per table: the purchase rows, the ledger earns (`ledger_earn_many`), the `earn.posted`
  *    events and their outbox rows, and the Idempotency-Key rows with the answers — the same rows the
  *    one-by-one path writes.
  *
  * Anything else goes through the one-by-one path (`idempotency.run` + `earn.earn`), which gives the
- * exact answer under the usual rules: a call the checks refuse (its problem, stored under its key),
- * a call set aside (a retried Idempotency-Key, a partner transaction id already used), or a whole
- * batch that failed (a key or transaction id taken meanwhile by a concurrent batch — 40001 —, a
- * deadlock, a lost connection: nothing of it committed, or it did and the retry replays it). One
- * caller's failure is never another's answer.
+ * exact answer under the usual rules: a call the checks refuse (its problem, stored under its key,
+ * or its earn priced by a version that took effect since the cache read — the partner's cached
+ * versions are then dropped), a call set aside (a retried Idempotency-Key, a partner transaction id
+ * already used), a call no cached version prices, or a whole batch that failed (a key or
+ * transaction id taken meanwhile by a concurrent batch — 40001 —, a deadlock, a lost connection:
+ * nothing of it committed, or it did and the retry replays it). One caller's failure is never
+ * another's answer.
  */
 export function createEarnBatch(deps: {
   db: Db;
@@ -76,21 +72,51 @@ export function createEarnBatch(deps: {
   const contractOnly = rules.contractOnly;
   let written = 0;
 
-  // Each lookup is a LATERAL … LIMIT 1 by primary key: the planner guesses 100 rows for
-  // jsonb_to_recordset and would otherwise hash-join whole tables (members, links) per batch, a
-  // cost that grows with the network. A named statement: PostgreSQL plans it once per connection.
-  const checksSql = `SELECT i.idx, p.status AS partner_status, m.status AS member_status, (m.sandbox = p.sandbox) AS same_network, coalesce(lk.linked, false) AS linked,
-                  (${contractOnly?.whenSql("i.at") ?? "false"}) AS contract_only,
-                  c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
-             FROM jsonb_to_recordset(?::jsonb) AS i(idx integer, partner_id text, member_id text, at timestamptz)
-             LEFT JOIN LATERAL (SELECT p.status, p.sandbox FROM partners p WHERE p.id = i.partner_id LIMIT 1) p ON true
-             LEFT JOIN LATERAL (SELECT m.status, m.sandbox FROM members m WHERE m.id = i.member_id LIMIT 1) m ON true
-             LEFT JOIN LATERAL (SELECT true AS linked FROM member_partner_links l
-                                 WHERE l.member_id = i.member_id AND l.partner_id = i.partner_id LIMIT 1) lk ON true
-             LEFT JOIN LATERAL (SELECT cv.* FROM contract_versions cv WHERE cv.partner_id = i.partner_id AND cv.effective_from <= i.at
-                                 ORDER BY cv.effective_from DESC LIMIT 1) c ON true`;
+  // The checks, then the write, in one statement. Each lookup is a LATERAL … LIMIT 1 by primary key:
+  // the planner guesses 100 rows for jsonb_to_recordset and would otherwise hash-join whole tables
+  // (members, links) per batch, a cost that grows with the network. The items' jsonb is one
+  // parameter, parsed once, read by the checks and passed on to the write.
+  const writeSql = `WITH arg AS MATERIALIZED (SELECT ?::jsonb AS items),
+          refused AS MATERIALIZED (
+            SELECT i.idx
+              FROM arg CROSS JOIN LATERAL jsonb_to_recordset(arg.items) AS i(idx integer, partner_id text, member_id text, occurred_at timestamptz, contract_version_id text)
+              LEFT JOIN LATERAL (SELECT p.status, p.sandbox FROM partners p WHERE p.id = i.partner_id LIMIT 1) p ON true
+              LEFT JOIN LATERAL (SELECT m.status, m.sandbox FROM members m WHERE m.id = i.member_id LIMIT 1) m ON true
+              LEFT JOIN LATERAL (SELECT true AS linked FROM member_partner_links l
+                                  WHERE l.member_id = i.member_id AND l.partner_id = i.partner_id LIMIT 1) lk ON true
+              LEFT JOIN LATERAL (SELECT cv.id FROM contract_versions cv WHERE cv.partner_id = i.partner_id AND cv.effective_from <= i.occurred_at
+                                  ORDER BY cv.effective_from DESC LIMIT 1) c ON true
+             WHERE (p.status = 'active' AND m.status = 'active' AND m.sandbox = p.sandbox AND lk.linked
+                    AND c.id = i.contract_version_id AND (${contractOnly?.whenSql("i.occurred_at") ?? "false"})) IS NOT TRUE)
+        SELECT w.* FROM arg CROSS JOIN LATERAL points_earn_batch(arg.items, ARRAY(SELECT r.idx FROM refused r)) AS w`;
   // Named by its text: two batches with other rules (another whenSql) never share a name.
-  const checksName = `earn_batch_checks_${createHash("sha256").update(checksSql).digest("hex").slice(0, 16)}`;
+  const writeName = `earn_batch_write_${createHash("sha256").update(writeSql).digest("hex").slice(0, 16)}`;
+
+  // The contract versions in force when read, by partner, newest first.
+  const contracts = new Map<string, CachedContract[]>();
+  async function loadContracts(partnerIds: string[]): Promise<void> {
+    const missing = [...new Set(partnerIds)].filter((id) => !contracts.has(id));
+    if (missing.length === 0) return;
+    const rows = (await db("contract_versions")
+      .whereIn("partner_id", missing)
+      .whereRaw("effective_from <= now()")
+      .orderBy([{ column: "partner_id" }, { column: "effective_from", order: "desc" }])
+      .select(
+        "partner_id",
+        "effective_from",
+        "id",
+        "version",
+        "currency",
+        "earn_points",
+        "earn_per_minor",
+        "points_validity_days",
+        "refund_policy",
+        "negative_floor",
+      )) as Array<CachedContract & { partner_id: string }>;
+    for (const id of missing) contracts.set(id, []);
+    for (const r of rows) contracts.get(r.partner_id)!.push({ ...r, effective_from: new Date(r.effective_from) });
+  }
+  const inForce = (partnerId: string, at: Date): CachedContract | undefined => contracts.get(partnerId)?.find((v) => v.effective_from.getTime() <= at.getTime());
 
   const oneByOne = (call: EarnCall): Promise<HandlerResult> =>
     idempotency.run(call.request, async (trx) => ({ status: 201, body: await earn.earn(trx, call.partnerId, call.input) }));
@@ -114,36 +140,27 @@ export function createEarnBatch(deps: {
     const now = clock.now();
     const at = calls.map((c) => (c.input.occurred_at ? new Date(c.input.occurred_at) : now));
 
-    // 1. Every check of every call, in one read.
-    let checks: Map<number, CheckRow & ContractRow>;
+    // 1. The contract in force at each call's instant, from the cache (read on a partner's first batch).
     try {
-      const rows = await namedQuery<CheckRow & ContractRow>(db, checksName, checksSql, [
-        JSON.stringify(calls.map((c, idx) => ({ idx, partner_id: c.partnerId, member_id: c.input.member_id, at: at[idx]!.toISOString() }))),
-      ]);
-      checks = new Map(rows.map((r) => [Number(r.idx), r]));
+      await loadContracts(calls.map((c) => c.partnerId));
     } catch (err) {
-      log.warn({ err }, "earn batch: checks failed; the calls go one by one");
+      log.warn({ err }, "earn batch: the contracts could not be read; the calls go one by one");
       return settle(calls);
     }
 
-    // 2. Price and answer each call that passed every check.
+    // 2. Price and answer each call its cached contract prices; the write checks the rest.
     const items: Array<Record<string, unknown>> = [];
     const answers = new Map<number, { body: Record<string, unknown>; expiresAt: string }>();
     calls.forEach((call, idx) => {
-      const row = checks.get(idx);
       const input = call.input;
-      if (
-        !row ||
-        row.partner_status !== "active" ||
-        !row.id ||
-        !row.linked ||
-        row.member_status !== "active" ||
-        row.same_network !== true ||
-        !row.contract_only ||
-        row.currency !== input.currency
-      ) {
+      const row = inForce(call.partnerId, at[idx]!);
+      if (!row) {
+        // None cached for that instant (no version in force when read, or the call is dated before
+        // them all): one by one, and the partner's versions are read again for the next batch.
+        contracts.delete(call.partnerId);
         return;
       }
+      if (!contractOnly || row.currency !== input.currency) return;
       const contract = toTerms(row);
       const occurredAt = at[idx]!;
       const memberId = input.member_id!;
@@ -190,16 +207,18 @@ export function createEarnBatch(deps: {
       });
     });
 
-    // 3. Write them in one statement, members in one order so that two batches never deadlock.
+    // 3. Check and write them in one statement, members in one order so that two batches never deadlock.
     items.sort((a, b) => (a.member_id === b.member_id ? (a.idx as number) - (b.idx as number) : (a.member_id as string) < (b.member_id as string) ? -1 : 1));
     if (items.length > 0) {
       try {
-        const rows = await namedQuery<WrittenRow>(db, "points_earn_batch", "SELECT * FROM points_earn_batch(?::jsonb)", [JSON.stringify(items)]);
+        const rows = await namedQuery<WrittenRow>(db, writeName, writeSql, [JSON.stringify(items)]);
         for (const w of rows) {
           const idx = Number(w.idx);
           const answer = answers.get(idx)!;
           if (!w.ok) {
-            if (w.err_code !== "23505") log.debug({ code: w.err_code, message: w.err_message }, "earn batch: a call goes one by one");
+            // Refused by the checks: perhaps priced by a version no longer in force at that instant.
+            if (w.err_code === "checks") contracts.delete(calls[idx]!.partnerId);
+            else if (w.err_code !== "23505") log.debug({ code: w.err_code, message: w.err_message }, "earn batch: a call goes one by one");
             continue;
           }
           answer.body.lot = w.lot_id ? { id: w.lot_id, expires_at: answer.expiresAt } : null;
