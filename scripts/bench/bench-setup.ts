@@ -31,6 +31,25 @@ export async function benchDatabase(url: string, name: string, poolMax: number):
   };
 }
 
+/**
+ * The earn benches' network: one active merchant with a contract in force since 2020 (1 point per
+ * 1,000 minor units of EUR) and `count` members it enrolled, `mem_bench000000` onwards.
+ */
+export async function seedEarnNetwork(db: Db, count: number): Promise<{ partnerId: string; members: string[] }> {
+  const partnerId = newId("ptn");
+  await db("partners").insert({ id: partnerId, name: "Bench Mart", kind: "merchant", sector: "bench", status: "active" });
+  await createContract(db, partnerId);
+  const members = Array.from({ length: count }, (_, i) => `mem_bench${String(i).padStart(6, "0")}`);
+  for (let i = 0; i < members.length; i += 500) {
+    const chunk = members.slice(i, i + 500);
+    await db("members").insert(chunk.map((id) => ({ id, enrolled_by_partner_id: partnerId })));
+    await db("member_partner_links").insert(chunk.map((id) => ({ member_id: id, partner_id: partnerId, relation: "enrolled" })));
+  }
+  // Fresh statistics for the seeded tables, as `pgbench -i` leaves its own.
+  await db.raw("ANALYZE");
+  return { partnerId, members };
+}
+
 export interface BankNetwork {
   bankId: string;
   merchants: Array<{ id: string; mid: string; cashbackBps: number | null }>;

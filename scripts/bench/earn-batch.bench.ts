@@ -17,14 +17,13 @@
 import os from "node:os";
 import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { systemClock } from "../../gateway/src/infra/clock.ts";
-import { newId } from "../../gateway/src/infra/ids.ts";
 import { createLedger } from "../../gateway/src/ledger/ledger.service.ts";
 import { createIdempotency } from "../../gateway/src/idempotency/idempotency.service.ts";
 import { createMemberAccess } from "../../gateway/src/members/member-access.ts";
 import { createEarnService } from "../../gateway/src/earn/earn.service.ts";
 import { createEarnBatch } from "../../gateway/src/earn/earn.batch.ts";
 import { baseRateRules } from "../../gateway/src/earn/earn.rules.ts";
-import { benchDatabase, cpuMeter } from "./bench-setup.ts";
+import { benchDatabase, cpuMeter, seedEarnNetwork } from "./bench-setup.ts";
 
 const url = process.env.DATABASE_URL;
 if (!url) {
@@ -40,26 +39,7 @@ async function main() {
   // One connection: every batch runs on the backend the meter reads, one at a time.
   const { db, drop } = await benchDatabase(url!, "batch", 1);
   try {
-    const partnerId = newId("ptn");
-    await db("partners").insert({ id: partnerId, name: "Bench Mart", kind: "merchant", sector: "bench", status: "active" });
-    await db("contract_versions").insert({
-      id: newId("ctr"),
-      partner_id: partnerId,
-      version: 1,
-      effective_from: new Date("2020-01-01T00:00:00Z"),
-      currency: "EUR",
-      issuance_price_micros: "10000",
-      redemption_price_micros: "8000",
-      earn_points: "1",
-      earn_per_minor: "1000",
-    });
-    const members = Array.from({ length: MEMBERS }, (_, i) => `mem_bench${String(i).padStart(6, "0")}`);
-    for (let i = 0; i < members.length; i += 500) {
-      const chunk = members.slice(i, i + 500);
-      await db("members").insert(chunk.map((id) => ({ id, enrolled_by_partner_id: partnerId })));
-      await db("member_partner_links").insert(chunk.map((id) => ({ member_id: id, partner_id: partnerId, relation: "enrolled" })));
-    }
-    await db.raw("ANALYZE");
+    const { partnerId, members } = await seedEarnNetwork(db, MEMBERS);
     if (process.env.SQL_BEFORE) await db.raw(process.env.SQL_BEFORE);
 
     const log = createLogger("silent");

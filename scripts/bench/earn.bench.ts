@@ -34,7 +34,7 @@ import { createLogger } from "../../gateway/src/infra/logger.ts";
 import { systemClock } from "../../gateway/src/infra/clock.ts";
 import { createMemoryQueue } from "../../gateway/src/infra/queue/memory.queue.ts";
 import { createHub } from "../../gateway/src/hub.ts";
-import { newId } from "../../gateway/src/infra/ids.ts";
+import { seedEarnNetwork } from "./bench-setup.ts";
 import { createLedger } from "../../gateway/src/ledger/ledger.service.ts";
 import { createIdempotency } from "../../gateway/src/idempotency/idempotency.service.ts";
 import { createMemberAccess } from "../../gateway/src/members/member-access.ts";
@@ -154,27 +154,7 @@ async function main() {
     config.PUBLIC_URL = base;
 
     // Seed: one active merchant with a contract, members it enrolled, one OAuth client per HTTP client.
-    const partnerId = newId("ptn");
-    await db("partners").insert({ id: partnerId, name: "Bench Mart", kind: "merchant", sector: "bench", status: "active" });
-    await db("contract_versions").insert({
-      id: newId("ctr"),
-      partner_id: partnerId,
-      version: 1,
-      effective_from: new Date("2020-01-01T00:00:00Z"),
-      currency: "EUR",
-      issuance_price_micros: "10000",
-      redemption_price_micros: "8000",
-      earn_points: "1",
-      earn_per_minor: "1000",
-    });
-    const members = Array.from({ length: MEMBERS }, (_, i) => `mem_bench${String(i).padStart(6, "0")}`);
-    for (let i = 0; i < members.length; i += 500) {
-      const chunk = members.slice(i, i + 500);
-      await db("members").insert(chunk.map((id) => ({ id, enrolled_by_partner_id: partnerId })));
-      await db("member_partner_links").insert(chunk.map((id) => ({ member_id: id, partner_id: partnerId, relation: "enrolled" })));
-    }
-    // Fresh statistics for the seeded tables, as `pgbench -i` leaves its own.
-    await db.raw("ANALYZE");
+    const { partnerId, members } = await seedEarnNetwork(db, MEMBERS);
     const tokens: string[] = [];
     for (let i = 0; i < CONCURRENCY; i++) {
       const { client, secret } = await hub.auth.clients.create(
