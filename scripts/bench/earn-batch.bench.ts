@@ -1,9 +1,9 @@
 /**
  * What one batched earn costs the database, by batch size: the fixed cost of a batch and the cost
  * of each earn in it. The earn bench (`npm run bench`) measures the whole pipeline under load, and
- * its rates swing with whatever else the machine runs; this measures the batch's own work — its
- * checks read and its write, through the real `createEarnBatch`, one batch at a time on one
- * connection — as the CPU time of the PostgreSQL backend, which holds to a few percent from run to
+ * its rates swing with whatever else the machine runs; this measures the batch's own work — the
+ * one statement that checks and writes it, through the real `createEarnBatch`, one batch at a time
+ * on one connection — as the CPU time of the PostgreSQL backend, which holds to a few percent from run to
  * run. The figure to watch when changing `points_earn_batch`, `ledger_earn_many` or the triggers of
  * the tables they write.
  *

@@ -6,7 +6,7 @@ import { newId } from "../infra/ids.ts";
 import { createBatcher, type BatcherOptions, type Settled } from "../infra/batcher.ts";
 import type { HandlerResult } from "../http/router.ts";
 import { requestHash, type Idempotency, type IdempotentRequest } from "../idempotency/idempotency.service.ts";
-import { earnAnswer, toTerms, type ContractRow, type EarnInput, type EarnService } from "./earn.service.ts";
+import { CONTRACT_COLUMNS, earnAnswer, toTerms, type ContractRow, type EarnInput, type EarnService } from "./earn.service.ts";
 import type { EarnRules } from "./earn.rules.ts";
 
 const DAY_MS = 86_400_000;
@@ -101,18 +101,7 @@ export function createEarnBatch(deps: {
       .whereIn("partner_id", missing)
       .whereRaw("effective_from <= now()")
       .orderBy([{ column: "partner_id" }, { column: "effective_from", order: "desc" }])
-      .select(
-        "partner_id",
-        "effective_from",
-        "id",
-        "version",
-        "currency",
-        "earn_points",
-        "earn_per_minor",
-        "points_validity_days",
-        "refund_policy",
-        "negative_floor",
-      )) as Array<CachedContract & { partner_id: string }>;
+      .select("partner_id", "effective_from", ...CONTRACT_COLUMNS)) as Array<CachedContract & { partner_id: string }>;
     for (const id of missing) contracts.set(id, []);
     for (const r of rows) contracts.get(r.partner_id)!.push({ ...r, effective_from: new Date(r.effective_from) });
   }

@@ -57,6 +57,9 @@ export interface ContractRow {
   negative_floor: bigint;
 }
 
+/** The columns of `contract_versions` a ContractRow holds, for every query that reads the terms. */
+export const CONTRACT_COLUMNS = ["id", "version", "currency", "earn_points", "earn_per_minor", "points_validity_days", "refund_policy", "negative_floor"] as const;
+
 interface TransactionRow {
   id: string;
   partner_id: string;
@@ -216,7 +219,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
   async function activePartnerContract(conn: DbOrTrx, partnerId: string, at: Date): Promise<ContractTerms> {
     const rows = (
       await conn.raw(
-        `SELECT p.status, c.id, c.version, c.currency, c.earn_points, c.earn_per_minor, c.points_validity_days, c.refund_policy, c.negative_floor
+        `SELECT p.status, ${CONTRACT_COLUMNS.map((c) => `c.${c}`).join(", ")}
            FROM partners p
            LEFT JOIN LATERAL (SELECT * FROM contract_versions cv WHERE cv.partner_id = p.id AND cv.effective_from <= ?
                                ORDER BY cv.effective_from DESC LIMIT 1) c ON true
@@ -235,7 +238,7 @@ export function createEarnService(deps: { db: Db; clock: Clock; log: Logger; led
   async function contractById(conn: DbOrTrx, id: string): Promise<ContractTerms> {
     const row: ContractRow = await conn("contract_versions")
       .where({ id })
-      .first("id", "version", "currency", "earn_points", "earn_per_minor", "points_validity_days", "refund_policy", "negative_floor");
+      .first(...CONTRACT_COLUMNS);
     return toTerms(row);
   }
 
