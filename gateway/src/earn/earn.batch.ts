@@ -21,6 +21,22 @@ export interface EarnCall {
 /** A contract version in force when read: frozen by the database, its terms never change under the cache. */
 type CachedContract = ContractRow & { effective_from: Date };
 
+/** A call waiting for its batch, priced (or not) when it arrived. */
+interface Pending {
+  call: EarnCall;
+  /** The call's instant: its occurred_at, or when it arrived. */
+  at: Date;
+  prepared?: Prepared | null | undefined;
+}
+
+interface Prepared {
+  memberId: string;
+  body: Record<string, unknown>;
+  expiresAt: string;
+  /** The item for the write, as JSON without its opening brace. */
+  json: string;
+}
+
 interface WrittenRow {
   idx: number;
   ok: boolean;
@@ -39,7 +55,10 @@ interface WrittenRow {
  *
  * 1. Node prices each call by the partner's contract version in force at the call's instant, from a
  *    per-process cache of the versions already in force when read — which the database freezes
- *    (`contract_version_frozen`), so their terms cannot change under it — and builds its answer;
+ *    (`contract_version_frozen`), so their terms cannot change under it — and builds its answer
+ *    and its item for the write as JSON, when the call arrives: while the batch before it is in the
+ *    database, so that the next batch leaves the moment that one returns (a partner's first calls,
+ *    before its versions are cached, are priced when their batch leaves);
  * 2. one statement checks every call and writes those that pass: partner active, the version priced
  *    with still the one in force at the call's instant, member in the partner's network (sandbox or
  *    live), linked to it and active, and no rule or tier that needs the database (the rules'
@@ -105,7 +124,6 @@ export function createEarnBatch(deps: {
     for (const id of missing) contracts.set(id, []);
     for (const r of rows) contracts.get(r.partner_id)!.push({ ...r, effective_from: new Date(r.effective_from) });
   }
-  const inForce = (partnerId: string, at: Date): CachedContract | undefined => contracts.get(partnerId)?.find((v) => v.effective_from.getTime() <= at.getTime());
 
   const oneByOne = (call: EarnCall): Promise<HandlerResult> =>
     idempotency.run(call.request, async (trx) => ({ status: 201, body: await earn.earn(trx, call.partnerId, call.input) }));
@@ -113,97 +131,108 @@ export function createEarnBatch(deps: {
   const settle = async (calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> =>
     Promise.all(calls.map((c) => oneByOne(c).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))));
 
+  /**
+   * Prices a call by its cached contract and builds its answer and its item for the write — done
+   * when the call arrives, while the batch before it is in the database, so that a batch leaves as
+   * soon as the one before it returns. `undefined`: no version of the partner's is cached (read
+   * them, then price); `null`: the call goes one by one.
+   */
+  function prepare(pending: Pending): Prepared | null | undefined {
+    const { call, at } = pending;
+    const input = call.input;
+    const versions = contracts.get(call.partnerId);
+    if (!versions) return undefined;
+    const row = versions.find((v) => v.effective_from.getTime() <= at.getTime());
+    if (!row) {
+      // None cached for that instant (no version in force when read, or the call is dated before
+      // them all): one by one, and the partner's versions are read again for the next batch.
+      contracts.delete(call.partnerId);
+      return null;
+    }
+    if (!contractOnly || row.currency !== input.currency) return null;
+    const contract = toTerms(row);
+    const memberId = input.member_id!;
+    const computed = contractOnly.compute({
+      partnerId: call.partnerId,
+      memberId,
+      contract,
+      earnableMinor: BigInt(input.amount_minor),
+      currency: input.currency,
+      occurredAt: at,
+      lines: input.lines ?? [],
+    });
+    // An earn of no points writes no ledger entry: the one-by-one path answers it.
+    if (computed.points <= 0n) return null;
+    const txnId = newId("txn");
+    const eventId = newId("evt");
+    const expiresAt = new Date(at.getTime() + contract.pointsValidityDays * DAY_MS).toISOString();
+    // The answer's head as earn.earn builds it; lot and balance come from the write.
+    const body: Record<string, unknown> = earnAnswer({ transactionId: txnId, dryRun: false, input, memberId, occurredAt: at, contract, computed, pointsBurned: 0 });
+    const item = {
+      member_id: memberId,
+      principal: call.request.principal,
+      key: call.request.key,
+      request_hash: requestHash(call.request),
+      method: call.request.method.toUpperCase(),
+      path: call.request.path,
+      txn_id: txnId,
+      partner_id: call.partnerId,
+      partner_transaction_id: input.partner_transaction_id,
+      amount_minor: String(input.amount_minor),
+      currency: input.currency,
+      occurred_at: at.toISOString(),
+      contract_version_id: contract.id,
+      points: computed.points.toString(),
+      computation: { items: computed.items, lines: input.lines ?? [] },
+      entry_id: newId("ent"),
+      lot_id: newId("lot"),
+      expires_at: expiresAt,
+      event_id: eventId,
+      event_data: { transaction_id: txnId, member_id: memberId, points: Number(computed.points), partner_transaction_id: input.partner_transaction_id },
+      body,
+    };
+    // The item's JSON without its opening brace: the batch puts its index in front ({"idx":N,…}).
+    return { memberId, body, expiresAt, json: JSON.stringify(item).slice(1) };
+  }
+
   // Whatever goes wrong in a batch, its calls are answered one by one: nothing of a failed batch
   // committed, and if it did, the one-by-one path finds each key and replays its answer.
-  async function flush(calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> {
+  async function flush(pendings: Pending[]): Promise<Array<Settled<HandlerResult>>> {
     try {
-      return await write(calls);
+      return await write(pendings);
     } catch (err) {
       log.warn({ err }, "earn batch failed; its calls go one by one");
-      return settle(calls);
+      return settle(pendings.map((p) => p.call));
     }
   }
 
-  async function write(calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> {
+  async function write(pendings: Pending[]): Promise<Array<Settled<HandlerResult>>> {
+    const calls = pendings.map((p) => p.call);
     const results: Array<Settled<HandlerResult> | undefined> = new Array(calls.length);
-    const now = clock.now();
-    const at = calls.map((c) => (c.input.occurred_at ? new Date(c.input.occurred_at) : now));
 
-    // 1. The contract in force at each call's instant, from the cache (read on a partner's first batch).
-    try {
-      await loadContracts(calls.map((c) => c.partnerId));
-    } catch (err) {
-      log.warn({ err }, "earn batch: the contracts could not be read; the calls go one by one");
-      return settle(calls);
+    // 1. The calls whose partner had no versions cached when they arrived: read them (a partner's
+    //    first batch, or the first after its cache was dropped), then price those calls.
+    if (pendings.some((p) => p.prepared === undefined)) {
+      try {
+        await loadContracts(pendings.filter((p) => p.prepared === undefined).map((p) => p.call.partnerId));
+      } catch (err) {
+        log.warn({ err }, "earn batch: the contracts could not be read; the calls go one by one");
+        return settle(calls);
+      }
+      for (const p of pendings) if (p.prepared === undefined) p.prepared = prepare(p) ?? null;
     }
 
-    // 2. Price and answer each call its cached contract prices; the write checks the rest.
-    const items: Array<Record<string, unknown>> = [];
-    const answers = new Map<number, { body: Record<string, unknown>; expiresAt: string }>();
-    calls.forEach((call, idx) => {
-      const input = call.input;
-      const row = inForce(call.partnerId, at[idx]!);
-      if (!row) {
-        // None cached for that instant (no version in force when read, or the call is dated before
-        // them all): one by one, and the partner's versions are read again for the next batch.
-        contracts.delete(call.partnerId);
-        return;
-      }
-      if (!contractOnly || row.currency !== input.currency) return;
-      const contract = toTerms(row);
-      const occurredAt = at[idx]!;
-      const memberId = input.member_id!;
-      const computed = contractOnly!.compute({
-        partnerId: call.partnerId,
-        memberId,
-        contract,
-        earnableMinor: BigInt(input.amount_minor),
-        currency: input.currency,
-        occurredAt,
-        lines: input.lines ?? [],
-      });
-      // An earn of no points writes no ledger entry: the one-by-one path answers it.
-      if (computed.points <= 0n) return;
-      const txnId = newId("txn");
-      const eventId = newId("evt");
-      const expiresAt = new Date(occurredAt.getTime() + contract.pointsValidityDays * DAY_MS).toISOString();
-      // The answer's head as earn.earn builds it; lot and balance come from the write.
-      const body: Record<string, unknown> = earnAnswer({ transactionId: txnId, dryRun: false, input, memberId, occurredAt, contract, computed, pointsBurned: 0 });
-      answers.set(idx, { body, expiresAt });
-      items.push({
-        idx,
-        member_id: memberId,
-        principal: call.request.principal,
-        key: call.request.key,
-        request_hash: requestHash(call.request),
-        method: call.request.method.toUpperCase(),
-        path: call.request.path,
-        txn_id: txnId,
-        partner_id: call.partnerId,
-        partner_transaction_id: input.partner_transaction_id,
-        amount_minor: String(input.amount_minor),
-        currency: input.currency,
-        occurred_at: occurredAt.toISOString(),
-        contract_version_id: contract.id,
-        points: computed.points.toString(),
-        computation: { items: computed.items, lines: input.lines ?? [] },
-        entry_id: newId("ent"),
-        lot_id: newId("lot"),
-        expires_at: expiresAt,
-        event_id: eventId,
-        event_data: { transaction_id: txnId, member_id: memberId, points: Number(computed.points), partner_transaction_id: input.partner_transaction_id },
-        body,
-      });
-    });
-
-    // 3. Check and write them in one statement, members in one order so that two batches never deadlock.
-    items.sort((a, b) => (a.member_id === b.member_id ? (a.idx as number) - (b.idx as number) : (a.member_id as string) < (b.member_id as string) ? -1 : 1));
-    if (items.length > 0) {
+    // 2. Check and write the priced calls in one statement, members in one order so that two
+    //    batches never deadlock; the others go one by one.
+    const priced = pendings.map((p, idx) => ({ idx, prepared: p.prepared })).filter((x): x is { idx: number; prepared: Prepared } => Boolean(x.prepared));
+    priced.sort((a, b) => (a.prepared.memberId === b.prepared.memberId ? a.idx - b.idx : a.prepared.memberId < b.prepared.memberId ? -1 : 1));
+    if (priced.length > 0) {
       try {
-        const rows = await namedQuery<WrittenRow>(db, writeName, writeSql, [JSON.stringify(items)]);
+        const items = `[${priced.map((x) => `{"idx":${x.idx},${x.prepared.json}`).join(",")}]`;
+        const rows = await namedQuery<WrittenRow>(db, writeName, writeSql, [items]);
         for (const w of rows) {
           const idx = Number(w.idx);
-          const answer = answers.get(idx)!;
+          const answer = pendings[idx]!.prepared!;
           if (!w.ok) {
             // Refused by the checks: perhaps priced by a version no longer in force at that instant.
             if (w.err_code === "checks") contracts.delete(calls[idx]!.partnerId);
@@ -229,8 +258,8 @@ export function createEarnBatch(deps: {
     return results as Array<Settled<HandlerResult>>;
   }
 
-  const batcher = createBatcher<EarnCall, HandlerResult>(
-    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 2 },
+  const batcher = createBatcher<Pending, HandlerResult>(
+    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 1 },
     flush,
   );
 
@@ -241,7 +270,9 @@ export function createEarnBatch(deps: {
     },
     /** Answers one call: 201 with its body, or the problem the one-by-one path raised. */
     submit(call: EarnCall): Promise<HandlerResult> {
-      return batcher.submit(call);
+      const pending: Pending = { call, at: call.input.occurred_at ? new Date(call.input.occurred_at) : clock.now() };
+      pending.prepared = prepare(pending);
+      return batcher.submit(pending);
     },
     /** Batches sent, calls they held, and calls the batch wrote itself (the rest went one by one). */
     stats: () => ({ ...batcher.stats(), written }),

@@ -29,6 +29,25 @@ describe("createBatcher", () => {
     expect(b.stats()).toEqual({ batches: 2, items: 3 });
   });
 
+  it("sends the next batch before it answers the callers of the one that returned", async () => {
+    const seen: string[] = [];
+    const { batches, flush } = manualFlush();
+    const b = createBatcher({ maxItems: 10, maxWaitMs: 0, maxInFlight: 1 }, (items: number[]) => {
+      seen.push(`flush ${items.join(",")}`);
+      return flush(items);
+    });
+    const first = b.submit(1).then((v) => seen.push(`answer ${v}`));
+    await tick();
+    const second = b.submit(2).then((v) => seen.push(`answer ${v}`));
+    batches[0]!.finish();
+    await first;
+    // The second batch was on its way before the first one's caller heard back.
+    expect(seen).toEqual(["flush 1", "flush 2", "answer 10"]);
+    batches[1]!.finish();
+    await second;
+    expect(seen).toEqual(["flush 1", "flush 2", "answer 10", "answer 20"]);
+  });
+
   it("gives a batch leaving beside another in flight its share of the load, not everything waiting", async () => {
     const { batches, flush } = manualFlush();
     const b = createBatcher({ maxItems: 32, maxWaitMs: 0, maxInFlight: 2 }, flush);

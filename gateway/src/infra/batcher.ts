@@ -61,24 +61,25 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
     inFlightItems += batch.length;
     batches++;
     items += batch.length;
+    const done = (answer: (b: (typeof batch)[number], i: number) => void) => {
+      inFlight--;
+      inFlightItems -= batch.length;
+      // The next batch leaves first, then this one's callers are answered, in the next turn of the
+      // event loop: what queued up meanwhile has waited long enough, and the database starts on it
+      // while this process writes the answers instead of after them.
+      if (waiting.length > 0) send();
+      setImmediate(() => batch.forEach(answer));
+    };
     flush(batch.map((b) => b.item)).then(
-      (results) => {
-        batch.forEach((b, i) => {
+      (results) =>
+        done((b, i) => {
           const r = results[i];
           if (!r) b.reject(new Error("batch flush returned no answer for an item"));
           else if (r.ok) b.resolve(r.value);
           else b.reject(r.error);
-        });
-      },
-      (err: unknown) => {
-        for (const b of batch) b.reject(err);
-      },
-    ).finally(() => {
-      inFlight--;
-      inFlightItems -= batch.length;
-      // What queued up meanwhile has waited long enough: it leaves now.
-      if (waiting.length > 0) send();
-    });
+        }),
+      (err: unknown) => done((b) => b.reject(err)),
+    );
   }
 
   return {

@@ -334,10 +334,10 @@ describe("the ledger's set-based functions", () => {
     const rows = (
       await db.raw(
         `SELECT p.proname, p.proconfig FROM pg_proc p
-          WHERE p.proname IN ('ledger_earn_many', 'points_earn_batch', 'ledger_apply_postings', 'ledger_check_entries_balanced') ORDER BY p.proname`,
+          WHERE p.proname IN ('ledger_earn_rows', 'points_earn_batch', 'ledger_apply_postings', 'ledger_check_entries_balanced') ORDER BY p.proname`,
       )
     ).rows as Array<{ proname: string; proconfig: string[] | null }>;
-    expect(rows.map((r) => r.proname)).toEqual(["ledger_apply_postings", "ledger_check_entries_balanced", "ledger_earn_many", "points_earn_batch"]);
+    expect(rows.map((r) => r.proname)).toEqual(["ledger_apply_postings", "ledger_check_entries_balanced", "ledger_earn_rows", "points_earn_batch"]);
     for (const r of rows) expect([...(r.proconfig ?? [])].sort(), r.proname).toEqual(["enable_seqscan=off", "jit=off"]);
   });
 });
