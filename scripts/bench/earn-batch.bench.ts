@@ -4,7 +4,7 @@
  * its rates swing with whatever else the machine runs; this measures the batch's own work — the
  * one statement that checks and writes it, through the real `createEarnBatch`, one batch at a time
  * on one connection — as the CPU time of the PostgreSQL backend, which holds to a few percent from run to
- * run. The figure to watch when changing `points_earn_batch`, `ledger_earn_many` or the triggers of
+ * run. The figure to watch when changing `points_earn_batch`, `ledger_earn_rows` or the triggers of
  * the tables they write.
  *
  *   DATABASE_URL=postgres://… npm run bench:earn-batch

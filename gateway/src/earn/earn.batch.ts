@@ -65,7 +65,7 @@ interface WrittenRow {
  *    `contractOnly.whenSql`) — in the same snapshot as the write; then `points_earn_batch` sets
  *    aside the calls the checks refused and those whose Idempotency-Key or partner transaction id is
  *    taken (committed already, or twice in this batch), and writes all the others set-based, one
- *    INSERT per table: the purchase rows, the ledger earns (`ledger_earn_many`), the `earn.posted`
+ *    INSERT per table: the purchase rows, the ledger earns (`ledger_earn_rows`), the `earn.posted`
  *    events and their outbox rows, and the Idempotency-Key rows with the answers — the same rows the
  *    one-by-one path writes.
  *

@@ -152,7 +152,8 @@ export function createLedgerBatch() {
 
   /**
    * Many points earns at once, the same as one `earn` each, in input order, in one statement:
-   * `ledger_earn_many` (migration 20261201170000, which the batched earn calls too) opens the
+   * `ledger_earn_many` (migration 20261201170000; its body is `ledger_earn_rows` since 20261202000000,
+   * which the batched earn calls with its rows) opens the
    * accounts, locks the members' as lockMember does, repays each member's points debt first (earlier
    * earns of the same member in the input first) and makes a lot of the rest.
    */
