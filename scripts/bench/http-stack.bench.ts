@@ -1,7 +1,7 @@
 /**
  * npm run bench:http — the API's own CPU for one `POST /v1/earn` through the HTTP stack: the real
  * contract router (routing, body parsing, validation, the scope check, the answer), the request id,
- * the log line at info (to /dev/null) — with a stub token check and a stub handler, so no database
+ * the log line at info (to /dev/null; `LOG_LEVEL=warn` leaves it out) — with a stub token check and a stub handler, so no database
  * and no other process's noise is in the figure. A quick A/B for API-side work; `npm run bench`
  * measures the whole path.
  *
@@ -45,7 +45,7 @@ if (process.argv[2] === "serve" && process.env.BARE) {
 } else if (process.argv[2] === "serve") {
   // The child: the hub's middleware order (hub.ts), the contract router, stubs behind it.
   const spec = loadSpec();
-  const log = createLogger("info", { role: "api" }, { buffered: true });
+  const log = createLogger(process.env.LOG_LEVEL ?? "info", { role: "api" }, { buffered: true });
   const handlers: Handlers = {};
   for (const item of Object.values<Record<string, { operationId?: string }>>(spec.paths)) {
     for (const m of METHODS) if (item[m]?.operationId) handlers[item[m].operationId] = async () => ({ status: 200, body: {} });
