@@ -303,3 +303,41 @@ describe("the batched earn (group commit)", () => {
     expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(36);
   });
 });
+
+describe.runIf(process.env.DATABASE_URL)("the batched earn beside a long lock", () => {
+  it("does not hold other members' earns behind a member whose accounts are locked: the batch gives up after 25 ms and goes one by one", async () => {
+    const s = await ledgerScenario(hub);
+    const db = hub.db;
+    const log = createLogger("silent");
+    const idempotency = createIdempotency({ db });
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 } });
+    const other = (await createMember(db, s.partner.id)).id;
+    const call = (memberId: string, txn: string, amount: number) => {
+      const input = earnBody(memberId, amount, txn);
+      return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: txn, method: "POST", path: "/v1/earn", body: input } });
+    };
+    // Both members' accounts exist (their first earns, together).
+    expect((await Promise.all([call(s.member.id, "lk-0", 1_000), call(other, "lk-1", 1_000)])).map((r) => r.status)).toEqual([201, 201]);
+
+    // Another transaction holds the first member's accounts, as a long write would.
+    const holder = await db.transaction();
+    try {
+      await holder.raw("SELECT 1 FROM ledger_accounts WHERE member_id = ? FOR UPDATE", [s.member.id]);
+      let lockedDone = false;
+      const locked = call(s.member.id, "lk-2", 5_000).finally(() => (lockedDone = true));
+      const free = call(other, "lk-3", 7_000);
+      const answer = await Promise.race([free, new Promise<"stuck">((r) => setTimeout(() => r("stuck"), 5_000))]);
+      expect(answer, "the other member's earn is answered while the lock is held").not.toBe("stuck");
+      expect(answer).toMatchObject({ status: 201, body: { member_id: other, points_earned: 7, balance: { available: 8 } } });
+      expect(lockedDone, "the locked member's earn waits for its lock").toBe(false);
+      await holder.commit();
+      expect(await locked).toMatchObject({ status: 201, body: { member_id: s.member.id, points_earned: 5, balance: { available: 6 } } });
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+    }
+    // The batch of those two failed as a whole (nothing of it written); both went one by one.
+    expect(batch.stats()).toEqual({ batches: 2, items: 4, written: 2 });
+  });
+});
+

@@ -37,6 +37,9 @@ interface Prepared {
   json: string;
 }
 
+/** A call's answer from its batch: written by it, or the promise of its one-by-one answer. */
+type Answer = HandlerResult | Promise<HandlerResult>;
+
 interface WrittenRow {
   idx: number;
   ok: boolean;
@@ -74,9 +77,12 @@ interface WrittenRow {
  * or its earn priced by a version that took effect since the cache read — the partner's cached
  * versions are then dropped), a call set aside (a retried Idempotency-Key, a partner transaction id
  * already used), a call no cached version prices, or a whole batch that failed (a key or
- * transaction id taken meanwhile by a concurrent batch — 40001 —, a deadlock, a lost connection:
- * nothing of it committed, or it did and the retry replays it). One caller's failure is never
- * another's answer.
+ * transaction id taken meanwhile by a concurrent batch — 40001 —, a deadlock, a row lock waited
+ * for longer than the write's `lock_timeout` of 25 ms, a lost connection: nothing of it committed,
+ * or it did and the retry replays it). Those calls go each on its own: the batch is done when its
+ * statement returns, so neither the next batch nor its other callers wait for them — a call whose
+ * member's accounts another transaction holds waits alone. One caller's failure is never another's
+ * answer.
  */
 export function createEarnBatch(deps: {
   db: Db;
@@ -128,8 +134,10 @@ export function createEarnBatch(deps: {
   const oneByOne = (call: EarnCall): Promise<HandlerResult> =>
     idempotency.run(call.request, async (trx) => ({ status: 201, body: await earn.earn(trx, call.partnerId, call.input) }));
 
-  const settle = async (calls: EarnCall[]): Promise<Array<Settled<HandlerResult>>> =>
-    Promise.all(calls.map((c) => oneByOne(c).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))));
+  // The calls a batch cannot write go one by one, each on its own: the batch hands each caller its
+  // call's promise and is done, so that neither the next batch nor the other callers wait for the
+  // slowest of them (one waiting for a member's lock, say).
+  const settle = (calls: EarnCall[]): Array<Settled<Answer>> => calls.map((c) => ({ ok: true as const, value: oneByOne(c) }));
 
   /**
    * Prices a call by its cached contract and builds its answer and its item for the write — done
@@ -197,7 +205,7 @@ export function createEarnBatch(deps: {
 
   // Whatever goes wrong in a batch, its calls are answered one by one: nothing of a failed batch
   // committed, and if it did, the one-by-one path finds each key and replays its answer.
-  async function flush(pendings: Pending[]): Promise<Array<Settled<HandlerResult>>> {
+  async function flush(pendings: Pending[]): Promise<Array<Settled<Answer>>> {
     try {
       return await write(pendings);
     } catch (err) {
@@ -206,9 +214,9 @@ export function createEarnBatch(deps: {
     }
   }
 
-  async function write(pendings: Pending[]): Promise<Array<Settled<HandlerResult>>> {
+  async function write(pendings: Pending[]): Promise<Array<Settled<Answer>>> {
     const calls = pendings.map((p) => p.call);
-    const results: Array<Settled<HandlerResult> | undefined> = new Array(calls.length);
+    const results: Array<Settled<Answer> | undefined> = new Array(calls.length);
 
     // 1. The calls whose partner had no versions cached when they arrived: read them (a partner's
     //    first batch, or the first after its cache was dropped), then price those calls.
@@ -252,13 +260,13 @@ export function createEarnBatch(deps: {
     // Every call without an answer yet goes the one-by-one way.
     const rest = calls.map((c, idx) => ({ c, idx })).filter(({ idx }) => !results[idx]);
     if (rest.length > 0) {
-      const settled = await settle(rest.map((r) => r.c));
+      const settled = settle(rest.map((r) => r.c));
       rest.forEach((r, i) => (results[r.idx] = settled[i]));
     }
-    return results as Array<Settled<HandlerResult>>;
+    return results as Array<Settled<Answer>>;
   }
 
-  const batcher = createBatcher<Pending, HandlerResult>(
+  const batcher = createBatcher<Pending, Answer>(
     { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 1 },
     flush,
   );
@@ -272,7 +280,7 @@ export function createEarnBatch(deps: {
     submit(call: EarnCall): Promise<HandlerResult> {
       const pending: Pending = { call, at: call.input.occurred_at ? new Date(call.input.occurred_at) : clock.now() };
       pending.prepared = prepare(pending);
-      return batcher.submit(pending);
+      return batcher.submit(pending).then((answer) => answer);
     },
     /** Batches sent, calls they held, and calls the batch wrote itself (the rest went one by one). */
     stats: () => ({ ...batcher.stats(), written }),
