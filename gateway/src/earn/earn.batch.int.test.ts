@@ -304,6 +304,36 @@ describe("the batched earn (group commit)", () => {
   });
 });
 
+describe("the batched earn's calls that go one by one", () => {
+  it("hands each caller its own refusal, however soon it comes, with no rejection left unhandled", async () => {
+    const s = await ledgerScenario(hub);
+    const db = hub.db;
+    const log = createLogger("silent");
+    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+    // A write that fails (its rules' condition divides by zero), and a one-by-one path that refuses
+    // at once, before the batcher answers its callers in the next turn of the event loop.
+    const broken = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
+    const refusing = { run: () => Promise.reject(new Error("refused at once")) } as unknown as ReturnType<typeof createIdempotency>;
+    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency: refusing, options: { maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 } });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const answers = await Promise.allSettled(
+        ["u-0", "u-1"].map((key) => {
+          const input = earnBody(s.member.id, 5_000, key);
+          return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key, method: "POST", path: "/v1/earn", body: input } });
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answers.map((a) => (a.status === "rejected" ? (a.reason as Error).message : a.status))).toEqual(["refused at once", "refused at once"]);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+});
+
 describe.runIf(process.env.DATABASE_URL)("the batched earn beside a long lock", () => {
   it("does not hold other members' earns behind a member whose accounts are locked: the batch gives up after 25 ms and goes one by one", async () => {
     const s = await ledgerScenario(hub);

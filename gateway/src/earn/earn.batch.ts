@@ -137,7 +137,15 @@ export function createEarnBatch(deps: {
   // The calls a batch cannot write go one by one, each on its own: the batch hands each caller its
   // call's promise and is done, so that neither the next batch nor the other callers wait for the
   // slowest of them (one waiting for a member's lock, say).
-  const settle = (calls: EarnCall[]): Array<Settled<Answer>> => calls.map((c) => ({ ok: true as const, value: oneByOne(c) }));
+  // A call's promise is handed to its caller a turn of the event loop later (the batcher answers in
+  // the next turn): marked handled now, so that a refusal settling before then is not an unhandled
+  // rejection; the caller still gets it.
+  const settle = (calls: EarnCall[]): Array<Settled<Answer>> =>
+    calls.map((c) => {
+      const answer = oneByOne(c);
+      answer.catch(() => undefined);
+      return { ok: true as const, value: answer };
+    });
 
   /**
    * Prices a call by its cached contract and builds its answer and its item for the write — done
