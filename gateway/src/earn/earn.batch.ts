@@ -136,10 +136,9 @@ export function createEarnBatch(deps: {
 
   // The calls a batch cannot write go one by one, each on its own: the batch hands each caller its
   // call's promise and is done, so that neither the next batch nor the other callers wait for the
-  // slowest of them (one waiting for a member's lock, say).
-  // A call's promise is handed to its caller a turn of the event loop later (the batcher answers in
-  // the next turn): marked handled now, so that a refusal settling before then is not an unhandled
-  // rejection; the caller still gets it.
+  // slowest of them (one waiting for a member's lock, say). The promise reaches its caller a turn of
+  // the event loop later (the batcher answers in the next turn), so it is marked handled now: a
+  // refusal settling before then is not an unhandled rejection, and the caller still gets it.
   const settle = (calls: EarnCall[]): Array<Settled<Answer>> =>
     calls.map((c) => {
       const answer = oneByOne(c);
