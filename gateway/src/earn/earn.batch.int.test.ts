@@ -5,11 +5,12 @@ import { createContract, createMember } from "../../../test/factories/network.ts
 import { ledgerScenario } from "../../../test/factories/ledger.ts";
 import { createLogger } from "../infra/logger.ts";
 import { createLedger } from "../ledger/ledger.service.ts";
-import { createIdempotency } from "../idempotency/idempotency.service.ts";
+import { createIdempotency, type Idempotency } from "../idempotency/idempotency.service.ts";
+import type { BatcherOptions } from "../infra/batcher.ts";
 import { createMemberAccess } from "../members/member-access.ts";
 import { createEarnService } from "./earn.service.ts";
 import { createEarnBatch } from "./earn.batch.ts";
-import { baseRateComputation, baseRateRules } from "./earn.rules.ts";
+import { baseRateComputation, baseRateRules, type EarnRules } from "./earn.rules.ts";
 
 // A wide batching window, so that calls sent together are written together on any machine.
 let hub: TestHub;
@@ -22,6 +23,24 @@ afterAll(async () => {
 });
 
 const earnBody = (memberId: string, amount: number, txn: string, currency = "EUR") => ({ member_id: memberId, partner_transaction_id: txn, amount_minor: amount, currency });
+
+/** A batch of its own on the hub's database: the base rate's rules and the real idempotency layer unless told otherwise. */
+function batchOf(options: Partial<BatcherOptions>, over: { rules?: EarnRules; idempotency?: Idempotency } = {}) {
+  const db = hub.db;
+  const log = createLogger("silent");
+  const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
+  return createEarnBatch({ db, clock: hub.clock, log, rules: over.rules ?? baseRateRules, earn, idempotency: over.idempotency ?? createIdempotency({ db }), options });
+}
+
+/** A partner's earn call as the route hands it to the batch, under Idempotency-Key `key`. */
+const earnCall = (partnerId: string, key: string, input: ReturnType<typeof earnBody> & { occurred_at?: string }) => ({
+  partnerId,
+  input,
+  request: { principal: `partner:${partnerId}`, key, method: "POST", path: "/v1/earn", body: input },
+});
+
+/** Rules whose condition fails in the database: the batch's whole write fails. */
+const brokenRules: EarnRules = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
 
 /** How many transactions committed the earn.posted events of these transactions. */
 async function commitsOf(transactionIds: string[]): Promise<number> {
@@ -141,18 +160,13 @@ describe("the batched earn (group commit)", () => {
 
   it("writes calls that arrive together in one transaction, with one commit", async () => {
     const s = await ledgerScenario(hub);
-    const db = hub.db;
-    const log = createLogger("silent");
-    const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
     // The batch leaves when its 12th call arrives (the wait is long), whatever the machine's load; one slot, so that
     // the twelve are not shared out over two batches.
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 12, maxWaitMs: 10_000, maxInFlight: 1 } });
+    const batch = batchOf({ maxItems: 12, maxWaitMs: 10_000, maxInFlight: 1 });
     const members = [s.member.id, ...(await Promise.all(Array.from({ length: 3 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id)];
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => {
-        const input = earnBody(members[i % 4]!, 10_000 + i * 1_000, `one-${i}`);
-        return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `one-${i}`, method: "POST", path: "/v1/earn", body: input } });
+        return batch.submit(earnCall(s.partner.id, `one-${i}`, earnBody(members[i % 4]!, 10_000 + i * 1_000, `one-${i}`)));
       }),
     );
     expect(results.map((r) => r.status)).toEqual(Array(12).fill(201));
@@ -175,10 +189,8 @@ describe("the batched earn (group commit)", () => {
     expect((await json(await s.post(`/v1/transactions/${t.transaction_id}/refund`, { refund_id: "debt-r" }))).balance).toMatchObject({ available: 0, owed: 30 });
 
     const db = hub.db;
-    const log = createLogger("silent");
     const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 4, maxWaitMs: 10_000, maxInFlight: 1 } });
+    const batch = batchOf({ maxItems: 4, maxWaitMs: 10_000, maxInFlight: 1 }, { idempotency });
     const other = (await createMember(hub.db, s.partner.id)).id;
     // 12 points (all to the debt), 25 (18 to the debt, 7 credited), 5 (credited), and another member's 9.
     const calls = [
@@ -189,8 +201,7 @@ describe("the batched earn (group commit)", () => {
     ];
     const results = await Promise.all(
       calls.map((c, i) => {
-        const input = earnBody(c.member, c.amount, `debt-${i}`);
-        return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `debt-${i}`, method: "POST", path: "/v1/earn", body: input } });
+        return batch.submit(earnCall(s.partner.id, `debt-${i}`, earnBody(c.member, c.amount, `debt-${i}`)));
       }),
     );
     expect(batch.stats()).toEqual({ batches: 1, items: 4, written: 4 });
@@ -211,12 +222,11 @@ describe("the batched earn (group commit)", () => {
     ]);
     // The stored answers are the ones given, and the balance reads the same.
     const again = await Promise.all(
-      calls.map((c, i) => {
-        const input = earnBody(c.member, c.amount, `debt-${i}`);
-        return idempotency.run({ principal: `partner:${s.partner.id}`, key: `debt-${i}`, method: "POST", path: "/v1/earn", body: input }, () => {
+      calls.map((c, i) =>
+        idempotency.run(earnCall(s.partner.id, `debt-${i}`, earnBody(c.member, c.amount, `debt-${i}`)).request, () => {
           throw new Error("a replay runs nothing");
-        });
-      }),
+        }),
+      ),
     );
     expect(again.map((a) => a.body)).toEqual(bodies);
     expect(await json(await s.get(`/v1/members/${s.member.id}/balance`))).toMatchObject({ available: 12, owed: 0 });
@@ -225,13 +235,9 @@ describe("the batched earn (group commit)", () => {
   it("gives one effect when two batches (two API processes) carry one key at once, and keeps their other calls", async () => {
     const s = await ledgerScenario(hub);
     const db = hub.db;
-    const log = createLogger("silent");
-    const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    const make = () => createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 2, maxWaitMs: 10_000 } });
-    const [a, b] = [make(), make()];
+    const [a, b] = [batchOf({ maxItems: 2, maxWaitMs: 10_000 }), batchOf({ maxItems: 2, maxWaitMs: 10_000 })];
     const others = (await Promise.all(Array.from({ length: 2 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id);
-    const call = (key: string, input: ReturnType<typeof earnBody>) => ({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key, method: "POST", path: "/v1/earn", body: input } });
+    const call = (key: string, input: ReturnType<typeof earnBody>) => earnCall(s.partner.id, key, input);
     const twin = earnBody(s.member.id, 21_000, "race-twin");
     const results = await Promise.all([
       a.submit(call("race-twin", twin)),
@@ -251,14 +257,11 @@ describe("the batched earn (group commit)", () => {
   it("prices by the contract version in force: one that took effect after the batch read its versions is caught by the write's checks", async () => {
     const s = await ledgerScenario(hub);
     const db = hub.db;
-    const log = createLogger("silent");
-    const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 1, maxWaitMs: 0, maxInFlight: 1 } });
+    const batch = batchOf({ maxItems: 1, maxWaitMs: 0, maxInFlight: 1 });
     let n = 0;
     const submit = () => {
-      const input = { ...earnBody(s.member.id, 10_000, `cv-${++n}`), occurred_at: new Date().toISOString() };
-      return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `cv-${n}`, method: "POST", path: "/v1/earn", body: input } });
+      n++;
+      return batch.submit(earnCall(s.partner.id, `cv-${n}`, { ...earnBody(s.member.id, 10_000, `cv-${n}`), occurred_at: new Date().toISOString() }));
     };
     const body = (r: { body?: unknown }) => r.body as { points_earned: number; computation: { contract_version: number } };
 
@@ -284,18 +287,10 @@ describe("the batched earn (group commit)", () => {
 
   it("answers every call one by one when the batch's checks cannot run", async () => {
     const s = await ledgerScenario(hub);
-    const db = hub.db;
-    const log = createLogger("silent");
-    const ledger = createLedger({ db });
-    const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger, members: createMemberAccess() });
-    // Rules whose condition fails in the database: the whole check read fails.
-    const broken = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency, options: { maxWaitMs: 20, maxInFlight: 1 } });
+    const batch = batchOf({ maxWaitMs: 20, maxInFlight: 1 }, { rules: brokenRules });
     const results = await Promise.all(
       [11_000, 12_000, 13_000].map((amount, i) => {
-        const input = earnBody(s.member.id, amount, `x-${i}`);
-        return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: `x-${i}`, method: "POST", path: "/v1/earn", body: input } });
+        return batch.submit(earnCall(s.partner.id, `x-${i}`, earnBody(s.member.id, amount, `x-${i}`)));
       }),
     );
     expect(results.map((r) => r.status)).toEqual([201, 201, 201]);
@@ -307,23 +302,16 @@ describe("the batched earn (group commit)", () => {
 describe("the batched earn's calls that go one by one", () => {
   it("hands each caller its own refusal, however soon it comes, with no rejection left unhandled", async () => {
     const s = await ledgerScenario(hub);
-    const db = hub.db;
-    const log = createLogger("silent");
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    // A write that fails (its rules' condition divides by zero), and a one-by-one path that refuses
-    // at once, before the batcher answers its callers in the next turn of the event loop.
-    const broken = { ...baseRateRules, contractOnly: { whenSql: () => "(1 / 0 = 1)", compute: baseRateComputation } };
-    const refusing = { run: () => Promise.reject(new Error("refused at once")) } as unknown as ReturnType<typeof createIdempotency>;
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: broken, earn, idempotency: refusing, options: { maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 } });
+    // A write that fails, and a one-by-one path that refuses at once, before the batcher answers its
+    // callers in the next turn of the event loop.
+    const refusing = { run: () => Promise.reject(new Error("refused at once")) } as unknown as Idempotency;
+    const batch = batchOf({ maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 }, { rules: brokenRules, idempotency: refusing });
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
     try {
       const answers = await Promise.allSettled(
-        ["u-0", "u-1"].map((key) => {
-          const input = earnBody(s.member.id, 5_000, key);
-          return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key, method: "POST", path: "/v1/earn", body: input } });
-        }),
+        ["u-0", "u-1"].map((key) => batch.submit(earnCall(s.partner.id, key, earnBody(s.member.id, 5_000, key)))),
       );
       await new Promise((r) => setTimeout(r, 50));
       expect(answers.map((a) => (a.status === "rejected" ? (a.reason as Error).message : a.status))).toEqual(["refused at once", "refused at once"]);
@@ -338,15 +326,9 @@ describe.runIf(process.env.DATABASE_URL)("the batched earn beside a long lock", 
   it("does not hold other members' earns behind a member whose accounts are locked: the batch gives up after 25 ms and goes one by one", async () => {
     const s = await ledgerScenario(hub);
     const db = hub.db;
-    const log = createLogger("silent");
-    const idempotency = createIdempotency({ db });
-    const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-    const batch = createEarnBatch({ db, clock: hub.clock, log, rules: baseRateRules, earn, idempotency, options: { maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 } });
+    const batch = batchOf({ maxItems: 2, maxWaitMs: 10_000, maxInFlight: 1 });
     const other = (await createMember(db, s.partner.id)).id;
-    const call = (memberId: string, txn: string, amount: number) => {
-      const input = earnBody(memberId, amount, txn);
-      return batch.submit({ partnerId: s.partner.id, input, request: { principal: `partner:${s.partner.id}`, key: txn, method: "POST", path: "/v1/earn", body: input } });
-    };
+    const call = (memberId: string, txn: string, amount: number) => batch.submit(earnCall(s.partner.id, txn, earnBody(memberId, amount, txn)));
     // Both members' accounts exist (their first earns, together).
     expect((await Promise.all([call(s.member.id, "lk-0", 1_000), call(other, "lk-1", 1_000)])).map((r) => r.status)).toEqual([201, 201]);
 
