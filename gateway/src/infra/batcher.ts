@@ -6,6 +6,10 @@
  * idle caller waits for nobody. A batch takes its share of the items in the system — those waiting
  * and those in flight, over `maxInFlight` — so that the batches in flight stay about the same size.
  *
+ * When a batch returns, the next one leaves first and its callers are answered in the next turn of
+ * the event loop: the work behind `flush` starts on the next batch while this process writes the
+ * answers, not after.
+ *
  * `flush` answers item by item: one item's failure is that caller's alone. If `flush` itself throws,
  * every caller of that batch gets the error.
  */
