@@ -1,5 +1,5 @@
 import type { RequestHandler } from "express";
-import type { Db } from "../../../gateway/src/infra/db.ts";
+import { namedQuery, type Db } from "../../../gateway/src/infra/db.ts";
 import type { Clock } from "../../../gateway/src/infra/clock.ts";
 import type { Logger } from "../../../gateway/src/infra/logger.ts";
 import type { Principal } from "../../../gateway/src/http/router.ts";
@@ -30,11 +30,43 @@ interface Pending {
 export const REQUEST_LOG_CAP = 1_000;
 
 /**
+ * One statement writes a flush: each partner's calls numbered on from its head (the head row locked
+ * meanwhile, so two processes' flushes for one partner take turns), each call into the slot
+ * `seq % cap` of the partner's ring — an update in place of the call `cap` before it, a heap-only
+ * one (migration 20261202020000) — and the calls and errors counted per partner and UTC day. Of a
+ * flush with more than `cap` calls for a partner only the last `cap` are kept (one slot, one call).
+ */
+const WRITE_SQL = `
+  WITH r AS MATERIALIZED (
+         SELECT r.*, count(*) OVER (PARTITION BY r.partner_id) AS c, row_number() OVER (PARTITION BY r.partner_id ORDER BY r.i) AS n
+           FROM jsonb_to_recordset(?::jsonb)
+             AS r(i integer, partner_id text, client_id text, at timestamptz, method text, route text, status integer, latency_ms integer, request_id text)),
+       heads AS (
+         INSERT INTO portal_request_log_heads AS h (partner_id, seq)
+         SELECT r.partner_id, count(*) FROM r GROUP BY r.partner_id ORDER BY r.partner_id
+         ON CONFLICT (partner_id) DO UPDATE SET seq = h.seq + excluded.seq
+         RETURNING h.partner_id, h.seq),
+       usage AS (
+         INSERT INTO portal_usage_daily AS u (partner_id, day, calls, errors)
+         SELECT r.partner_id, (r.at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE r.status >= 400) FROM r GROUP BY 1, 2 ORDER BY 1, 2
+         ON CONFLICT (partner_id, day) DO UPDATE SET calls = u.calls + excluded.calls, errors = u.errors + excluded.errors
+         RETURNING 1)
+  INSERT INTO portal_request_log AS l (partner_id, slot, seq, client_id, at, method, route, status, latency_ms, request_id)
+  SELECT r.partner_id, ((h.seq - r.c + r.n) % ?)::integer, h.seq - r.c + r.n, r.client_id, r.at, r.method, r.route, r.status, r.latency_ms, r.request_id
+    FROM r JOIN heads h ON h.partner_id = r.partner_id
+   WHERE r.n > r.c - ?
+   ORDER BY r.partner_id, r.n
+  ON CONFLICT (partner_id, slot) DO UPDATE
+     SET seq = excluded.seq, client_id = excluded.client_id, at = excluded.at, method = excluded.method, route = excluded.route,
+         status = excluded.status, latency_ms = excluded.latency_ms, request_id = excluded.request_id`;
+
+/**
  * The partners' request log. A middleware in front of the API notes each call made with a partner
  * token when its response finishes — time, route template (never the raw path: it could hold an
  * id a partner would rather not log), status, latency, request id — into memory; a timer writes
- * the batch in one insert, counts calls per day, and trims each partner's log to the cap. The
- * API's answer never waits for any of it; a failed write loses log lines, never a request.
+ * the batch in one statement (above): the partner's last `cap` calls are kept in a ring of slots,
+ * and its calls and errors are counted per day for the usage charts. The API's answer never waits
+ * for any of it; a failed write loses log lines, never a request.
  */
 export function createRequestLog(deps: { db: Db; clock: Clock; log: Logger; flushMs?: number; cap?: number }) {
   const { db, log } = deps;
@@ -45,33 +77,13 @@ export function createRequestLog(deps: { db: Db; clock: Clock; log: Logger; flus
   timer.unref();
 
   async function write(batch: Pending[]): Promise<void> {
-    await db("portal_request_log").insert(batch);
-    const perDay = new Map<string, { partner_id: string; day: string; calls: number; errors: number }>();
-    for (const b of batch) {
-      const day = b.at.toISOString().slice(0, 10);
-      const k = `${b.partner_id}|${day}`;
-      const row = perDay.get(k) ?? { partner_id: b.partner_id, day, calls: 0, errors: 0 };
-      row.calls++;
-      if (b.status >= 400) row.errors++;
-      perDay.set(k, row);
-    }
-    for (const row of perDay.values()) {
-      await db("portal_usage_daily")
-        .insert(row)
-        .onConflict(["partner_id", "day"])
-        .merge({ calls: db.raw("portal_usage_daily.calls + excluded.calls"), errors: db.raw("portal_usage_daily.errors + excluded.errors") });
-    }
-    for (const partnerId of new Set(batch.map((b) => b.partner_id))) {
-      await db.raw(
-        `DELETE FROM portal_request_log WHERE partner_id = ? AND id < (
-           SELECT id FROM portal_request_log WHERE partner_id = ? ORDER BY id DESC OFFSET ? LIMIT 1)`,
-        [partnerId, partnerId, cap - 1],
-      );
-    }
+    const rows = JSON.stringify(batch.map((b, i) => ({ i, ...b })));
+    await namedQuery(db, "portal_request_log_write", WRITE_SQL, [rows, cap, cap]);
   }
 
+  /** Writes what is buffered; a flush in progress first, then what was buffered meanwhile. */
   async function flush(): Promise<void> {
-    if (flushing) return flushing;
+    while (flushing) await flushing;
     if (buffer.length === 0) return;
     const batch = buffer;
     buffer = [];
@@ -99,7 +111,8 @@ export function createRequestLog(deps: { db: Db; clock: Clock; log: Logger; flus
         latency_ms: Number((process.hrtime.bigint() - started) / 1_000_000n),
         request_id: String(res.locals.requestId ?? ""),
       });
-      if (buffer.length >= 500) void flush();
+      // Once as the buffer reaches 500 (not at every call after, while a flush is in progress).
+      if (buffer.length === 500) void flush();
     });
     next();
   };
@@ -108,12 +121,15 @@ export function createRequestLog(deps: { db: Db; clock: Clock; log: Logger; flus
     middleware,
     flush,
     async recent(partnerId: string, opts: { limit?: number; status?: "errors" } = {}): Promise<LoggedCall[]> {
-      const q = db("portal_request_log")
-        .where({ partner_id: partnerId })
-        .orderBy("id", "desc")
+      // The slots still holding one of the partner's last `cap` calls, newest first.
+      const q = db("portal_request_log as l")
+        .join("portal_request_log_heads as h", "h.partner_id", "l.partner_id")
+        .where("l.partner_id", partnerId)
+        .andWhereRaw("l.seq > h.seq - ?", [cap])
+        .orderBy("l.seq", "desc")
         .limit(Math.min(opts.limit ?? 100, cap))
-        .select("id", "at", "method", "route", "status", "latency_ms", "request_id", "client_id");
-      if (opts.status === "errors") void q.where("status", ">=", 400);
+        .select("l.seq as id", "l.at", "l.method", "l.route", "l.status", "l.latency_ms", "l.request_id", "l.client_id");
+      if (opts.status === "errors") void q.where("l.status", ">=", 400);
       return (await q).map((r: LoggedCall & { id: bigint | string }) => ({ ...r, id: String(r.id) }));
     },
     async callsPerDay(partnerId: string, from: string): Promise<Array<{ day: string; calls: number; errors: number }>> {
@@ -122,7 +138,6 @@ export function createRequestLog(deps: { db: Db; clock: Clock; log: Logger; flus
     async close(): Promise<void> {
       clearInterval(timer);
       await flush();
-      if (flushing) await flushing;
     },
   };
 }
