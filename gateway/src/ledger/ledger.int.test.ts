@@ -339,8 +339,12 @@ describe("the ledger's set-based functions", () => {
     ).rows as Array<{ proname: string; proconfig: string[] | null }>;
     expect(rows.map((r) => r.proname)).toEqual(["ledger_apply_postings", "ledger_check_entries_balanced", "ledger_earn_rows", "points_earn_batch"]);
     for (const r of rows) {
-      // The batched earn also waits at most 25 ms for a lock (20261202010000).
-      const expected = r.proname === "points_earn_batch" ? ["enable_seqscan=off", "jit=off", "lock_timeout=25ms"] : ["enable_seqscan=off", "jit=off"];
+      // The batched earn also waits at most 25 ms for a lock (20261202010000) and plans its
+      // statements once (20261202030000).
+      const expected =
+        r.proname === "points_earn_batch"
+          ? ["enable_seqscan=off", "jit=off", "lock_timeout=25ms", "plan_cache_mode=force_generic_plan"]
+          : ["enable_seqscan=off", "jit=off"];
       expect([...(r.proconfig ?? [])].sort(), r.proname).toEqual(expected);
     }
   });
