@@ -33,7 +33,7 @@ export function activityPages(ctx: PortalContext, requestLog: RequestLog): Route
     res.send(
       page(req, {
         title: "Requests",
-        body: html`<p class="lead">The latest API calls made with your ${env} credentials (the last 1,000 are kept). Quote the request id when you ask the operator about a call.</p>
+        body: html`<p class="lead">The latest API calls made with your ${env} credentials: up to 200 shown, of the last 1,000 kept. Quote the request id when you ask the operator about a call.</p>
 ${envSwitch(req, "/portal/dev/requests", env)}
 <p><a href="/portal/dev/requests?env=${env}${errorsOnly ? "" : "&status=errors"}">${errorsOnly ? "Show all calls" : "Show errors only"}</a></p>
 ${calls.length

@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../../../test/harness.ts";
 import { applicant, PortalClient } from "../../../test/portal.ts";
 import { createPartnersService } from "../../../gateway/src/partners/partners.service.ts";
+import { createLogger } from "../../../gateway/src/infra/logger.ts";
+import { logCall } from "../../../test/request-log.ts";
+import { createRequestLog } from "../request-log/request-log.ts";
+import { createPortalUsers } from "../users/users.service.ts";
 
 let t: TestHub;
 
@@ -41,6 +45,21 @@ describe("webhooks, requests and statements pages", () => {
     expect(list.text).toContain("No closed statement yet");
     expect((await a.get("/portal/dev/statements/stm_00000000000000000000000000")).status).toBe(404);
     expect((await a.get("/portal/dev/statements/stm_00000000000000000000000000/lines.csv")).status).toBe(404);
+  });
+
+  it("shows the latest 200 of the calls kept, and the failed ones among them", async () => {
+    const c = new PortalClient(t.url);
+    const form = applicant();
+    expect((await c.submit("/portal/signup", "/portal/signup", form)).status).toBe(303);
+    const partnerId = (await createPortalUsers(t.deps).findByEmail(form.email))!.sandbox_partner_id!;
+    // Another API process's log, writing the same tables.
+    const log = createRequestLog({ db: t.db, clock: t.clock, log: createLogger("silent"), flushMs: 60_000 });
+    for (let i = 1; i <= 260; i++) logCall(log, partnerId, `rq-${i}`, i % 50 === 0 ? 500 : 201);
+    await log.close();
+    const shown = async (path: string) => [...(await c.get(path)).text.matchAll(/<code>(rq-\d+)<\/code>/g)].map((m) => m[1]);
+    const all = await shown("/portal/dev/requests?env=sandbox");
+    expect([all.length, all[0], all[199]]).toEqual([200, "rq-260", "rq-61"]);
+    expect(await shown("/portal/dev/requests?env=sandbox&status=errors")).toEqual(["rq-250", "rq-200", "rq-150", "rq-100", "rq-50"]);
   });
 
   it("shows a partner's API calls in its request log (written off the hot path) and usage charts", async () => {

@@ -1,7 +1,6 @@
-import { EventEmitter } from "node:events";
-import type { Request, Response } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb } from "../../../test/harness.ts";
+import { logCall } from "../../../test/request-log.ts";
 import { createLogger } from "../../../gateway/src/infra/logger.ts";
 import { fixedClock } from "../../../gateway/src/infra/clock.ts";
 import type { Db } from "../../../gateway/src/infra/db.ts";
@@ -25,34 +24,23 @@ afterAll(async () => {
   for (const l of logs) await l.close();
 });
 
-/** One call through the middleware, as the API makes it: the response finishes with `status`. */
-function call(log: RequestLog, partnerId: string, requestId: string, status = 201): void {
-  const req = { method: "POST", route: { path: "/v1/earn" } } as unknown as Request;
-  const res = Object.assign(new EventEmitter(), {
-    statusCode: status,
-    locals: { principal: { partnerId, clientId: `cli_${partnerId}` }, requestId },
-  }) as unknown as Response;
-  log.middleware(req, res, () => undefined);
-  res.emit("finish");
-}
-
 const ids = async (log: RequestLog, partnerId: string, opts: { status?: "errors" } = {}) =>
   (await log.recent(partnerId, { limit: 1000, ...opts })).map((c) => c.request_id);
 
 describe("the partners' request log", () => {
   it("keeps each partner's last `cap` calls, newest first, in a ring that wraps across flushes and within one", async () => {
     const log = open(5);
-    for (let i = 1; i <= 3; i++) call(log, "ptn_a", `a${i}`);
-    call(log, "ptn_b", "b1");
+    for (let i = 1; i <= 3; i++) logCall(log, "ptn_a", `a${i}`);
+    logCall(log, "ptn_b", "b1");
     await log.flush();
     expect(await ids(log, "ptn_a")).toEqual(["a3", "a2", "a1"]);
 
-    for (let i = 4; i <= 7; i++) call(log, "ptn_a", `a${i}`);
+    for (let i = 4; i <= 7; i++) logCall(log, "ptn_a", `a${i}`);
     await log.flush();
     expect(await ids(log, "ptn_a")).toEqual(["a7", "a6", "a5", "a4", "a3"]);
 
     // More than the cap in one flush: the last five are kept, the numbering goes on.
-    for (let i = 8; i <= 19; i++) call(log, "ptn_a", `a${i}`, i % 4 === 0 ? 422 : 201);
+    for (let i = 8; i <= 19; i++) logCall(log, "ptn_a", `a${i}`, i % 4 === 0 ? 422 : 201);
     await log.flush();
     expect(await ids(log, "ptn_a")).toEqual(["a19", "a18", "a17", "a16", "a15"]);
     expect(await ids(log, "ptn_a", { status: "errors" })).toEqual(["a16"]);
@@ -71,9 +59,9 @@ describe("the partners' request log", () => {
 
   it("counts every call and every error per partner and UTC day, beyond the cap", async () => {
     const log = open(2);
-    for (let i = 0; i < 7; i++) call(log, "ptn_u", `u${i}`, i < 3 ? 500 : 200);
+    for (let i = 0; i < 7; i++) logCall(log, "ptn_u", `u${i}`, i < 3 ? 500 : 200);
     await log.flush();
-    call(log, "ptn_u", "u7", 404);
+    logCall(log, "ptn_u", "u7", 404);
     await log.flush();
     expect((await log.callsPerDay("ptn_u", "2026-12-01")).map((d) => ({ ...d, day: new Date(d.day).toISOString().slice(0, 10) }))).toEqual([
       { day: "2026-12-01", calls: 8, errors: 4 },
@@ -85,8 +73,8 @@ describe("the partners' request log", () => {
     const two = open(1000);
     for (let round = 0; round < 5; round++) {
       for (let i = 0; i < 40; i++) {
-        call(one, "ptn_x", `one-${round}-${i}`);
-        call(two, "ptn_x", `two-${round}-${i}`);
+        logCall(one, "ptn_x", `one-${round}-${i}`);
+        logCall(two, "ptn_x", `two-${round}-${i}`);
       }
       await Promise.all([one.flush(), two.flush()]);
     }
@@ -97,7 +85,7 @@ describe("the partners' request log", () => {
 
   it("keeps the last 1,000 calls of each partner through the migration, down and up", async () => {
     const log = open(1000);
-    for (let i = 1; i <= 1003; i++) call(log, "ptn_m", `m${i}`);
+    for (let i = 1; i <= 1003; i++) logCall(log, "ptn_m", `m${i}`);
     await log.flush();
     await ring.down(db);
     expect(Number((await db("portal_request_log").where({ partner_id: "ptn_m" }).count("* as n").first())!.n)).toBe(1000);
@@ -106,7 +94,7 @@ describe("the partners' request log", () => {
     expect(kept).toHaveLength(1000);
     expect([kept[0], kept[999]]).toEqual(["m1003", "m4"]);
     // And it goes on from there.
-    call(log, "ptn_m", "m1004");
+    logCall(log, "ptn_m", "m1004");
     await log.flush();
     expect((await ids(log, "ptn_m")).slice(0, 2)).toEqual(["m1004", "m1003"]);
   });
