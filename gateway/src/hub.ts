@@ -3,7 +3,7 @@ import type { Express } from "express";
 import Stripe from "stripe";
 import swaggerUi from "swagger-ui-express";
 import type { Config } from "./config/config.ts";
-import type { Db } from "./infra/db.ts";
+import { pgliteOf, type Db } from "./infra/db.ts";
 import type { Logger } from "./infra/logger.ts";
 import type { Clock } from "./infra/clock.ts";
 import type { JobQueue } from "./infra/queue/queue.types.ts";
@@ -131,7 +131,12 @@ export function createHub(deps: HubDeps): Hub {
           rules: rules.earnRules,
           earn,
           idempotency,
-          options: { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT },
+          // Pipelined on PostgreSQL (two batches: one running, the next queued behind it); PGlite
+          // has one connection, one batch at a time.
+          options:
+            config.EARN_BATCH_PIPELINE > 0 && !pgliteOf(deps.db)
+              ? { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: 2, pipeline: config.EARN_BATCH_PIPELINE }
+              : { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT },
         })
       : undefined;
   const directBurn = config.BURN_ONE_STATEMENT ? createDirectBurn({ db: deps.db, clock: deps.clock, log, earn, idempotency }) : undefined;
@@ -303,6 +308,7 @@ export function createHub(deps: HubDeps): Hub {
       await relay.stop();
     },
     async close() {
+      await earnBatch?.close();
       await portal.close();
       await auth.limiter.close();
       await auth.clientStates.close();

@@ -39,6 +39,10 @@ const schema = z.object({
   EARN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
   EARN_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(50).default(1),
   EARN_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(1),
+  // On PostgreSQL, earn batches are pipelined on a connection of their own: the next leaves, queued
+  // behind the one in flight, once this share of the callers in the system waits (0: not pipelined,
+  // EARN_BATCH_MAX_IN_FLIGHT batches at a time on the pool).
+  EARN_BATCH_PIPELINE: z.coerce.number().min(0).max(1).default(0.45),
   // A burn by member id in one statement when nothing unusual is in the way (false: every burn one by one).
   BURN_ONE_STATEMENT: bool.default(true),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),

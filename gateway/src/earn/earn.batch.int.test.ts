@@ -353,3 +353,42 @@ describe.runIf(process.env.DATABASE_URL)("the batched earn beside a long lock", 
   });
 });
 
+
+describe.runIf(process.env.DATABASE_URL)("the pipelined batched earn (PostgreSQL)", () => {
+  const balanceOf = async (memberId: string) =>
+    Number(((await hub.db("ledger_accounts").where({ member_id: memberId, kind: "member_points" }).first("balance")) as { balance: bigint }).balance);
+  const backends = async () =>
+    ((await hub.db.raw("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'loyalty-hub-earn-batch'")).rows as Array<{ pid: number }>).map((r) => r.pid);
+
+  it("writes its batches on a connection of its own, queued behind one another, and survives losing it", async () => {
+    const s = await ledgerScenario(hub);
+    const members = [s.member.id, ...(await Promise.all(Array.from({ length: 7 }, () => createMember(hub.db, s.partner.id)))).map((m) => m.id)];
+    const batch = batchOf({ maxItems: 32, maxWaitMs: 0, maxInFlight: 2, pipeline: 0.45 });
+    const wave = async (w: number) => {
+      const answers = await Promise.all(members.flatMap((m, i) => [0, 1].map((k) => batch.submit(earnCall(s.partner.id, `pipe-${w}-${i}-${k}`, earnBody(m, 10_000, `pipe-${w}-${i}-${k}`))))));
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 201));
+    };
+    // The first call connects it (and goes through the pool meanwhile).
+    await wave(0);
+    for (let i = 0; i < 50 && (await backends()).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const [pid] = await backends();
+    expect(pid).toBeDefined();
+    await wave(1);
+    await wave(2);
+    // Every call of the three waves written by the batch itself.
+    expect(batch.stats().written).toBe(48);
+
+    // The connection is cut: the calls in flight on it go one by one; the next ones reconnect.
+    await hub.db.raw("SELECT pg_terminate_backend(?)", [pid!]);
+    await wave(3);
+    await wave(4);
+    for (let i = 0; i < 50 && (await backends()).filter((p) => p !== pid).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await backends()).filter((p) => p !== pid)).toHaveLength(1);
+    await wave(5);
+    // Six waves of two earns of 10 points a member, each written once.
+    for (const m of members) expect(await balanceOf(m)).toBe(120);
+    await batch.close();
+    for (let i = 0; i < 50 && (await backends()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await backends()).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { namedQuery, type Db } from "../infra/db.ts";
+import { pipelinedQuery, namedQuery, type Db } from "../infra/db.ts";
 import type { Clock } from "../infra/clock.ts";
 import type { Logger } from "../infra/logger.ts";
 import { newId } from "../infra/ids.ts";
@@ -116,6 +116,11 @@ export function createEarnBatch(deps: {
         SELECT w.* FROM arg CROSS JOIN LATERAL points_earn_batch(arg.items, ARRAY(SELECT r.idx FROM refused r)) AS w`;
   // Named by its text: two batches with other rules (another whenSql) never share a name.
   const writeName = `earn_batch_write_${createHash("sha256").update(writeSql).digest("hex").slice(0, 16)}`;
+
+  // Pipelined: the batches go out on a connection of their own, the next queued behind the one in
+  // flight (infra/db.ts, pipelinedQuery); otherwise each on a connection of the pool.
+  const pipelined = (deps.options?.pipeline ?? 0) > 0;
+  const writer = pipelined ? pipelinedQuery(db, "loyalty-hub-earn-batch") : undefined;
 
   // The contract versions in force when read, by partner, newest first.
   const contracts = new Map<string, CachedContract[]>();
@@ -244,7 +249,7 @@ export function createEarnBatch(deps: {
     if (priced.length > 0) {
       try {
         const items = `[${priced.map((x) => `{"idx":${x.idx},${x.prepared.json}`).join(",")}]`;
-        const rows = await namedQuery<WrittenRow>(db, writeName, writeSql, [items]);
+        const rows = writer ? await writer.query<WrittenRow>(writeName, writeSql, [items]) : await namedQuery<WrittenRow>(db, writeName, writeSql, [items]);
         for (const w of rows) {
           const idx = Number(w.idx);
           const answer = pendings[idx]!.prepared!;
@@ -274,7 +279,12 @@ export function createEarnBatch(deps: {
   }
 
   const batcher = createBatcher<Pending, Answer>(
-    { maxItems: deps.options?.maxItems ?? 32, maxWaitMs: deps.options?.maxWaitMs ?? 1, maxInFlight: deps.options?.maxInFlight ?? 1 },
+    {
+      maxItems: deps.options?.maxItems ?? 32,
+      maxWaitMs: deps.options?.maxWaitMs ?? 1,
+      maxInFlight: deps.options?.maxInFlight ?? (pipelined ? 2 : 1),
+      pipeline: deps.options?.pipeline ?? 0,
+    },
     flush,
   );
 
@@ -291,6 +301,8 @@ export function createEarnBatch(deps: {
     },
     /** Batches sent, calls they held, and calls the batch wrote itself (the rest went one by one). */
     stats: () => ({ ...batcher.stats(), written }),
+    /** Closes the pipelined batches' connection. */
+    close: async () => writer?.close(),
   };
 }
 

@@ -48,6 +48,46 @@ describe("createBatcher", () => {
     expect(seen).toEqual(["flush 1", "flush 2", "answer 10", "answer 20"]);
   });
 
+  it("pipelined, queues the next batch behind the one in flight once its share of the callers waits: a closed loop of 20 settles in batches of ~10, not of one", async () => {
+    const { batches, flush } = manualFlush();
+    const b = createBatcher({ maxItems: 32, maxWaitMs: 0, maxInFlight: 2, pipeline: 0.45 }, flush);
+    // 20 callers, each calling again as soon as it is answered; the database answers the oldest
+    // batch in flight, one at a time.
+    let n = 0;
+    const call = (): void => void b.submit(n++).then(call);
+    for (let i = 0; i < 20; i++) call();
+    await tick();
+    let finished = 0;
+    for (let k = 0; k < 40; k++) {
+      // Never more than two batches in flight.
+      expect(batches.length - finished).toBeLessThanOrEqual(2);
+      batches[finished++]!.finish();
+      await tick();
+      await tick();
+    }
+    const sizes = batches.slice(-10).map((x) => x.items.length);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(8);
+    const mean = sizes.reduce((a, x) => a + x, 0) / sizes.length;
+    expect(mean).toBeGreaterThanOrEqual(8.5);
+    expect(mean).toBeLessThanOrEqual(11);
+    // The next batch was queued before the one in flight returned: two in flight at once.
+    expect(batches.length - finished).toBe(2);
+  });
+
+  it("pipelined, under a light load sends a lone call at once, even behind a batch in flight", async () => {
+    const { batches, flush } = manualFlush();
+    const b = createBatcher({ maxItems: 32, maxWaitMs: 0, maxInFlight: 2, pipeline: 0.45 }, flush);
+    const first = b.submit(1);
+    await tick();
+    const second = b.submit(2);
+    await tick();
+    // One caller at a time in the system: its share is one call, so it leaves behind the first.
+    expect(batches.map((x) => x.items)).toEqual([[1], [2]]);
+    batches[0]!.finish();
+    batches[1]!.finish();
+    expect(await Promise.all([first, second])).toEqual([10, 20]);
+  });
+
   it("gives a batch leaving beside another in flight its share of the load, not everything waiting", async () => {
     const { batches, flush } = manualFlush();
     const b = createBatcher({ maxItems: 32, maxWaitMs: 0, maxInFlight: 2 }, flush);

@@ -8,7 +8,8 @@
  *
  * When a batch returns, the next one leaves first and its callers are answered in the next turn of
  * the event loop: the work behind `flush` starts on the next batch while this process writes the
- * answers, not after.
+ * answers, not after. Pipelined (`pipeline`), the next batch may leave before that, to queue behind
+ * the one in flight.
  *
  * `flush` answers item by item: one item's failure is that caller's alone. If `flush` itself throws,
  * every caller of that batch gets the error.
@@ -19,6 +20,15 @@ export interface BatcherOptions {
   maxItems: number;
   maxWaitMs: number;
   maxInFlight: number;
+  /**
+   * Pipelined batches (0: off): `flush` queues its batches behind one another on one connection,
+   * so the next may leave while one is in flight — once the calls waiting reach this share of the
+   * callers in the system (an average, taken as each batch returns, of the calls waiting and in
+   * flight), and it takes all that wait. With a closed loop of N callers and two batches, 0.45
+   * sends the next one when ~0.9 of the other half is back: as large as it would have been, and
+   * queued before the one in flight commits.
+   */
+  pipeline?: number;
 }
 
 export interface Batcher<I, O> {
@@ -30,6 +40,9 @@ export interface Batcher<I, O> {
 export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) => Promise<Array<Settled<O>>>): Batcher<I, O> {
   const maxItems = Math.max(1, opts.maxItems);
   const maxInFlight = Math.max(1, opts.maxInFlight);
+  const pipeline = Math.max(0, Math.min(1, opts.pipeline ?? 0));
+  // The callers in the system (waiting and in flight), averaged as batches return.
+  let population = 1;
   let waiting: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
   let timer: NodeJS.Timeout | undefined;
   let inFlight = 0;
@@ -39,6 +52,11 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
 
   function schedule(): void {
     if (waiting.length === 0 || inFlight >= maxInFlight) return;
+    if (pipeline > 0 && inFlight > 0) {
+      // Behind a batch in flight: once its share of the callers waits (the rest leave when it returns).
+      if (waiting.length >= Math.min(maxItems, Math.max(1, Math.ceil(pipeline * population)))) dispatch();
+      return;
+    }
     if (waiting.length >= maxItems || opts.maxWaitMs <= 0) {
       send();
       return;
@@ -49,7 +67,12 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
   function send(): void {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    // Everything waiting now has waited long enough: it leaves in as many batches as slots are free.
+    // Everything waiting now has waited long enough: it leaves in as many batches as slots are free
+    // (pipelined: in one batch; the next queues behind it when its share waits).
+    if (pipeline > 0) {
+      if (waiting.length > 0 && inFlight < maxInFlight) dispatch();
+      return;
+    }
     while (waiting.length > 0 && inFlight < maxInFlight) dispatch();
   }
 
@@ -58,7 +81,7 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
     // wait: a batch leaving beside one in flight would otherwise take everything, and the two would
     // settle into one large slow batch and one small quick one that pays a batch's fixed cost for a
     // few items — the large one's callers waiting twice as long as they need to.
-    const share = Math.ceil((waiting.length + inFlightItems) / maxInFlight);
+    const share = pipeline > 0 ? maxItems : Math.ceil((waiting.length + inFlightItems) / maxInFlight);
     const batch = waiting.slice(0, Math.min(maxItems, Math.max(1, share)));
     waiting = waiting.slice(batch.length);
     inFlight++;
@@ -66,12 +89,16 @@ export function createBatcher<I, O>(opts: BatcherOptions, flush: (items: I[]) =>
     batches++;
     items += batch.length;
     const done = (answer: (b: (typeof batch)[number], i: number) => void) => {
+      population = 0.8 * population + 0.2 * (waiting.length + inFlightItems);
       inFlight--;
       inFlightItems -= batch.length;
       // The next batch leaves first, then this one's callers are answered, in the next turn of the
       // event loop: what queued up meanwhile has waited long enough, and the database starts on it
       // while this process writes the answers instead of after them.
-      if (waiting.length > 0) send();
+      if (waiting.length > 0) {
+        if (pipeline > 0 && inFlight > 0) schedule();
+        else send();
+      }
       setImmediate(() => batch.forEach(answer));
     };
     flush(batch.map((b) => b.item)).then(

@@ -72,6 +72,17 @@ export function pgConstraint(err: unknown): string | undefined {
 
 const positional = new Map<string, string>();
 
+/** `sql` with its `?` placeholders numbered ($1, $2, …), as PostgreSQL takes them. */
+function positionalOf(sql: string): string {
+  let text = positional.get(sql);
+  if (text === undefined) {
+    let n = 0;
+    text = sql.replace(/\?/g, () => `$${++n}`);
+    positional.set(sql, text);
+  }
+  return text;
+}
+
 /**
  * One statement, prepared under `name` (PostgreSQL plans it once per connection), sent straight on
  * a connection of knex's pool: none of knex's query building, runner, events or debug formatting,
@@ -81,12 +92,7 @@ const positional = new Map<string, string>();
  */
 export async function namedQuery<R>(db: Db, name: string, sql: string, values: Knex.RawBinding[]): Promise<R[]> {
   if (pgliteOf(db)) return (await db.raw(sql, values)).rows as R[];
-  let text = positional.get(sql);
-  if (text === undefined) {
-    let n = 0;
-    text = sql.replace(/\?/g, () => `$${++n}`);
-    positional.set(sql, text);
-  }
+  const text = positionalOf(sql);
   const client = db.client as Knex.Client;
   const conn = (await client.acquireConnection()) as pg.Client;
   try {
@@ -94,6 +100,75 @@ export async function namedQuery<R>(db: Db, name: string, sql: string, values: K
   } finally {
     void client.releaseConnection(conn);
   }
+}
+
+export interface PipelinedQuery {
+  /** As namedQuery; on a connection of its own, sent at once even while earlier ones run. */
+  query<R>(name: string, sql: string, values: Knex.RawBinding[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Statements pipelined on a connection of their own, outside knex's pool (node-postgres's pipeline
+ * mode): each is sent at once, with its own Sync — its own transaction, its own error — even while
+ * earlier ones still run, and PostgreSQL runs them one after the other on one backend. The next
+ * statement is already in the server's socket when the one before it commits, instead of leaving
+ * only once this process has read that one's answer. For the earn batch (earn.batch.ts).
+ *
+ * Connected on first use and again after it breaks; while it is not connected, statements go
+ * through the pool (namedQuery). A statement's own error leaves the connection as it is; a broken
+ * connection fails the statements sent on it (their callers see the error). On PGlite it is
+ * namedQuery.
+ */
+export function pipelinedQuery(db: Db, applicationName: string): PipelinedQuery {
+  if (pgliteOf(db)) return { query: (name, sql, values) => namedQuery(db, name, sql, values), close: async () => undefined };
+  const connection = (db.client as { config: Knex.Config }).config.connection as { connectionString: string };
+  let client: pg.Client | undefined;
+  let ready = false;
+  let closed = false;
+  const drop = (c: pg.Client) => {
+    if (client !== c) return;
+    client = undefined;
+    ready = false;
+    void c.end().catch(() => undefined);
+  };
+  const connect = () => {
+    const c = new pg.Client({ connectionString: connection.connectionString, application_name: applicationName, pipeline: true } as pg.ClientConfig);
+    client = c;
+    c.on("error", () => drop(c));
+    c.on("end", () => drop(c));
+    c.connect().then(
+      () => {
+        if (client !== c || closed) return drop(c);
+        // As the pool's connections, it does not keep the process alive on its own.
+        (c as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
+        ready = true;
+      },
+      () => drop(c),
+    );
+  };
+  return {
+    async query<R>(name: string, sql: string, values: Knex.RawBinding[]): Promise<R[]> {
+      const c = client;
+      if (!c || !ready) {
+        if (!c && !closed) connect();
+        return namedQuery<R>(db, name, sql, values);
+      }
+      try {
+        return (await c.query({ name, text: positionalOf(sql), values })).rows as R[];
+      } catch (err) {
+        if (pgErrorCode(err) === undefined) drop(c);
+        throw err;
+      }
+    },
+    async close() {
+      closed = true;
+      const c = client;
+      client = undefined;
+      ready = false;
+      await c?.end().catch(() => undefined);
+    },
+  };
 }
 
 export interface NotificationHandlers {
