@@ -122,6 +122,9 @@ export function createHub(deps: HubDeps): Hub {
   const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: memberAccess, tiers });
   const draws = createDrawsService({ db: deps.db, clock: deps.clock });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: memberAccess, rules: rules.earnRules });
+  // Pipelined on PostgreSQL (two batches: one running, the next queued behind it); PGlite has one
+  // connection, one batch at a time.
+  const earnPipeline = pgliteOf(deps.db) ? 0 : config.EARN_BATCH_PIPELINE;
   const earnBatch =
     config.EARN_BATCH_MAX_ITEMS > 1
       ? createEarnBatch({
@@ -131,12 +134,12 @@ export function createHub(deps: HubDeps): Hub {
           rules: rules.earnRules,
           earn,
           idempotency,
-          // Pipelined on PostgreSQL (two batches: one running, the next queued behind it); PGlite
-          // has one connection, one batch at a time.
-          options:
-            config.EARN_BATCH_PIPELINE > 0 && !pgliteOf(deps.db)
-              ? { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: 2, pipeline: config.EARN_BATCH_PIPELINE }
-              : { maxItems: config.EARN_BATCH_MAX_ITEMS, maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS, maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT },
+          options: {
+            maxItems: config.EARN_BATCH_MAX_ITEMS,
+            maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS,
+            maxInFlight: earnPipeline > 0 ? 2 : config.EARN_BATCH_MAX_IN_FLIGHT,
+            pipeline: earnPipeline,
+          },
         })
       : undefined;
   const directBurn = config.BURN_ONE_STATEMENT ? createDirectBurn({ db: deps.db, clock: deps.clock, log, earn, idempotency }) : undefined;
