@@ -5,7 +5,7 @@ import { page } from "../layout.ts";
 import { requireRole } from "../web/auth.ts";
 import { lastDays } from "../charts/svg.ts";
 import { barChart } from "../charts/console-charts.ts";
-import type { RequestLog } from "../request-log/request-log.ts";
+import { REQUEST_LOG_CAP, type RequestLog } from "../request-log/request-log.ts";
 import { envOf, type Environment } from "./developer.guard.ts";
 
 /** Which partner a page shows: ?env=live|sandbox; sandbox until the application is approved. */
@@ -20,6 +20,9 @@ function envSwitch(req: Request, path: string, env: Environment): Html {
 ${(["sandbox", "live"] as const).map((e) => html`<a class="btn btn-small${e === env ? " btn-primary" : ""}" href="${path}?env=${e}"${e === env ? html` aria-current="true"` : ""}>${e}</a>`)}</nav>`;
 }
 
+/** Calls the requests page shows, newest first, of the REQUEST_LOG_CAP kept. */
+const SHOWN = 200;
+
 /** The request log (recent calls) and the usage charts (calls, points issued and redeemed per day). */
 export function activityPages(ctx: PortalContext, requestLog: RequestLog): Router {
   const r = Router();
@@ -29,11 +32,11 @@ export function activityPages(ctx: PortalContext, requestLog: RequestLog): Route
     const env = envFor(req);
     const partnerId = env === "sandbox" ? req.user!.sandbox_partner_id : req.user!.partner_id;
     const errorsOnly = req.query.status === "errors";
-    const calls = partnerId ? await requestLog.recent(partnerId, { limit: 200, ...(errorsOnly ? { status: "errors" as const } : {}) }) : [];
+    const calls = partnerId ? await requestLog.recent(partnerId, { limit: SHOWN, ...(errorsOnly ? { status: "errors" as const } : {}) }) : [];
     res.send(
       page(req, {
         title: "Requests",
-        body: html`<p class="lead">The latest API calls made with your ${env} credentials: up to 200 shown, of the last 1,000 kept. Quote the request id when you ask the operator about a call.</p>
+        body: html`<p class="lead">The latest API calls made with your ${env} credentials: up to ${SHOWN} shown, of the last ${REQUEST_LOG_CAP.toLocaleString("en")} kept. Quote the request id when you ask the operator about a call.</p>
 ${envSwitch(req, "/portal/dev/requests", env)}
 <p><a href="/portal/dev/requests?env=${env}${errorsOnly ? "" : "&status=errors"}">${errorsOnly ? "Show all calls" : "Show errors only"}</a></p>
 ${calls.length
