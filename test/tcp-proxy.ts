@@ -9,9 +9,18 @@ export async function startTcpProxy(target: { host: string; port: number }) {
   const sockets = new Set<net.Socket>();
   let server: net.Server | undefined;
   let port = 0;
+  let accepted = 0;
+  let refusing = false;
 
   async function open() {
+    refusing = false;
+    if (server) return;
     server = net.createServer((client) => {
+      accepted++;
+      if (refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = net.connect(target.port, target.host);
       sockets.add(client).add(upstream);
       client.pipe(upstream).pipe(client);
@@ -33,6 +42,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     get port() {
       return port;
     },
+    /** Connections accepted so far (refused ones included). */
+    get accepted() {
+      return accepted;
+    },
     /** The service is gone: connections are cut and new ones refused. */
     async cut() {
       await new Promise<void>((r) => {
@@ -41,6 +54,12 @@ export async function startTcpProxy(target: { host: string; port: number }) {
         sockets.clear();
       });
       server = undefined;
+    },
+    /** The service is up but turns every connection away (as a server that is starting or full): open ones are cut, new ones accepted and closed at once. */
+    refuse() {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
     },
     /** The service is back on the same port. */
     restore: open,

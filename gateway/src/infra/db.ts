@@ -116,33 +116,49 @@ export interface PipelinedQuery {
  * only once this process has read that one's answer. For the earn batch (earn.batch.ts).
  *
  * Connected on first use and again after it breaks; while it is not connected, statements go
- * through the pool (namedQuery). A statement's own error leaves the connection as it is; a broken
- * connection fails the statements sent on it (their callers see the error). On PGlite it is
- * namedQuery.
+ * through the pool (namedQuery). A connection that breaks after it was up is replaced at the next
+ * statement; one that cannot be made is tried again after a backoff (`retryMinMs`, doubling up to
+ * `retryMaxMs`), so a server that refuses connections is not asked again at every batch. A
+ * statement's own error leaves the connection as it is; a broken connection fails the statements
+ * sent on it (their callers see the error). On PGlite it is namedQuery.
  */
-export function pipelinedQuery(db: Db, applicationName: string): PipelinedQuery {
+export function pipelinedQuery(db: Db, applicationName: string, opts: PipelinedQueryOptions = {}): PipelinedQuery {
   if (pgliteOf(db)) return { query: (name, sql, values) => namedQuery(db, name, sql, values), close: async () => undefined };
-  const connection = (db.client as { config: Knex.Config }).config.connection as { connectionString: string };
+  const connectionString = opts.connectionString ?? ((db.client as { config: Knex.Config }).config.connection as { connectionString: string }).connectionString;
+  const retryMinMs = opts.retryMinMs ?? 250;
+  const retryMaxMs = opts.retryMaxMs ?? 10_000;
   let client: pg.Client | undefined;
   let ready = false;
   let closed = false;
+  // Connections that could not be made in a row, and when the next may be tried.
+  let failures = 0;
+  let retryAt = 0;
   const drop = (c: pg.Client) => {
     if (client !== c) return;
+    if (ready) {
+      // It was up: the next statement connects again at once.
+      failures = 0;
+      retryAt = 0;
+    } else {
+      failures++;
+      retryAt = Date.now() + Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1));
+    }
     client = undefined;
     ready = false;
     void c.end().catch(() => undefined);
   };
   const connect = () => {
-    const c = new pg.Client({ connectionString: connection.connectionString, application_name: applicationName, pipeline: true } as pg.ClientConfig);
+    const c = new pg.Client({ connectionString, application_name: applicationName, pipeline: true } as pg.ClientConfig);
     client = c;
     c.on("error", () => drop(c));
     c.on("end", () => drop(c));
     c.connect().then(
       () => {
-        if (client !== c || closed) return drop(c);
+        if (client !== c || closed) return void c.end().catch(() => undefined);
         // As the pool's connections, it does not keep the process alive on its own.
         (c as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
         ready = true;
+        failures = 0;
       },
       () => drop(c),
     );
@@ -151,7 +167,7 @@ export function pipelinedQuery(db: Db, applicationName: string): PipelinedQuery 
     async query<R>(name: string, sql: string, values: Knex.RawBinding[]): Promise<R[]> {
       const c = client;
       if (!c || !ready) {
-        if (!c && !closed) connect();
+        if (!c && !closed && Date.now() >= retryAt) connect();
         return namedQuery<R>(db, name, sql, values);
       }
       try {
@@ -169,6 +185,14 @@ export function pipelinedQuery(db: Db, applicationName: string): PipelinedQuery 
       await c?.end().catch(() => undefined);
     },
   };
+}
+
+export interface PipelinedQueryOptions {
+  /** Another route to the same database than the pool's (tests: through a proxy they can cut). */
+  connectionString?: string;
+  /** The wait before trying again after a connection could not be made, doubled each time up to retryMaxMs (250 ms, 10 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
 }
 
 export interface NotificationHandlers {
