@@ -94,6 +94,35 @@ describe("POST /v1/earn", () => {
     expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(20);
   });
 
+  it("keeps no answer for a request that failed validation: the corrected one goes through under the same key", async () => {
+    const s = await ledgerScenario(hub);
+    // The handler's own validation (no member named), twice: the same refusal, run afresh, not replayed.
+    const noMember = { partner_transaction_id: "fix-1", amount_minor: 20_000, currency: "EUR" };
+    for (let i = 0; i < 2; i++) {
+      const res = await s.post("/v1/earn", noMember, "key-fix");
+      expect(res.status).toBe(422);
+      expect(res.headers.get("idempotent-replayed")).toBeNull();
+      expect(await json(res)).toMatchObject({ code: "validation-error", errors: [{ field: "body/member_id" }] });
+    }
+    // The contract's schema (an amount as a string): nothing kept either.
+    const asText = await s.post("/v1/earn", { ...earnBody(s.member.id, 0, "fix-1"), amount_minor: "20000" }, "key-fix");
+    expect(asText.status).toBe(422);
+    expect((await json(asText)).code).toBe("validation-error");
+    // Corrected, under the same key: written once, then replayed.
+    const fixed = await s.post("/v1/earn", earnBody(s.member.id, 20_000, "fix-1"), "key-fix");
+    expect(fixed.status).toBe(201);
+    const again = await s.post("/v1/earn", earnBody(s.member.id, 20_000, "fix-1"), "key-fix");
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await json(again)).toEqual(await json(fixed));
+    // A refusal of the request itself is still an answer: kept and replayed.
+    const short = await s.post("/v1/burn", { member_id: s.member.id, partner_transaction_id: "fix-b", points: 500, amount_minor: 500, currency: "EUR" }, "key-fix-b");
+    expect(short.status).toBe(422);
+    const shortAgain = await s.post("/v1/burn", { member_id: s.member.id, partner_transaction_id: "fix-b", points: 500, amount_minor: 500, currency: "EUR" }, "key-fix-b");
+    expect(shortAgain.headers.get("idempotent-replayed")).toBe("true");
+    expect((await json(shortAgain)).code).toBe("insufficient-points");
+    expect((await json(await s.get(`/v1/members/${s.member.id}/balance`))).available).toBe(20);
+  });
+
   it("gives concurrent requests with one key one effect", async () => {
     const s = await ledgerScenario(hub);
     const body = earnBody(s.member.id, 10_000);

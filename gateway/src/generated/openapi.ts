@@ -3950,7 +3950,7 @@ export interface components {
         };
     };
     parameters: {
-        /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+        /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
         IdempotencyKey: string;
     };
     requestBodies: never;
@@ -6031,7 +6031,7 @@ export interface operations {
                 dry_run?: boolean;
             };
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6112,7 +6112,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6184,7 +6184,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6305,7 +6305,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -6379,7 +6379,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -6449,7 +6449,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -7128,7 +7128,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -7509,7 +7509,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -7703,7 +7703,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -7785,7 +7785,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -8069,7 +8069,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -9130,7 +9130,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -9556,7 +9556,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -9642,7 +9642,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -9676,7 +9676,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -9851,7 +9851,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -9911,7 +9911,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -9975,7 +9975,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer. Kept 24 hours at least. */
+                /** @description A unique key per operation (a UUID is fine); a retry with the same key and body returns the first answer, refusals included, with `Idempotent-Replayed` true. Kept 24 hours at least. A request that failed validation (422 `validation-error`), a 409 `concurrency-conflict` or a 5xx keeps nothing under the key, so the request may be corrected or retried under it. */
                 "Idempotency-Key": components["parameters"]["IdempotencyKey"];
             };
             path?: never;

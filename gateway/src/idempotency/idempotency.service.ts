@@ -40,8 +40,14 @@ export const REPLAY_HEADER = "Idempotent-Replayed";
  * request with the same key waits on the primary key until the first commits, then finds the row
  * and replays its answer; the work runs in a savepoint; its answer — a success, or a business
  * refusal such as insufficient points — is stored on the key row and committed with the work. A
- * failure on our side (5xx, a lost race) stores nothing, so the client's retry runs afresh.
+ * failure on our side (5xx, a lost race) stores nothing, so the client's retry runs afresh; nor does
+ * a request whose parameters fail validation (`validation-error`, whether the contract's schema or
+ * the handler found it), as Stripe saves no result for those: nothing ran, and the client may send
+ * the corrected request under the same key.
  */
+/** Client errors that store nothing under the key: a lost race (retry it), parameters that failed validation (fix them). */
+const NOT_STORED = new Set(["concurrency-conflict", "validation-error"]);
+
 /** How long an Idempotency-Key and its answer are kept (Stripe keeps them 24 hours; we keep 48). */
 export const KEY_RETENTION_HOURS = 48;
 
@@ -95,8 +101,9 @@ export function createIdempotency(deps: { db: Db }) {
           await store(result.status, result.body);
           return { result };
         } catch (err) {
-          // A refusal is an answer too: the retry must get the same one. A lost race is not.
-          if (err instanceof AppError && err.status >= 400 && err.status < 500 && err.code !== "concurrency-conflict") {
+          // A refusal is an answer too: the retry must get the same one. A lost race is not, nor a
+          // request that failed validation (the key row goes with the rolled-back transaction).
+          if (err instanceof AppError && err.status >= 400 && err.status < 500 && !NOT_STORED.has(err.code)) {
             await store(err.status, err.toProblem(req.requestId));
             return { error: err };
           }
