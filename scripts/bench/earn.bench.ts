@@ -98,7 +98,7 @@ async function waitReady(base: string): Promise<void> {
   }
   throw new Error(`${base} did not become ready`);
 }
-const skipped = { name: "", perSec: NaN, p50: NaN, p99: NaN, total: 0, statuses: {}, cpu: undefined };
+const skipped = { name: "", perSec: NaN, p50: NaN, p99: NaN, total: 0, statuses: {}, cpu: undefined, machine: { busyMs: NaN, ctxt: NaN } };
 
 /** CPU time (ms) a process has used so far, from /proc (Linux); undefined elsewhere. */
 function procCpuMs(pid: number): number | undefined {
@@ -110,6 +110,27 @@ function procCpuMs(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * The whole machine's busy CPU (user, nice, system, irq, softirq: not idle, iowait or steal) in ms
+ * and its context switches so far, from /proc/stat (Linux); undefined elsewhere. Every process
+ * counts, so it compares the HTTP earn (API, PostgreSQL, load generator) with pgbench (client and
+ * PostgreSQL) as the machine paid for each.
+ */
+function machineCpu(): { busyMs: number; ctxt: number } | undefined {
+  try {
+    const text = fs.readFileSync("/proc/stat", "utf8");
+    const [user, nice, system, , , irq, softirq] = text.split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const ctxt = Number(/^ctxt (\d+)$/m.exec(text)?.[1]);
+    return { busyMs: ((user! + nice! + system! + irq! + softirq!) * 1000) / 100, ctxt };
+  } catch {
+    return undefined;
+  }
+}
+type MachineCpu = NonNullable<ReturnType<typeof machineCpu>>;
+const machineSince = (a: MachineCpu | undefined, b: MachineCpu | undefined): MachineCpu =>
+  a && b ? { busyMs: b.busyMs - a.busyMs, ctxt: b.ctxt - a.ctxt } : { busyMs: NaN, ctxt: NaN };
+const machineSum = (xs: MachineCpu[]): MachineCpu => xs.reduce((s, x) => ({ busyMs: s.busyMs + x.busyMs, ctxt: s.ctxt + x.ctxt }), { busyMs: 0, ctxt: 0 });
 
 /** Where the CPU went during a phase: the API processes, PostgreSQL (the bench database's backends and the WAL writer), and this process (the load generator). */
 interface CpuSplit {
@@ -272,10 +293,17 @@ async function main() {
       // The CPU is counted from the end of the warm-up, when the worker says so (nothing heavier: a
       // query here would run beside the measured load).
       let measuring: Promise<Awaited<ReturnType<typeof cpuSnapshot>>> | undefined;
+      let machine0: MachineCpu | undefined;
+      let machine1: MachineCpu | undefined;
       const r = await new Promise<LoadResult>((resolve, reject) => {
         worker.on("message", (m: LoadResult | "measuring") => {
-          if (m === "measuring") measuring = cpuSnapshot();
-          else resolve(m);
+          if (m === "measuring") {
+            machine0 = machineCpu();
+            measuring = cpuSnapshot();
+          } else {
+            machine1 = machineCpu();
+            resolve(m);
+          }
         });
         worker.once("error", reject);
       });
@@ -292,7 +320,7 @@ async function main() {
         const worst = [...r.slow].sort((a, b) => b[1] - a[1]).slice(0, 8);
         process.stderr.write(`${phase}: ${r.latencies.length} answers, ${r.slow.length} over 40 ms; per 250 ms: ${[...buckets].map(([b, n]) => `${b * 0.25}s:${n}`).join(" ")}; slowest (sent at ms, took ms): ${JSON.stringify(worst)}; the load generator's own event-loop delay p99 ${r.loopDelay[0].toFixed(1)} ms, max ${r.loopDelay[1].toFixed(1)} ms\n`);
       }
-      return { r, cpu };
+      return { r, cpu, machine: machineSince(machine0, machine1) };
     }
     /** A phase's figures from its runs: rates over the measured seconds, percentiles over every latency. */
     function summarize(name: string, runs: Array<Awaited<ReturnType<typeof loadRun>>>) {
@@ -303,7 +331,7 @@ async function main() {
       const cpu = runs.reduce<CpuSplit>((s, { cpu: c }) => ({ api: s.api + c.api, pg: s.pg + c.pg, load: s.load + c.load, xacts: s.xacts + c.xacts }), { api: 0, pg: 0, load: 0, xacts: 0 });
       // Status 0: no answer (the connection failed or closed first), not a success.
       const ok = Object.entries(statuses).filter(([st]) => Number(st) >= 200 && Number(st) < 300).reduce((n, [, k]) => n + k, 0);
-      return { name, perSec: ok / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses, cpu };
+      return { name, perSec: ok / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), total: lat.length, statuses, cpu, machine: machineSum(runs.map((x) => x.machine)) };
     }
     const httpLoad = async (phase: LoadSpec["phase"]) => summarize(phase, [await loadRun(phase, DURATION_S, WARMUP_S, 0)]);
 
@@ -361,7 +389,10 @@ COMMIT;
       if (warmupS > 0) await run("pgbench", args(warmupS), { maxBuffer: 10 << 20 });
       const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgbench-log-"));
       try {
+        const machine0 = machineCpu();
         const out = (await run("pgbench", ["--log", `--log-prefix=${path.join(logDir, "tx")}`, ...args(seconds)], { maxBuffer: 10 << 20 })).stdout;
+        // The whole run, its 32 connections' start included (a few ms of a run of seconds).
+        const machine = machineSince(machine0, machineCpu());
         const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
         const n = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
         // One line a transaction: client_id transaction_no time_us script_no time_epoch time_us_fraction.
@@ -370,18 +401,18 @@ COMMIT;
           .flatMap((f) => fs.readFileSync(path.join(logDir, f), "utf8").split("\n"))
           .filter(Boolean)
           .map((line) => Number(line.split(" ")[2]) / 1000);
-        return { tps, n, lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN), latencies };
+        return { tps, n, lat: Number(/latency average = ([\d.]+) ms/.exec(out)?.[1] ?? NaN), latencies, machine };
       } finally {
         fs.rmSync(logDir, { recursive: true, force: true });
       }
     };
     /** The figures of a pgbench phase not run. */
-    const noPgbench = { tps: NaN, lat: NaN, p50: NaN, p99: NaN };
+    const noPgbench = { tps: NaN, lat: NaN, p50: NaN, p99: NaN, n: 0, machine: { busyMs: NaN, ctxt: NaN } };
     /** Runs merged: transactions over seconds, the latency weighted by transactions, percentiles over every transaction. */
     const pgbenchSum = (runs: Array<Awaited<ReturnType<typeof pgbenchRun>>>) => {
       const n = runs.reduce((s, r) => s + r.n, 0);
       const lat = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
-      return { tps: n / runs.reduce((s, r) => s + r.n / r.tps, 0), lat: runs.reduce((s, r) => s + r.lat * r.n, 0) / n, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+      return { tps: n / runs.reduce((s, r) => s + r.n / r.tps, 0), lat: runs.reduce((s, r) => s + r.lat * r.n, 0) / n, p50: percentile(lat, 50), p99: percentile(lat, 99), n, machine: machineSum(runs.map((r) => r.machine)) };
     };
 
     // HTTP earn and pgbench take turns, ROUNDS times each, about DURATION_S in all for each: this machine's
@@ -470,6 +501,12 @@ COMMIT;
         : undefined;
     const cpuLines = [earn, burn, health].map(cpuLine).filter(Boolean);
     if (cpuLines.length > 0) process.stdout.write(`CPU ms per request — ${cpuLines.join("; ")}\n`);
+    // What the machine paid for an earn each way: the ratio moves with the price of a context switch
+    // and a system call, which pgbench pays a round trip a statement and a commit an earn.
+    if (earn.total > 0 && pg.n > 0) {
+      const per = (m: MachineCpu, n: number) => `${f(m.busyMs / n, 3)} ms of CPU and ${f(m.ctxt / n, 1)} context switches`;
+      process.stdout.write(`machine, all processes (/proc/stat) — HTTP earn: ${per(earn.machine, earn.total)} a request; pgbench: ${per(pg.machine, pg.n)} a transaction\n`);
+    }
     const ratio = earn.perSec / pg.tps;
     process.stdout.write(
       `ratio HTTP earn/s ÷ pgbench tps = ${f(ratio, 2)}x (target ≥ 1.00x with p99 ≤ 50 ms: ${ratio >= 1 && earn.p99 <= 50 ? "met" : "NOT met"}; p99 earn ${f(earn.p99)} ms, pgbench ${f(pg.p99)} ms)\n`,
