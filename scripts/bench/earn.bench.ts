@@ -505,7 +505,7 @@ COMMIT;
     // and a system call, which pgbench pays a round trip a statement and a commit an earn.
     if (earn.total > 0 && pg.n > 0) {
       const per = (m: MachineCpu, n: number) => `${f(m.busyMs / n, 3)} ms of CPU and ${f(m.ctxt / n, 1)} context switches`;
-      process.stdout.write(`machine, all processes (/proc/stat) — HTTP earn: ${per(earn.machine, earn.total)} a request; pgbench: ${per(pg.machine, pg.n)} a transaction\n`);
+      process.stdout.write(`machine, all processes (/proc/stat) — HTTP earn: ${per(earn.machine, earn.total)} a request; pgbench: ${per(pg.machine, pg.n)} a transaction (its runs' connecting included)\n`);
     }
     const ratio = earn.perSec / pg.tps;
     process.stdout.write(
