@@ -198,7 +198,7 @@ export function createHub(deps: HubDeps): Hub {
     beforeValidate: (op, parts) => {
       if (op.path.startsWith("/v1/bank/") || op.path.startsWith("/v1/card-offers")) assertNoPan(parts);
     },
-    hotOperations: ["earnPoints"],
+    hotOperations: ["earnPoints", "burnPoints"],
   });
 
   const app = createBaseApp(log);

@@ -6,7 +6,7 @@ import { ledgerScenario } from "../../../test/factories/ledger.ts";
 import { partnerToken } from "../../../test/factories/auth.ts";
 
 /**
- * The hot path (hot-path.ts) answers `POST /v1/earn` without Express. Every request below goes to
+ * The hot path (hot-path.ts) answers `POST /v1/earn` and `POST /v1/burn` without Express. Every request below goes to
  * the hub's server (hot path first) and to a server running the Express app alone, on the same
  * hub: the answers must be the same, and the requests the hot path must leave to Express must
  * reach Express.
@@ -179,5 +179,71 @@ describe("the hot path for POST /v1/earn", () => {
       if (!row) await new Promise((res) => setTimeout(res, 100));
     }
     expect(row).toMatchObject({ route: "/v1/earn", status: 201, method: "POST" });
+  });
+});
+
+describe("the hot path for POST /v1/burn", () => {
+  const burn = (over: Record<string, unknown> = {}) =>
+    JSON.stringify({ member_id: s.member.id, partner_transaction_id: `hot-b-${Date.now()}-${++n}`, points: 2, amount_minor: 2, currency: "EUR", ...over });
+  beforeAll(async () => {
+    // Points to spend, earned first.
+    const r = await send(hub.url, "/v1/earn", headers(), earn({ amount_minor: 2_000_000 }));
+    expect(r.status).toBe(201);
+  });
+
+  it("answers a burn itself, as Express does: status, body, headers", async () => {
+    const r = await both(() => ({ path: "/v1/burn", headers: headers(), body: burn() }));
+    expect(r.hotWentToExpress).toBe(false);
+    expect(r.hot.status).toBe(201);
+    expect(r.plain.status).toBe(201);
+    const { balance: _b1, ...hot } = withoutIds(r.hot.body);
+    const { balance: _b2, ...plain } = withoutIds(r.plain.body);
+    expect(hot).toEqual(plain);
+    // The second burn saw the first one's points gone.
+    expect((r.plain.body.balance as { available: number }).available).toBe((r.hot.body.balance as { available: number }).available - 2);
+    for (const h of ["content-type", "x-content-type-options", "referrer-policy"]) expect(r.hot.headers[h], h).toBe(r.plain.headers[h]);
+  });
+
+  it("replays a retried burn: one effect", async () => {
+    const h = headers();
+    const body = burn();
+    const first = await send(hub.url, "/v1/burn", h, body);
+    const again = await send(hub.url, "/v1/burn", h, body);
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers["idempotent-replayed"]).toBe("true");
+    expect(again.body).toEqual(first.body);
+  });
+
+  const refused: Array<[string, () => { headers: Record<string, string>; body: string }, number, string]> = [
+    ["more points than the member has", () => ({ headers: headers(), body: burn({ points: 10_000_000 }) }), 422, "insufficient-points"],
+    ["a field of the wrong type", () => ({ headers: headers(), body: burn({ points: "2" }) }), 422, "validation-error"],
+    ["no Idempotency-Key", () => ({ headers: headers({ "idempotency-key": undefined }), body: burn() }), 422, "validation-error"],
+    ["no token", () => ({ headers: headers({ authorization: undefined }), body: burn() }), 401, "invalid-token"],
+  ];
+  for (const [what, make, status, code] of refused) {
+    it(`refuses ${what} as Express does (${status} ${code})`, async () => {
+      const r = await both(() => ({ path: "/v1/burn", ...make() }));
+      expect(r.hotWentToExpress).toBe(false);
+      expect(r.hot.status).toBe(status);
+      expect(r.hot.body.code).toBe(code);
+      expect(r.hot.headers["content-type"]).toBe("application/problem+json; charset=utf-8");
+      expect({ ...r.hot.body, request_id: "-" }).toEqual({ ...r.plain.body, request_id: "-" });
+    });
+  }
+
+  it("refuses a token without burn:write (403) as Express does", async () => {
+    const token = await partnerToken(hub, s.partner.id, ["earn:write"]);
+    const r = await both(() => ({ path: "/v1/burn", headers: headers({ authorization: `Bearer ${token}` }), body: burn() }));
+    expect(r.hotWentToExpress).toBe(false);
+    expect(r.hot.status).toBe(403);
+    expect({ ...r.hot.body, request_id: "-" }).toEqual({ ...r.plain.body, request_id: "-" });
+  });
+
+  it("leaves a chunked burn to Express, which answers it", async () => {
+    const r = await both(() => ({ path: "/v1/burn", headers: headers(), body: burn(), chunked: true }));
+    expect(r.hotWentToExpress).toBe(true);
+    expect(r.hot.status).toBe(201);
+    expect(r.plain.status).toBe(201);
   });
 });
