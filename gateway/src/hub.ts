@@ -142,7 +142,7 @@ export function createHub(deps: HubDeps): Hub {
           },
         })
       : undefined;
-  const directBurn = config.BURN_ONE_STATEMENT ? createDirectBurn({ db: deps.db, clock: deps.clock, log, earn, idempotency }) : undefined;
+  const directBurn = config.BURN_ONE_STATEMENT ? createDirectBurn({ db: deps.db, clock: deps.clock, log, earn, idempotency, batchMaxItems: config.BURN_BATCH_MAX_ITEMS }) : undefined;
   const webhooks = createWebhooksService({ ...deps, onEnqueued: () => relay.nudge() });
   const clearing = createClearingService({ db: deps.db, clock: deps.clock, log, ...(deps.clearingHooks ? { hooks: deps.clearingHooks } : {}) });
   const statements = createStatementsService({ db: deps.db });

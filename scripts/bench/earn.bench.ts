@@ -14,7 +14,7 @@
  *   env: CONCURRENCY (32), DURATION_S (15), WARMUP_S (3, per HTTP phase, not counted), MEMBERS (2000), API_PROCESSES (half the CPUs), API_LOG_LEVEL (info),
  *        API_NODE_ARGS (extra node flags for the API processes, e.g. --cpu-prof), API_STDOUT (1: the API processes' standard output
  *        on this one's, e.g. with API_NODE_ARGS=--trace-gc and API_LOG_LEVEL=warn),
- *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_* and BURN_ONE_STATEMENT (passed to the API),
+ *        PHASES (health,service,earn,burn,pgbench), ROUNDS (3: earn and pgbench take turns), EARN_BATCH_*, BURN_ONE_STATEMENT and BURN_BATCH_MAX_ITEMS (passed to the API),
  *        TAIL (1: print, per turn, when the answers slower than 40 ms were sent, and the load generator's own event-loop delay), KEEP_DB (1: keep the database, to look into it after)
  */
 import { randomBytes } from "node:crypto";
@@ -163,7 +163,7 @@ async function main() {
     await migrateLatest(db);
     // Production settings: responses are not re-validated against the contract.
     // The earn batch's and the burn's settings, passed to the API (in this process and in its own).
-    const tuningEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_") || k === "BURN_ONE_STATEMENT"));
+    const tuningEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("EARN_BATCH_") || k === "BURN_ONE_STATEMENT" || k === "BURN_BATCH_MAX_ITEMS"));
     // One session key for the bench's API processes, as production requires of every API process.
     const portalSecret = randomBytes(32).toString("hex");
     const config = loadConfig({ NODE_ENV: "production", LOG_LEVEL: "silent", DATABASE_URL: benchUrl, PORT: "0", DATA_DIR: os.tmpdir(), PORTAL_SESSION_SECRET: portalSecret, ...tuningEnv });

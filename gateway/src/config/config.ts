@@ -45,6 +45,9 @@ const schema = z.object({
   EARN_BATCH_PIPELINE: z.coerce.number().min(0).max(1).default(0.45),
   // A burn by member id in one statement when nothing unusual is in the way (false: every burn one by one).
   BURN_ONE_STATEMENT: bool.default(true),
+  // Those burns, when several arrive together, written together: at most this many a transaction,
+  // the first at once and the next batch when it returns (1: each burn its own statement).
+  BURN_BATCH_MAX_ITEMS: z.coerce.number().int().min(1).max(60).default(32),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   // Statements one worker clears at once, and the collect groups a month's collection is dealt
   // into (one pass over the month's ledger per group, the groups at once): about the cores the

@@ -24,11 +24,11 @@ afterAll(async () => {
 const DAY_MS = 86_400_000;
 
 /** A direct burn of its own (for its counts) beside the hub's, and a way to call it as the route does. */
-function directBurn(partnerId: string) {
+function directBurn(partnerId: string, opts: { batchMaxItems?: number } = {}) {
   const db = hub.db;
   const log = createLogger("silent");
   const earn = createEarnService({ db, clock: hub.clock, log, ledger: createLedger({ db }), members: createMemberAccess() });
-  const direct = createDirectBurn({ db, clock: hub.clock, log, earn, idempotency: createIdempotency({ db }) });
+  const direct = createDirectBurn({ db, clock: hub.clock, log, earn, idempotency: createIdempotency({ db }), ...opts });
   const burn = (input: BurnInput, key: string) =>
     direct
       .submit({ partnerId, input, request: { principal: `partner:${partnerId}`, key, method: "POST", path: "/v1/burn", body: input } })
@@ -114,5 +114,85 @@ describe("the burn in one statement", () => {
     expect(many.filter((m) => m.status === 201)).toHaveLength(4);
     expect(many.filter((m) => m.status === 422 && m.body.code === "insufficient-points")).toHaveLength(4);
     expect((await createLedger({ db: hub.db }).balances(hub.db, s.member.id)).points).toBe(10n);
+  });
+});
+
+describe("burns written together", () => {
+  const balanceOf = async (memberId: string) => (await createLedger({ db: hub.db }).balances(hub.db, memberId)).points;
+
+  it("writes the burns that arrive together in one transaction, each answered on its own and as it would be one after the other", async () => {
+    const s = await ledgerScenario(hub);
+    const m2 = await createMember(hub.db, s.partner.id);
+    const m3 = await createMember(hub.db, s.partner.id);
+    // 100, 50 and 10 points.
+    for (const [m, amount] of [[s.member.id, 100_000], [m2.id, 50_000], [m3.id, 10_000]] as const) {
+      expect((await s.post("/v1/earn", { member_id: m, partner_transaction_id: `e-${m}`, amount_minor: amount, currency: "EUR" })).status).toBe(201);
+    }
+    const { direct, burn } = directBurn(s.partner.id, { batchMaxItems: 32 });
+    // The first call leaves at once; the others, sent meanwhile, leave together when it returns.
+    const [first, ...together] = await Promise.all([
+      burn(burnBody(m3.id, 1, "t-0"), "t-0"),
+      burn(burnBody(s.member.id, 30, "t-1"), "t-1"),
+      // The same member again: the second burn sees the first one's points gone.
+      burn(burnBody(s.member.id, 30, "t-2"), "t-2"),
+      burn(burnBody(m2.id, 20, "t-3"), "t-3"),
+      // 40 of m2's 30 left: set aside by the batch, refused one by one with the balance.
+      burn(burnBody(m2.id, 40, "t-4"), "t-4"),
+      // One key twice with one body: one effect, one answer.
+      burn(burnBody(m3.id, 2, "t-5"), "t-5"),
+      burn(burnBody(m3.id, 2, "t-5"), "t-5"),
+      // The first call's partner transaction id under another key: refused as a duplicate.
+      burn(burnBody(s.member.id, 1, "t-1"), "t-6"),
+    ]);
+    expect(first).toMatchObject({ status: 201, body: { balance: { available: 9 } } });
+    expect(together.map((r) => r.status)).toEqual([201, 201, 201, 422, 201, 201, 409]);
+    expect(together[0]!.body.balance).toEqual({ available: 70, held: 0, owed: 0 });
+    expect(together[1]!.body.balance).toEqual({ available: 40, held: 0, owed: 0 });
+    expect(together[2]!.body.balance).toEqual({ available: 30, held: 0, owed: 0 });
+    expect(together[3]!.body).toMatchObject({ code: "insufficient-points" });
+    expect(together[4]!.body.transaction_id).toBe(together[5]!.body.transaction_id);
+    expect(together[6]!.body).toMatchObject({ code: "duplicate-transaction" });
+    expect(await balanceOf(s.member.id)).toBe(40n);
+    expect(await balanceOf(m2.id)).toBe(30n);
+    expect(await balanceOf(m3.id)).toBe(7n);
+    // Two statements carried the eight calls; four were written by the batch, the rest one by one.
+    expect(direct.stats()).toEqual({ direct: 5, oneByOne: 3, batches: 2, batchedCalls: 8 });
+    // Written as the one-by-one path writes them: an HTTP retry replays a batched call's answer.
+    const replay = await s.post("/v1/burn", burnBody(s.member.id, 30, "t-2"), "t-2");
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(await json(replay)).toEqual(together[1]!.body);
+  });
+
+  // PostgreSQL only: PGlite has one connection, so a transaction held open stops every other query.
+  it.runIf(process.env.DATABASE_URL)("does not hold up the others behind a member another transaction holds: the batch fails at once and its calls go one by one", async () => {
+    const s = await ledgerScenario(hub);
+    const m2 = await createMember(hub.db, s.partner.id);
+    const m3 = await createMember(hub.db, s.partner.id);
+    for (const m of [s.member.id, m2.id, m3.id]) {
+      expect((await s.post("/v1/earn", { member_id: m, partner_transaction_id: `e-${m}`, amount_minor: 20_000, currency: "EUR" })).status).toBe(201);
+    }
+    const { direct, burn } = directBurn(s.partner.id, { batchMaxItems: 32 });
+    // A long transaction holds the first member's accounts (a refund, the expiry job ...).
+    const holder = await hub.db.transaction();
+    try {
+      await holder.raw("SELECT 1 FROM ledger_accounts WHERE member_id = ? ORDER BY id FOR UPDATE", [s.member.id]);
+      let lockedDone = false;
+      const alone = burn(burnBody(m3.id, 1, "h-0"), "h-0");
+      const locked = burn(burnBody(s.member.id, 5, "h-1"), "h-1").finally(() => (lockedDone = true));
+      const free = burn(burnBody(m2.id, 7, "h-2"), "h-2");
+      const answer = await Promise.race([free, new Promise<"stuck">((r) => setTimeout(() => r("stuck"), 5_000))]);
+      expect(answer, "the other member's burn is answered while the lock is held").not.toBe("stuck");
+      expect(answer).toMatchObject({ status: 201, body: { balance: { available: 13 } } });
+      expect((await alone).status).toBe(201);
+      expect(lockedDone, "the held member's burn waits for its lock").toBe(false);
+      await holder.commit();
+      expect(await locked).toMatchObject({ status: 201, body: { balance: { available: 15 } } });
+    } finally {
+      if (!holder.isCompleted()) await holder.rollback();
+    }
+    // The batch of the two failed as a whole (nothing of it written); both went one by one.
+    expect(direct.stats()).toEqual({ direct: 1, oneByOne: 2, batches: 2, batchedCalls: 3 });
+    expect(await balanceOf(s.member.id)).toBe(15n);
+    expect(await balanceOf(m2.id)).toBe(13n);
   });
 });

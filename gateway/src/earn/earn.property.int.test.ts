@@ -20,6 +20,7 @@ type Op =
   | { op: "earn"; m: number; p: number; amount: number }
   | { op: "purchase"; m: number; p: number; amount: number; burn: number }
   | { op: "burn"; m: number; p: number; points: number }
+  | { op: "burst"; burns: Array<{ m: number; p: number; points: number }> }
   | { op: "hold"; m: number; p: number; points: number; minutes: number }
   | { op: "capture"; r: number; points: number | undefined }
   | { op: "void"; r: number }
@@ -32,6 +33,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   w(4, fc.record({ op: fc.constant("earn" as const), m: fc.nat(2), p: fc.nat(1), amount: fc.integer({ min: 0, max: 200_000 }) })),
   w(2, fc.record({ op: fc.constant("purchase" as const), m: fc.nat(2), p: fc.nat(1), amount: fc.integer({ min: 0, max: 100_000 }), burn: fc.integer({ min: 1, max: 150 }) })),
   w(3, fc.record({ op: fc.constant("burn" as const), m: fc.nat(2), p: fc.nat(1), points: fc.integer({ min: 1, max: 150 }) })),
+  // Burns sent at once: the first leaves alone, the others are written together (points_burn_batch).
+  w(2, fc.record({ op: fc.constant("burst" as const), burns: fc.array(fc.record({ m: fc.nat(2), p: fc.nat(1), points: fc.integer({ min: 1, max: 80 }) }), { minLength: 2, maxLength: 6 }) })),
   w(3, fc.record({ op: fc.constant("hold" as const), m: fc.nat(2), p: fc.nat(1), points: fc.integer({ min: 1, max: 150 }), minutes: fc.integer({ min: 1, max: 60 * 24 * 3 }) })),
   w(3, fc.record({ op: fc.constant("capture" as const), r: fc.nat(20), points: fc.option(fc.integer({ min: 0, max: 150 }), { nil: undefined }) })),
   w(2, fc.record({ op: fc.constant("void" as const), r: fc.nat(20) })),
@@ -57,6 +60,7 @@ describe("the ledger under random sequences of earn, burn, hold, capture, void, 
     // Plain earns take the batched path and burns the one-statement path, as over HTTP; the rest goes one by one.
     const batch = createEarnBatch({ db, clock, log: createLogger("silent"), rules: baseRateRules, earn, idempotency: idem, options: { maxWaitMs: 0 } });
     const direct = createDirectBurn({ db, clock, log: createLogger("silent"), earn, idempotency: idem });
+    const together = createDirectBurn({ db, clock, log: createLogger("silent"), earn, idempotency: idem, batchMaxItems: 32 });
     const partners = [
       (await createEarningPartner(db, { points_validity_days: 60, negative_floor: -40n, effective_from: new Date("2020-01-01T00:00:00Z") })).partner.id,
       (await createEarningPartner(db, { points_validity_days: 45, refund_policy: "recovery_entry", negative_floor: 0n })).partner.id,
@@ -128,6 +132,17 @@ describe("the ledger under random sequences of earn, burn, hold, capture, void, 
               if (res) transactions.push({ id: res.transaction_id as string, p });
               break;
             }
+            case "burst": {
+              const sent = o.burns.map((b, i) => {
+                const p = partners[b.p]!;
+                const body = { member_id: members[b.m]!, partner_transaction_id: `${tx}-${i}`, points: b.points, amount_minor: b.points * 10, currency: "EUR" };
+                return call(p, "/v1/burn", body, async (trx) => ({ status: 201, body: await earn.burn(trx, p, body) }), (request) =>
+                  together.submit({ partnerId: p, input: body, request }),
+                ).then((res) => res && transactions.push({ id: res.transaction_id as string, p }));
+              });
+              await Promise.all(sent);
+              break;
+            }
             case "hold": {
               const p = partners[o.p]!;
               const body = { member_id: members[o.m]!, partner_transaction_id: tx, points: o.points, amount_minor: o.points * 10, currency: "EUR", hold_minutes: o.minutes };
@@ -191,6 +206,8 @@ describe("the ledger under random sequences of earn, burn, hold, capture, void, 
     );
     expect(batch.stats().written, "earns written by the batch").toBeGreaterThan(0);
     expect(direct.stats().direct, "burns written in one statement").toBeGreaterThan(0);
+    const t = together.stats();
+    expect(t.batchedCalls! - t.batches!, "burns that shared a batch with another").toBeGreaterThan(0);
     // The default seed's sequences reach every kind of movement (else the property proves little);
     // with another PROPERTY_SEED only the invariants above are asserted.
     if (process.env.PROPERTY_SEED) return;
