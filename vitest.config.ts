@@ -20,6 +20,7 @@ export default defineConfig({
           name: "integration",
           include: ["{gateway,settlement,portal,scripts,test}/**/*.int.test.ts"],
           globalSetup: ["test/global-setup.ts"],
+          setupFiles: ["test/setup-one-query-at-a-time.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           pool: "forks",

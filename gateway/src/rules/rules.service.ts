@@ -136,10 +136,9 @@ export function dbRuleState(conn: DbOrTrx): RuleState {
 }
 
 async function memberFacts(conn: DbOrTrx, memberId: string) {
-  const [segs, prof] = await Promise.all([
-    conn("member_segments").where({ member_id: memberId }).pluck("segment") as Promise<string[]>,
-    conn("member_profiles").where({ member_id: memberId }).first("date_of_birth") as Promise<{ date_of_birth: string | null } | undefined>,
-  ]);
+  // Sequential: `conn` is often a transaction, one connection, one query at a time.
+  const segs = (await conn("member_segments").where({ member_id: memberId }).pluck("segment")) as string[];
+  const prof = (await conn("member_profiles").where({ member_id: memberId }).first("date_of_birth")) as { date_of_birth: string | null } | undefined;
   return { segments: new Set(segs), dateOfBirth: prof?.date_of_birth ?? null };
 }
 
@@ -180,12 +179,16 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
       const base = await baseRateRules.compute(ctx);
       const conn = ctx.conn ?? db;
       const live = (conn as Trx).isTransaction === true;
-      const [rules, ladder] = await Promise.all([activeRules(conn, ctx.occurredAt, PURCHASE_TYPES), tiers.hasLadder(conn)]);
+      // One after the other: on a transaction they share one connection, which runs one query at a time
+      // (node-postgres queues a second one, and will refuse to from pg 9).
+      const rules = await activeRules(conn, ctx.occurredAt, PURCHASE_TYPES);
+      const ladder = await tiers.hasLadder(conn);
       // Nothing configured: the contract's base rate is the whole answer (one query more than before rules).
       if (rules.length === 0 && !ladder) return withFunding(base, ctx.partnerId);
       // Serialise a member's earns so per-member caps and "n-th purchase" counts hold under concurrency.
       if (live && rules.length > 0) await conn("members").where({ id: ctx.memberId }).forUpdate().first("id");
-      const [tier, mf] = await Promise.all([ladder ? tiers.current(conn, ctx.memberId) : null, memberFacts(conn, ctx.memberId)]);
+      const tier = ladder ? await tiers.current(conn, ctx.memberId) : null;
+      const mf = await memberFacts(conn, ctx.memberId);
       if (live) {
         // A rule with a budget for everyone: one earn at a time per rule, so the budget holds.
         const budgeted = rules.filter((r) => r.caps.total_points !== undefined).map((r) => r.id);
@@ -331,7 +334,8 @@ export function createRulesService(deps: { db: Db; clock: Clock; ledger: Ledger;
       const at = input.occurred_at ? new Date(input.occurred_at) : clock.now();
       await trx("members").where({ id: memberId }).forUpdate().first("id");
       const rules = (await activeRules(trx, at, ["custom_event"])).filter((r) => r.params.event === input.event);
-      const [tier, mf] = await Promise.all([tiers.current(trx, memberId), memberFacts(trx, memberId)]);
+      const tier = await tiers.current(trx, memberId);
+      const mf = await memberFacts(trx, memberId);
       const state = dbRuleState(trx);
       const awards: Array<{ rule_id: string; rule_name: string; funded_by: string; points: number; capped_from?: number }> = [];
       let matched = 0;
