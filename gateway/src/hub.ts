@@ -122,8 +122,8 @@ export function createHub(deps: HubDeps): Hub {
   const rules = createRulesService({ db: deps.db, clock: deps.clock, ledger, members: memberAccess, tiers });
   const draws = createDrawsService({ db: deps.db, clock: deps.clock });
   const earn = createEarnService({ db: deps.db, clock: deps.clock, log, ledger, members: memberAccess, rules: rules.earnRules });
-  // Pipelined on PostgreSQL (two batches: one running, the next queued behind it); PGlite has one
-  // connection, one batch at a time.
+  // Pipelined on PostgreSQL (earn.batch.ts: two batches, one running, the next queued behind it);
+  // PGlite has one connection, one batch at a time.
   const earnPipeline = pgliteOf(deps.db) ? 0 : config.EARN_BATCH_PIPELINE;
   const earnBatch =
     config.EARN_BATCH_MAX_ITEMS > 1
@@ -137,7 +137,7 @@ export function createHub(deps: HubDeps): Hub {
           options: {
             maxItems: config.EARN_BATCH_MAX_ITEMS,
             maxWaitMs: config.EARN_BATCH_MAX_WAIT_MS,
-            maxInFlight: earnPipeline > 0 ? 2 : config.EARN_BATCH_MAX_IN_FLIGHT,
+            maxInFlight: config.EARN_BATCH_MAX_IN_FLIGHT,
             pipeline: earnPipeline,
           },
         })

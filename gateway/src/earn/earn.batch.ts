@@ -282,7 +282,8 @@ export function createEarnBatch(deps: {
     {
       maxItems: deps.options?.maxItems ?? 32,
       maxWaitMs: deps.options?.maxWaitMs ?? 1,
-      maxInFlight: deps.options?.maxInFlight ?? (pipelined ? 2 : 1),
+      // Pipelined, two: one running, the next queued behind it on the same connection.
+      maxInFlight: pipelined ? 2 : (deps.options?.maxInFlight ?? 1),
       pipeline: deps.options?.pipeline ?? 0,
     },
     flush,
