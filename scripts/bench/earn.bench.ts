@@ -391,7 +391,7 @@ COMMIT;
       try {
         const machine0 = machineCpu();
         const out = (await run("pgbench", ["--log", `--log-prefix=${path.join(logDir, "tx")}`, ...args(seconds)], { maxBuffer: 10 << 20 })).stdout;
-        // The whole run, its 32 connections' start included (a few ms of a run of seconds).
+        // The whole run, its connections' start included: a little more than the transactions' own.
         const machine = machineSince(machine0, machineCpu());
         const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
         const n = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);

@@ -116,7 +116,10 @@ export function createDirectBurn(deps: { db: Db; clock: Clock; log: Logger; earn
     },
 
     /** Burns written in one statement, those that went one by one, and the batches that carried the former (with the calls they held). */
-    stats: () => ({ direct, oneByOne, ...(batcher ? { batches: batcher.stats().batches, batchedCalls: batcher.stats().items } : {}) }),
+    stats: () => {
+      const b = batcher?.stats();
+      return { direct, oneByOne, ...(b ? { batches: b.batches, batchedCalls: b.items } : {}) };
+    },
   };
 }
 

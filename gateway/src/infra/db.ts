@@ -135,11 +135,9 @@ export function pipelinedQuery(db: Db, applicationName: string, opts: PipelinedQ
   let retryAt = 0;
   const drop = (c: pg.Client) => {
     if (client !== c) return;
-    if (ready) {
-      // It was up: the next statement connects again at once.
-      failures = 0;
-      retryAt = 0;
-    } else {
+    // One that was up is replaced at the next statement (failures is 0 and retryAt past since it
+    // connected); one that never came up waits out the backoff.
+    if (!ready) {
       failures++;
       retryAt = Date.now() + Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1));
     }
